@@ -1,0 +1,1 @@
+"""Wire models: what crosses Kafka and HTTP, kept apart from the domain core."""

@@ -1,0 +1,37 @@
+"""Messages on the internal, owner-keyed metering topic.
+
+Events, clock ticks and admin commands share one topic so that every change of an
+owner's state happens in order, inside stream processing, where table writes belong.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+from schemas.events import InputEvent
+
+
+class EventMessage(BaseModel):
+    kind: Literal["event"] = "event"
+    event: InputEvent
+    wkb: str | None = Field(None, description="Normalised geometry, hex WKB.")
+
+
+class TickMessage(BaseModel):
+    kind: Literal["tick"] = "tick"
+    now: datetime
+
+
+class QuotaMessage(BaseModel):
+    kind: Literal["quota"] = "quota"
+    contract_id: str
+    quota_m2: float | None
+    now: datetime
+
+
+MeteringMessage = Annotated[
+    EventMessage | TickMessage | QuotaMessage, Field(discriminator="kind")
+]

@@ -1,0 +1,1 @@
+"""Faust application: topics, agents, the state table, timers, web views and metrics."""

@@ -1,0 +1,83 @@
+"""`create_app(settings)`: the Faust app with its topics, table, agents and views wired."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import faust
+
+from schemas.events import TOPIC_TYPES
+from streams.holder import MeterHolder
+from streams.metrics import Metrics
+from streams.settings import Settings
+
+RECORDS_TOPIC = "usage.records"
+DAILY_TOPIC = "usage.consumption-daily"
+ALERTS_TOPIC = "usage.alerts"
+DEAD_LETTER_TOPIC = "usage.dead-letter"
+
+
+@dataclass
+class Runtime:
+    """Everything agents and views share; built once per app instance."""
+
+    settings: Settings
+    app: faust.App
+    state: faust.Table
+    metering: faust.TopicT
+    inputs: dict[str, faust.TopicT]
+    outputs: dict[str, faust.TopicT]
+    holder: MeterHolder
+    metrics: Metrics = field(default_factory=Metrics)
+
+
+def _raw_topic(app: faust.App, name: str, settings: Settings, **kw: object) -> faust.TopicT:
+    """Bytes in, bytes out: decoding is ours, so a bad record is a dead letter, not a crash."""
+    return app.topic(
+        name, key_serializer="raw", value_serializer="raw", partitions=settings.partitions, **kw
+    )
+
+
+def create_app(settings: Settings | None = None) -> Runtime:
+    s = settings or Settings()
+    app = faust.App(
+        s.app_id,
+        broker=s.broker,
+        store=s.store,
+        datadir=str(s.data_dir),
+        topic_partitions=s.partitions,
+        topic_replication_factor=1,
+        processing_guarantee="at_least_once",
+        producer_acks=-1,
+        autodiscover=False,
+        web_host=s.web_host,
+        web_port=s.web_port,
+        web_bind=s.web_host,
+        web_in_thread=False,
+        consumer_auto_offset_reset="earliest",
+        table_standby_replicas=0,
+        broker_commit_interval=1.0,
+    )
+    state = app.Table(
+        "state", key_serializer="raw", value_serializer="raw", partitions=s.partitions
+    )
+    rt = Runtime(
+        settings=s,
+        app=app,
+        state=state,
+        metering=_raw_topic(app, f"{s.app_id}-metering", s, internal=True),
+        inputs={name: _raw_topic(app, name, s) for name in TOPIC_TYPES},
+        outputs={
+            name: _raw_topic(app, name, s, compacting=name == DAILY_TOPIC)
+            for name in (RECORDS_TOPIC, DAILY_TOPIC, ALERTS_TOPIC, DEAD_LETTER_TOPIC)
+        },
+        holder=MeterHolder(state, timedelta(seconds=s.grace_seconds)),
+    )
+    from streams import ingest, metering, ticks, web
+
+    ingest.register(rt)
+    metering.register(rt)
+    ticks.register(rt)
+    web.register(rt)
+    return rt

@@ -1,0 +1,100 @@
+"""The metering agent: owner-keyed messages in, state writes and usage outputs out."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from aggregates.meter import Meter, Outcome
+from schemas.codec import dumps
+from schemas.internal import EventMessage, MeteringMessage, QuotaMessage, TickMessage
+from schemas.outputs import DailySnapshotOut, QuotaAlertOut, UsageRecordOut
+from streams.app import ALERTS_TOPIC, DAILY_TOPIC, RECORDS_TOPIC, Runtime
+from streams.decode import to_domain
+
+_messages: TypeAdapter[EventMessage | TickMessage | QuotaMessage] = TypeAdapter(MeteringMessage)
+
+
+def register(rt: Runtime) -> None:
+    @rt.app.on_partitions_assigned.connect
+    async def _assigned(app: Any, **kwargs: Any) -> None:
+        rt.holder.invalidate()
+
+    @rt.app.on_partitions_revoked.connect
+    async def _revoked(app: Any, **kwargs: Any) -> None:
+        rt.holder.invalidate()
+
+    @rt.app.agent(rt.metering, name="metering")
+    async def metering(stream: AsyncIterator[Any]) -> None:
+        async for event in stream.events():  # type: ignore[attr-defined]
+            try:
+                message = _messages.validate_json(event.value)
+            except ValidationError:
+                continue  # only this app writes the topic; an unreadable record is not ours
+            outcome = _handle(rt, rt.holder.get(), message)
+            _persist(rt, outcome)
+            await _emit(rt, outcome)
+            _observe_lag(rt, event.message)
+
+
+def _handle(rt: Runtime, meter: Meter, message: EventMessage | TickMessage | QuotaMessage) -> Outcome:
+    if isinstance(message, TickMessage):
+        rt.metrics.pieces.set(sum(ledger.piece_count for ledger in meter.ledgers.values()))
+        return meter.tick(message.now)
+    if isinstance(message, QuotaMessage):
+        if message.contract_id not in meter.contracts:
+            return Outcome()
+        return meter.set_quota(message.contract_id, message.quota_m2, message.now)
+    started = time.perf_counter()
+    outcome = meter.apply(to_domain(message), datetime.now(UTC))
+    rt.metrics.latency.observe(time.perf_counter() - started)
+    _count(rt, outcome)
+    return outcome
+
+
+def _persist(rt: Runtime, outcome: Outcome) -> None:
+    """Written in the order the core listed them; the event's marker comes last."""
+    for key, value in outcome.writes:
+        if value is None:
+            rt.state.pop(key, None)
+        else:
+            rt.state[key] = value
+
+
+async def _emit(rt: Runtime, outcome: Outcome) -> None:
+    if outcome.record is not None:
+        record = UsageRecordOut.model_validate(outcome.record)
+        await rt.outputs[RECORDS_TOPIC].send(
+            key=outcome.record.api_owner.encode(), value=dumps(record.to_wire())
+        )
+    for alert in outcome.alerts:
+        await rt.outputs[ALERTS_TOPIC].send(
+            key=alert.contract_id.encode(),
+            value=dumps(QuotaAlertOut.model_validate(alert).to_wire()),
+        )
+    for snap in outcome.snapshots:
+        body = DailySnapshotOut.model_validate(snap)
+        rt.metrics.snapshots.labels(str(snap.final).lower()).inc()
+        await rt.outputs[DAILY_TOPIC].send(key=snap.key.encode(), value=dumps(body.to_wire()))
+
+
+def _count(rt: Runtime, outcome: Outcome) -> None:
+    record = outcome.record
+    if record is None:
+        return
+    rt.metrics.events.labels(record.type, record.reason or "counted").inc()
+    for product, area in record.by_product.items():
+        if area.owner_m2 > 0:
+            rt.metrics.area_added.labels(product).inc(area.owner_m2)
+
+
+def _observe_lag(rt: Runtime, message: Any) -> None:
+    tp = message.tp
+    highwater = rt.app.consumer.highwater(tp)
+    if highwater is not None:
+        rt.metrics.lag.labels(tp.topic, tp.partition).set(max(0, highwater - message.offset - 1))
+

@@ -1,0 +1,100 @@
+"""`acreage replay`: publish events from a GeoJSON FeatureCollection or a JSONL file."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from schemas.codec import dumps, loads
+from schemas.events import TOPIC_TYPES
+from streams.settings import Settings
+
+TOPIC_OF_TYPE = {t: topic for topic, types in TOPIC_TYPES.items() for t in types}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", type=Path, help="GeoJSON FeatureCollection or JSONL of events")
+    parser.add_argument("--owner", default="owner@example.com", help="apiOwner for GeoJSON")
+    parser.add_argument("--users", default="user-a,user-b", help="Leaf users for GeoJSON")
+    parser.add_argument(
+        "--shared-every", type=int, default=4,
+        help="GeoJSON: every Nth field is connected under the next user too (overlap)",
+    )
+    parser.add_argument("--limit", type=int, default=0, help="publish at most N features")
+    parser.add_argument("--timestamp", default=None, help="event time for GeoJSON (default now)")
+    parser.add_argument("--bootstrap", default=None, help="host:port (default ACREAGE_BROKER)")
+
+
+def boundary_events(
+    collection: dict[str, Any], owner: str, users: list[str], shared_every: int, timestamp: str,
+    source: str,
+) -> Iterator[dict[str, Any]]:
+    """Each field goes to one user in turn; every Nth also to the next, as farms share land."""
+    for i, feature in enumerate(collection["features"]):
+        owners_of = [users[i % len(users)]]
+        if shared_every and len(users) > 1 and i % shared_every == 0:
+            owners_of.append(users[(i + 1) % len(users)])
+        for user in owners_of:
+            yield {
+                "id": f"replay:{source}:{i}:{user}",
+                "type": "fieldBoundaryCreated",
+                "timestamp": timestamp,
+                "apiOwner": owner,
+                "leafUserId": user,
+                "fieldId": f"{source}:{i}",
+                "geometry": feature["geometry"],
+            }
+
+
+def load_events(args: argparse.Namespace) -> list[dict[str, Any]]:
+    text = args.path.read_text()
+    if args.path.suffix in (".jsonl", ".ndjson"):
+        events = [loads(line) for line in text.splitlines() if line.strip()]
+    else:
+        timestamp = args.timestamp or datetime.now(UTC).isoformat()
+        events = list(
+            boundary_events(
+                loads(text), args.owner, args.users.split(","), args.shared_every, timestamp,
+                args.path.stem,
+            )
+        )
+    return events[: args.limit] if args.limit else events
+
+
+async def publish(events: list[dict[str, Any]], bootstrap: str) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        total = len(events)
+        step = max(1, total // 50)
+        for n, event in enumerate(events, 1):
+            topic = TOPIC_OF_TYPE.get(str(event.get("type")), "events.field-boundaries")
+            await producer.send(topic, dumps(event), key=str(event.get("apiOwner", "")).encode())
+            if n % step == 0 or n == total:
+                _progress(n, total)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    sys.stderr.write("\n")
+
+
+def _progress(done: int, total: int) -> None:
+    width = 40
+    filled = width * done // total
+    sys.stderr.write(f"\rreplay [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+    sys.stderr.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    bootstrap = args.bootstrap or Settings().broker.removeprefix("kafka://")
+    events = load_events(args)
+    asyncio.run(publish(events, bootstrap))
+    print(f"published {len(events)} events to {bootstrap}")
+    return 0

@@ -1,0 +1,34 @@
+"""The one place configuration is read: environment variables prefixed ACREAGE_."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything a worker needs to run; every field can be set as ACREAGE_<NAME>."""
+
+    model_config = SettingsConfigDict(env_prefix="ACREAGE_")
+
+    app_id: str = Field("acreage", description="Faust app id: consumer group and topic prefix.")
+    broker: str = Field("kafka://127.0.0.1:9092", description="Kafka bootstrap, Faust URL form.")
+    data_dir: Path = Field(Path(".data/worker"), description="RocksDB tables and worker state.")
+    partitions: int = Field(8, ge=1, description="Partitions of every topic the app creates.")
+    web_host: str = Field("127.0.0.1", description="Interface the API listens on.")
+    web_port: int = Field(6066, description="Port of the API and /metrics.")
+    tick_seconds: float = Field(
+        2.0, gt=0, description="How often provisional snapshots of changed days are sent."
+    )
+    grace_seconds: float = Field(
+        1800.0, ge=0, description="How long after midnight UTC late events still join a day "
+        "before its snapshot is final.",
+    )
+    max_vertices: int = Field(10_000, ge=4, description="Larger geometries are dead-lettered.")
+    admin_key: str = Field("", description="Bearer key with access to every API owner.")
+    rate_limit_per_min: int = Field(30, ge=1, description="Requests per key per minute.")
+    check_rate_limit_per_min: int = Field(60, ge=1, description="POST /usage/check per minute.")
+    log_level: str = Field("warning", description="Faust/worker log level.")
+    store: str = Field("rocksdb://", description="Faust table store URL.")

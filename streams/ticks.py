@@ -1,0 +1,18 @@
+"""Clock ticks: the leader sends one to every metering partition, so snapshots are
+emitted from inside stream processing, where table writes are allowed and ordered."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from schemas.codec import dumps
+from schemas.internal import TickMessage
+from streams.app import Runtime
+
+
+def register(rt: Runtime) -> None:
+    @rt.app.timer(rt.settings.tick_seconds, on_leader=True)
+    async def tick() -> None:
+        value = dumps(TickMessage(now=datetime.now(UTC)).model_dump(mode="json"))
+        for partition in range(rt.settings.partitions):
+            await rt.metering.send(key=None, value=value, partition=partition)

@@ -1,0 +1,25 @@
+"""Web views served by every worker: Prometheus metrics (the REST API lives in streams.api)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from streams.app import Runtime
+
+
+def register(rt: Runtime) -> None:
+    @rt.app.page("/metrics")
+    class MetricsView(View):
+        async def get(self, request: Request) -> Response:
+            return self.bytes(
+                rt.metrics.exposition(), content_type=CONTENT_TYPE_LATEST.split(";")[0]
+            )
+
+    _ = MetricsView
+
+
+def json_error(view: Any, status: int, error: str, **detail: Any) -> Response:
+    return view.json({"error": error, **detail}, status=status)
