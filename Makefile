@@ -1,0 +1,45 @@
+# Acreage — the two commands a newcomer needs are `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test test-unit test-integration lint bench bench-engine bench-pipeline broker-fetch clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+broker-fetch:
+	bash deploy/kafka/broker.sh fetch
+
+## make run: embedded broker + worker + API, sample data replayed; Ctrl-C stops all.
+run: $(STAMP) broker-fetch
+	bash deploy/run.sh
+
+## make test: installs what it needs, then lint, unit, property and integration tests.
+test: $(STAMP) broker-fetch lint
+	$(PY) -m pytest -q
+
+test-unit: $(STAMP)
+	$(PY) -m pytest -q -m "not integration"
+
+test-integration: $(STAMP) broker-fetch
+	$(PY) -m pytest -q -m integration
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check schemas aggregates streams tests bench
+	$(VENV)/bin/mypy schemas aggregates streams
+
+bench: bench-engine bench-pipeline
+
+bench-engine: $(STAMP)
+	$(PY) -m bench.engine
+
+bench-pipeline: $(STAMP) broker-fetch
+	$(PY) -m bench.pipeline
+
+clean:
+	rm -rf .data .pytest_cache .mypy_cache .ruff_cache .hypothesis
