@@ -39,6 +39,10 @@ class Contract:
     def with_quota(self, quota_m2: float | None) -> Contract:
         return replace(self, quota_m2=quota_m2)
 
+    def backdated(self, day: date) -> Contract:
+        """A late event older than the first one seen starts the first term on its day."""
+        return replace(self, start=min(self.start, day))
+
 
 def new_contract(api_owner: str, product: Product, first_day: date) -> Contract:
     return Contract(contract_id_for(api_owner, product), api_owner, product, first_day)

@@ -259,12 +259,24 @@ class Meter:
         self, api_owner: str, product: Product, day: date, out: Outcome
     ) -> Contract:
         existing = self.contract_for(api_owner, product)
-        if existing is not None:
+        if existing is not None and (day >= existing.start or self._past_first_term(existing)):
             return existing
+        if existing is not None:
+            contract = existing.backdated(day)
+            self._put_contract(contract)
+            out.writes.append((key(Kind.CONTRACT, contract.contract_id), encode_contract(contract)))
+            return contract
         contract = new_contract(api_owner, product, day)
         self._put_contract(contract)
         out.writes.append((key(Kind.CONTRACT, contract.contract_id), encode_contract(contract)))
         return contract
+
+    def _past_first_term(self, contract: Contract) -> bool:
+        """Once a second term exists its start is billed history and may not move."""
+        cid = contract.contract_id
+        return any(c == cid and t > 0 for (c, t, _) in self.ledgers) or any(
+            c == cid for (c, _) in self._seeded
+        )
 
     def _put_contract(self, contract: Contract) -> None:
         self.contracts[contract.contract_id] = contract

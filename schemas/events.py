@@ -27,8 +27,8 @@ TOPIC_TYPES: dict[str, frozenset[str]] = {
 }
 
 
-class InputEvent(BaseModel):
-    """One processing event as upstream publishes it; camelCase on the wire."""
+class EventEnvelope(BaseModel):
+    """Everything of an event but its geometry: what travels on once geometry is normalised."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
 
@@ -43,7 +43,6 @@ class InputEvent(BaseModel):
     operation_id: str | None = None
     image_id: str | None = None
     provider: Literal["planet", "sentinel"] | None = None
-    geometry: dict[str, Any] | None = None
 
     @field_validator("timestamp")
     @classmethod
@@ -52,6 +51,13 @@ class InputEvent(BaseModel):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+
+class InputEvent(EventEnvelope):
+    """One processing event as upstream publishes it; camelCase on the wire."""
+
+    geometry: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _required_by_type(self) -> InputEvent:

@@ -11,12 +11,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from schemas.events import InputEvent
+from schemas.events import EventEnvelope
 
 
 class EventMessage(BaseModel):
     kind: Literal["event"] = "event"
-    event: InputEvent
+    event: EventEnvelope
     wkb: str | None = Field(None, description="Normalised geometry, hex WKB.")
 
 

@@ -11,11 +11,9 @@ from schemas.events import TOPIC_TYPES
 from streams.holder import MeterHolder
 from streams.metrics import Metrics
 from streams.settings import Settings
+from streams.topics import OUTPUT_TOPICS
 
-RECORDS_TOPIC = "usage.records"
-DAILY_TOPIC = "usage.consumption-daily"
-ALERTS_TOPIC = "usage.alerts"
-DEAD_LETTER_TOPIC = "usage.dead-letter"
+RECORDS_TOPIC, DAILY_TOPIC, ALERTS_TOPIC, DEAD_LETTER_TOPIC = OUTPUT_TOPICS
 
 
 @dataclass
@@ -58,9 +56,14 @@ def create_app(settings: Settings | None = None) -> Runtime:
         consumer_auto_offset_reset="earliest",
         table_standby_replicas=0,
         broker_commit_interval=1.0,
+        # A worker restarted after a crash waits for its dead member's session to expire.
+        broker_session_timeout=s.session_timeout_seconds,
+        broker_heartbeat_interval=1.0,
     )
     state = app.Table(
-        "state", key_serializer="raw", value_serializer="raw", partitions=s.partitions
+        "state",
+        schema=faust.Schema(key_serializer="raw", value_serializer="raw"),
+        partitions=s.partitions,
     )
     rt = Runtime(
         settings=s,
@@ -70,7 +73,7 @@ def create_app(settings: Settings | None = None) -> Runtime:
         inputs={name: _raw_topic(app, name, s) for name in TOPIC_TYPES},
         outputs={
             name: _raw_topic(app, name, s, compacting=name == DAILY_TOPIC)
-            for name in (RECORDS_TOPIC, DAILY_TOPIC, ALERTS_TOPIC, DEAD_LETTER_TOPIC)
+            for name in OUTPUT_TOPICS
         },
         holder=MeterHolder(state, timedelta(seconds=s.grace_seconds)),
     )

@@ -51,8 +51,13 @@ def run_worker(settings: Settings) -> int:
 
     from streams.app import create_app
     from streams.state_guard import close_state_dir, open_state_dir
+    from streams.topics import ensure_topics
 
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper().replace("WARN", "WARNING").replace("CRIT", "CRITICAL"),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    ensure_topics(settings)
     rt = create_app(settings)
     open_state_dir(settings.data_dir, Path(rt.app.conf.tabledir))
     worker = faust.Worker(rt.app, loglevel=settings.log_level, quiet=True)

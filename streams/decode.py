@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from aggregates import GeometryError, normalize_geometry
 from aggregates.records import MeterEvent
 from schemas.codec import JSONDecodeError, loads
-from schemas.events import InputEvent
+from schemas.events import EventEnvelope, InputEvent
 from schemas.internal import EventMessage
 
 
@@ -36,15 +36,14 @@ def decode_input(
         return Rejection("invalid_event", _summarise(exc))
     if event.type not in allowed:
         return Rejection("wrong_topic", f"type {event.type} does not belong on {topic}")
+    envelope = EventEnvelope.model_validate(event.model_dump(exclude={"geometry"}))
     if event.status == "FAILED" or event.geometry is None:
-        return EventMessage(event=event.model_copy(update={"geometry": None}))
+        return EventMessage(event=envelope)
     try:
         geom = normalize_geometry(event.geometry, max_vertices=max_vertices)
     except GeometryError as exc:
         return Rejection(f"geometry_{exc.reason}", str(exc))
-    return EventMessage(
-        event=event.model_copy(update={"geometry": None}), wkb=shapely.to_wkb(geom, hex=True)
-    )
+    return EventMessage(event=envelope, wkb=shapely.to_wkb(geom, hex=True))
 
 
 def _summarise(exc: ValidationError) -> str:

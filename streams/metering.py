@@ -21,11 +21,11 @@ _messages: TypeAdapter[EventMessage | TickMessage | QuotaMessage] = TypeAdapter(
 
 def register(rt: Runtime) -> None:
     @rt.app.on_partitions_assigned.connect
-    async def _assigned(app: Any, **kwargs: Any) -> None:
+    async def _assigned(app: Any, *args: Any, **kwargs: Any) -> None:
         rt.holder.invalidate()
 
     @rt.app.on_partitions_revoked.connect
-    async def _revoked(app: Any, **kwargs: Any) -> None:
+    async def _revoked(app: Any, *args: Any, **kwargs: Any) -> None:
         rt.holder.invalidate()
 
     @rt.app.agent(rt.metering, name="metering")

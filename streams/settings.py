@@ -30,5 +30,9 @@ class Settings(BaseSettings):
     admin_key: str = Field("", description="Bearer key with access to every API owner.")
     rate_limit_per_min: int = Field(30, ge=1, description="Requests per key per minute.")
     check_rate_limit_per_min: int = Field(60, ge=1, description="POST /usage/check per minute.")
-    log_level: str = Field("warning", description="Faust/worker log level.")
+    log_level: str = Field("warn", description="Worker log level: crit, error, warn, info, debug.")
     store: str = Field("rocksdb://", description="Faust table store URL.")
+    session_timeout_seconds: float = Field(
+        10.0, gt=0, description="Consumer session timeout: how soon a crashed worker's "
+        "partitions move to a live one.",
+    )

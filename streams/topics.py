@@ -1,0 +1,46 @@
+"""Creating the SPEC's topics before a worker subscribes: Faust only creates its own."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from schemas.events import TOPIC_TYPES
+from streams.settings import Settings
+
+DAILY_TOPIC = "usage.consumption-daily"
+OUTPUT_TOPICS = ("usage.records", DAILY_TOPIC, "usage.alerts", "usage.dead-letter")
+
+
+def _new_topics(settings: Settings) -> list[NewTopic]:
+    """The daily topic is compacted: a consumer wants the latest revision per key."""
+    return [
+        NewTopic(
+            name,
+            num_partitions=settings.partitions,
+            replication_factor=1,
+            topic_configs={"cleanup.policy": "compact"} if name == DAILY_TOPIC else {},
+        )
+        for name in (*TOPIC_TYPES, *OUTPUT_TOPICS)
+    ]
+
+
+async def _ensure(settings: Settings) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.broker.removeprefix("kafka://"))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in _new_topics(settings) if t.name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        await admin.close()
+
+
+def ensure_topics(settings: Settings) -> None:
+    asyncio.run(_ensure(settings))
