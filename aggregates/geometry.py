@@ -1,0 +1,119 @@
+"""GeoJSON in, clean polygonal geometry out: the only door through which shapes enter."""
+
+from typing import Any
+
+import numpy as np
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from aggregates.area import EPSILON_M2, geodesic_area_m2
+from aggregates.overlay import GRID_DEG, polygonal_part
+
+DEFAULT_MAX_VERTICES = 10_000
+
+
+class GeometryError(ValueError):
+    """Input that cannot be billed; `reason` is the dead-letter code, args[0] the why."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def normalize_geometry(
+    geojson: dict[str, Any], *, max_vertices: int = DEFAULT_MAX_VERTICES
+) -> BaseGeometry:
+    """Parse, repair, orient and grid-snap a GeoJSON Polygon/MultiPolygon.
+
+    Repair rule: shapely.make_valid(method="structure", keep_collapsed=False), polygonal
+    parts only. "structure" reads rings by role: shells are made valid and unioned, holes
+    subtracted. "linework" applies an even-odd rule to all the noded lines instead, so a
+    hole crossing its shell turns the part outside the shell into land (invented area)
+    and a shell that loops over itself loses the doubly-wrapped area (lost area); for
+    money, area should follow what the digitiser plainly meant. Both keep both lobes of
+    a bowtie.
+
+    Snapping to GRID_DEG after repair makes every later overlay run on exactly
+    representable grid coordinates; orientation is normalised last (shells CCW) so
+    equal shapes have equal encodings.
+    """
+    polygons = [shapely.Polygon(rings[0], rings[1:]) for rings in _parse(geojson, max_vertices)]
+    raw = polygons[0] if len(polygons) == 1 else shapely.MultiPolygon(polygons)
+    repaired = polygonal_part(shapely.make_valid(raw, method="structure", keep_collapsed=False))
+    snapped = polygonal_part(shapely.set_precision(repaired, GRID_DEG))
+    if snapped.is_empty or geodesic_area_m2(snapped) < EPSILON_M2:
+        raise GeometryError("no_area", "geometry has no area after repair")
+    oriented: BaseGeometry = shapely.orient_polygons(snapped)
+    return oriented
+
+
+def _parse(geojson: Any, max_vertices: int) -> list[list[np.ndarray]]:
+    """Validated rings per polygon; rejects before any GEOS work is spent on bad input."""
+    if not isinstance(geojson, dict):
+        raise GeometryError("bad_type", "geometry must be a GeoJSON object")
+    kind = geojson.get("type")
+    coordinates = geojson.get("coordinates")
+    polygons: list[Any] | tuple[Any, ...]
+    if kind == "Polygon":
+        polygons = [coordinates]
+    elif kind == "MultiPolygon":
+        polygons = _nonempty_list(coordinates, "MultiPolygon coordinates")
+    else:
+        raise GeometryError("bad_type", f"geometry type {kind!r} is not Polygon or MultiPolygon")
+    budget = [max_vertices]
+    return [
+        [_parse_ring(ring, budget) for ring in _nonempty_list(rings, "polygon rings")]
+        for rings in polygons
+    ]
+
+
+def _nonempty_list(value: Any, what: str) -> list[Any] | tuple[Any, ...]:
+    """Narrow an untrusted value to a non-empty array or reject it as malformed.
+
+    Tuples pass too, so shapely.geometry.mapping() output can be fed back in.
+    """
+    if not isinstance(value, list | tuple) or not value:
+        raise GeometryError("malformed", f"{what} must be a non-empty array")
+    return value
+
+
+def _parse_ring(ring: Any, budget: list[int]) -> np.ndarray:
+    """One ring as an (n, 2) float array, closed; `budget` counts the vertices left."""
+    try:
+        array = np.asarray(ring)
+    except ValueError as exc:  # ragged nesting
+        raise GeometryError("malformed", "ring positions are not uniform arrays") from exc
+    if array.ndim != 2 or array.shape[1] not in (2, 3) or array.dtype.kind not in "iuf":
+        raise GeometryError("malformed", "a ring must be an array of [lon, lat] numbers")
+    budget[0] -= len(array)
+    if budget[0] < 0:
+        raise GeometryError("too_many_vertices", "geometry has more vertices than allowed")
+    xy = array[:, :2].astype(float)
+    _check_range(xy)
+    if not np.array_equal(xy[0], xy[-1]):
+        # GeoJSON requires closed rings; closing one is an unambiguous repair.
+        xy = np.vstack([xy, xy[:1]])
+    if len(xy) < 4:
+        raise GeometryError("malformed", "a ring needs at least 3 distinct positions")
+    return xy
+
+
+def _check_range(xy: np.ndarray) -> None:
+    """Reject coordinates that cannot be WGS84 lon/lat, so no absurd area is billed."""
+    if not np.isfinite(xy).all():
+        raise GeometryError("not_finite", "coordinates contain NaN or infinity")
+    lon_ok = (np.abs(xy[:, 0]) <= 180.0).all()
+    lat_ok = (np.abs(xy[:, 1]) <= 90.0).all()
+    if not (lon_ok and lat_ok):
+        raise GeometryError("out_of_range", "lon must be in [-180, 180] and lat in [-90, 90]")
+
+
+def clip_to(geom: BaseGeometry, boundary: BaseGeometry) -> BaseGeometry | None:
+    """geom inside boundary, or None when nothing billable is left.
+
+    None rather than an empty geometry, so callers cannot count an empty shape by mistake.
+    """
+    clipped = polygonal_part(shapely.intersection(geom, boundary, grid_size=GRID_DEG))
+    if clipped.is_empty or geodesic_area_m2(clipped) < EPSILON_M2:
+        return None
+    return clipped

@@ -1,0 +1,63 @@
+"""Geodesic area against analytic values and pyproj's generic path."""
+
+import math
+
+import numpy as np
+import pytest
+import shapely
+from pyproj import Geod
+
+from aggregates import geodesic_area_m2
+from tests.aggregates.conftest import load_features
+
+A = 6_378_137.0
+F = 1 / 298.257223563
+E2 = F * (2 - F)
+
+
+def ellipsoid_area() -> float:
+    """Closed form surface area of the WGS84 ellipsoid."""
+    e = math.sqrt(E2)
+    return 2 * math.pi * A**2 * (1 + (1 - E2) / e * math.atanh(e))
+
+
+def test_octant_is_an_eighth_of_the_ellipsoid() -> None:
+    # Equator and two meridians are all geodesics, so the octant is exact.
+    octant = shapely.Polygon([(0, 0), (90, 0), (0, 90)])
+    assert geodesic_area_m2(octant) == pytest.approx(ellipsoid_area() / 8, rel=1e-9)
+
+
+def test_orientation_does_not_matter() -> None:
+    square = shapely.box(10, 50, 10.01, 50.01)
+    assert geodesic_area_m2(square) == geodesic_area_m2(square.reverse())
+
+
+def test_holes_are_subtracted_and_parts_added() -> None:
+    outer = shapely.box(10, 50, 10.01, 50.01)
+    inner = shapely.box(10.002, 50.002, 10.004, 50.004)
+    holed = outer.difference(inner)
+    assert geodesic_area_m2(holed) == pytest.approx(
+        geodesic_area_m2(outer) - geodesic_area_m2(inner), rel=1e-12
+    )
+    multi = shapely.MultiPolygon([outer, shapely.box(11, 50, 11.01, 50.01)])
+    assert geodesic_area_m2(multi) == pytest.approx(
+        geodesic_area_m2(outer) + geodesic_area_m2(multi.geoms[1]), rel=1e-12
+    )
+
+
+def test_non_areal_and_empty_geometries_have_no_area() -> None:
+    line = shapely.LineString([(0, 0), (1, 1)])
+    collection = shapely.GeometryCollection([line, shapely.box(0, 0, 0.01, 0.01)])
+    assert geodesic_area_m2(shapely.Polygon()) == 0.0
+    assert geodesic_area_m2(shapely.MultiPolygon()) == 0.0
+    assert geodesic_area_m2(line) == 0.0
+    assert geodesic_area_m2(collection) == geodesic_area_m2(shapely.box(0, 0, 0.01, 0.01))
+
+
+def test_matches_pyproj_generic_path_on_real_data(data_name: str) -> None:
+    geod = Geod(ellps="WGS84")
+    geoms = [shapely.geometry.shape(f["geometry"]) for f in load_features(data_name)]
+    valid = [g for g in geoms if g.is_valid]
+    ours = np.array([geodesic_area_m2(g) for g in valid])
+    theirs = np.array([abs(geod.geometry_area_perimeter(g)[0]) for g in valid])
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12)

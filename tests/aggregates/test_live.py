@@ -1,0 +1,77 @@
+"""LiveUnion: the live AUDIT total follows puts, replaces and removes."""
+
+import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from shapely.geometry.base import BaseGeometry
+
+from aggregates import LiveUnion, geodesic_area_m2
+from tests.aggregates.conftest import union_area
+from tests.aggregates.strategies import events
+
+BOX = shapely.box(10.0, 0.5, 10.001, 0.501)
+HALF = shapely.box(10.0005, 0.5, 10.0015, 0.501)
+
+
+def test_delete_lowers_only_what_nobody_else_covers() -> None:
+    live = LiveUnion()
+    assert live.put("a", BOX) == geodesic_area_m2(BOX)
+    gained = live.put("b", HALF)
+    assert abs(gained - geodesic_area_m2(HALF.difference(BOX))) < 1e-6
+    lost = live.remove("a")
+    assert abs(lost + geodesic_area_m2(BOX.difference(HALF))) < 1e-6
+    assert live.remove("a") == 0.0
+    assert "b" in live and "a" not in live and len(live) == 1
+    assert live.get("b") is HALF and live.get("a") is None
+    assert abs(live.total_m2 - geodesic_area_m2(HALF)) < 1e-6
+
+
+def test_replace_is_remove_then_put() -> None:
+    live = LiveUnion()
+    live.put("a", BOX)
+    delta = live.put("a", HALF)
+    assert abs(delta - (geodesic_area_m2(HALF) - geodesic_area_m2(BOX))) < 1e-6
+    assert dict(live.items()) == {"a": HALF}
+
+
+def test_empty_geometry_removes_the_field() -> None:
+    live = LiveUnion()
+    live.put("a", BOX)
+    assert live.put("a", shapely.Polygon()) < 0
+    assert "a" not in live and live.total_m2 == 0.0
+
+
+operations = st.lists(st.tuples(st.sampled_from("abcdef"), st.booleans()), max_size=30)
+
+
+@settings(max_examples=60, deadline=None)
+@given(events(max_size=10), operations)
+def test_total_is_the_union_of_the_live_set(
+    evs: list[tuple[BaseGeometry, int]], ops: list[tuple[str, bool]]
+) -> None:
+    live = LiveUnion()
+    state: dict[str, BaseGeometry] = {}
+    geoms = [g for g, _ in evs] or [BOX]
+    scale = sum(geodesic_area_m2(g) for g in geoms)  # deltas err relative to what moves
+    for n, (field_id, is_put) in enumerate(ops):
+        if is_put:
+            state[field_id] = geoms[n % len(geoms)]
+            live.put(field_id, state[field_id])
+        else:
+            state.pop(field_id, None)
+            live.remove(field_id)
+        expected = union_area(list(state.values()))
+        assert abs(live.total_m2 - expected) <= 1e-6 * scale
+    rebuilt = LiveUnion.from_items(state.items())
+    assert abs(rebuilt.total_m2 - live.total_m2) <= 1e-6 * max(live.total_m2, 1.0)
+
+
+def test_many_removes_trigger_a_clean_reindex() -> None:
+    live = LiveUnion()
+    boxes = [shapely.box(10 + i * 1e-4, 0.5, 10 + (i + 2) * 1e-4, 0.5001) for i in range(3000)]
+    for i, geom in enumerate(boxes):
+        live.put(str(i), geom)
+    for i in range(0, 3000, 2):
+        live.remove(str(i))
+    expected = union_area([boxes[i] for i in range(1, 3000, 2)])
+    assert abs(live.total_m2 - expected) <= 1e-6 * expected

@@ -1,0 +1,175 @@
+"""UniqueAreaLedger: union totals, event-time attribution and piece persistence."""
+
+from collections.abc import Callable, Sequence
+
+import pytest
+import shapely
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from shapely.geometry.base import BaseGeometry
+
+from aggregates import UniqueAreaLedger, decode_piece, encode_piece, geodesic_area_m2
+from tests.aggregates.strategies import events
+
+Oracle = Callable[[Sequence[BaseGeometry]], float]
+REL = 1e-6
+FEW = settings(max_examples=60, deadline=None)
+
+
+def close(actual: float, expected: float, scale: float) -> bool:
+    return abs(actual - expected) <= REL * scale + 1e-9
+
+
+def fill(evs: list[tuple[BaseGeometry, int]]) -> UniqueAreaLedger:
+    ledger = UniqueAreaLedger()
+    for geom, day in evs:
+        ledger.add(geom, day)
+    return ledger
+
+
+def apply(store: dict[int, bytes], changes: list[tuple[int, bytes | None]]) -> None:
+    for piece_id, value in changes:
+        if value is None:
+            store.pop(piece_id, None)
+        else:
+            store[piece_id] = value
+
+
+BOX = shapely.box(10.0, 50.0, 10.001, 50.001)
+HALF = shapely.box(10.0005, 50.0, 10.0015, 50.001)
+
+
+def test_duplicates_add_nothing_and_overlap_counts_once() -> None:
+    ledger = UniqueAreaLedger()
+    first = ledger.add(BOX, 1)
+    assert first == pytest.approx(geodesic_area_m2(BOX), rel=1e-12)
+    assert ledger.add(BOX, 1) == 0.0
+    assert ledger.add(HALF, 2) == pytest.approx(geodesic_area_m2(HALF.difference(BOX)), rel=1e-9)
+    assert ledger.total_m2 == pytest.approx(geodesic_area_m2(BOX.union(HALF)), rel=1e-9)
+    assert sum(ledger.area_by_day().values()) == pytest.approx(ledger.total_m2, rel=1e-12)
+
+
+def test_late_event_claims_area_from_later_days() -> None:
+    ledger = UniqueAreaLedger()
+    ledger.add(BOX, 10)
+    assert ledger.add(HALF, 5) == pytest.approx(geodesic_area_m2(HALF.difference(BOX)), rel=1e-9)
+    by_day = ledger.area_by_day()
+    assert by_day[5] == pytest.approx(geodesic_area_m2(HALF), rel=1e-9)
+    assert by_day[10] == pytest.approx(geodesic_area_m2(BOX.difference(HALF)), rel=1e-9)
+    ledger.add(BOX, 1)
+    assert ledger.area_by_day() == {
+        1: pytest.approx(geodesic_area_m2(BOX), rel=1e-9),
+        5: pytest.approx(geodesic_area_m2(HALF.difference(BOX)), rel=1e-9),
+    }
+
+
+def test_changes_write_existing_pieces_before_new_ones() -> None:
+    ledger = UniqueAreaLedger()
+    ledger.add(BOX, 10)
+    assert [value is not None for _, value in ledger.take_changes()] == [True]
+    ledger.add(HALF, 5)
+    changes = ledger.take_changes()
+    assert [piece_id for piece_id, _ in changes] == [0, 1]
+    assert ledger.take_changes() == []
+    ledger.add(BOX, 1)
+    changes = ledger.take_changes()
+    first_new = next(i for i, (piece_id, _) in enumerate(changes) if piece_id >= 2)
+    assert all(piece_id < 2 for piece_id, _ in changes[:first_new])
+    assert (0, None) in changes
+
+
+def test_codec_round_trips() -> None:
+    day, geom = decode_piece(encode_piece(738_000, BOX))
+    assert day == 738_000
+    assert shapely.equals_exact(geom, BOX, tolerance=0)
+
+
+def test_overlapping_rebuilt_pieces_do_not_break_anything() -> None:
+    pieces = [(0, encode_piece(1, BOX)), (7, encode_piece(2, HALF))]
+    ledger = UniqueAreaLedger.from_pieces(pieces)
+    assert ledger.total_m2 == pytest.approx(geodesic_area_m2(BOX) + geodesic_area_m2(HALF))
+    assert ledger.add(shapely.box(10.0, 50.0, 10.002, 50.002), 0) > 0
+    assert ledger.add(BOX, 3) == 0.0
+    assert max(piece_id for piece_id, _ in ledger.take_changes()) >= 8
+
+
+def test_empty_geometry_and_empty_rebuild() -> None:
+    ledger = UniqueAreaLedger.from_pieces([])
+    assert ledger.add(shapely.Polygon(), 1) == 0.0
+    assert ledger.total_m2 == 0.0 and ledger.piece_count == 0
+
+
+@FEW
+@given(events())
+def test_total_equals_oracle(evs: list[tuple[BaseGeometry, int]]) -> None:
+    from tests.aggregates.conftest import union_area
+
+    ledger = fill(evs)
+    expected = union_area([g for g, _ in evs])
+    assert close(ledger.total_m2, expected, expected)
+    assert close(sum(ledger.area_by_day().values()), ledger.total_m2, expected)
+
+
+@FEW
+@given(events(), st.data())
+def test_order_does_not_change_the_total(
+    evs: list[tuple[BaseGeometry, int]], data: st.DataObject
+) -> None:
+    shuffled = data.draw(st.permutations(evs))
+    first, second = fill(evs).total_m2, fill(shuffled).total_m2
+    assert close(first, second, max(first, second))
+
+
+@FEW
+@given(events(), st.data())
+def test_readding_adds_nothing(evs: list[tuple[BaseGeometry, int]], data: st.DataObject) -> None:
+    assume(evs)
+    ledger = fill(evs)
+    geom, _ = data.draw(st.sampled_from(evs))
+    day = data.draw(st.integers(0, 6))
+    assert ledger.add(geom, day) <= REL * geodesic_area_m2(geom)
+
+
+@FEW
+@given(events())
+def test_preview_equals_the_following_add(evs: list[tuple[BaseGeometry, int]]) -> None:
+    ledger = UniqueAreaLedger()
+    for geom, day in evs:
+        before = ledger.total_m2
+        previewed = ledger.preview(geom, day)
+        assert ledger.total_m2 == before
+        assert previewed == ledger.add(geom, day)
+
+
+@FEW
+@given(events(), st.integers(1, 5))
+def test_rebuild_from_changes_matches(evs: list[tuple[BaseGeometry, int]], every: int) -> None:
+    ledger = UniqueAreaLedger()
+    store: dict[int, bytes] = {}
+    for n, (geom, day) in enumerate(evs):
+        ledger.add(geom, day)
+        if n % every == 0:
+            apply(store, ledger.take_changes())
+    apply(store, ledger.take_changes())
+    rebuilt = UniqueAreaLedger.from_pieces(store.items())
+    scale = max(ledger.total_m2, 1.0)
+    assert close(rebuilt.total_m2, ledger.total_m2, scale)
+    assert rebuilt.piece_count == ledger.piece_count
+    assert rebuilt.area_by_day().keys() == ledger.area_by_day().keys()
+    for day, area in ledger.area_by_day().items():
+        assert close(rebuilt.area_by_day()[day], area, scale)
+
+
+@FEW
+@given(events())
+def test_area_up_to_each_day_is_the_union_up_to_that_day(
+    evs: list[tuple[BaseGeometry, int]],
+) -> None:
+    from tests.aggregates.conftest import union_area
+
+    by_day = fill(evs).area_by_day()
+    scale = union_area([g for g, _ in evs])
+    for cutoff in range(6):
+        counted = sum(area for day, area in by_day.items() if day <= cutoff)
+        expected = union_area([g for g, day in evs if day <= cutoff])
+        assert close(counted, expected, scale)
