@@ -60,11 +60,9 @@ def create_app(settings: Settings | None = None) -> Runtime:
         broker_session_timeout=s.session_timeout_seconds,
         broker_heartbeat_interval=1.0,
     )
-    state = app.Table(
-        "state",
-        schema=faust.Schema(key_serializer="raw", value_serializer="raw"),
-        partitions=s.partitions,
-    )
+    # bytes types make Faust use the raw codec for the changelog; its JSON fallback would
+    # fail on binary pieces during recovery.
+    state = app.Table("state", key_type=bytes, value_type=bytes, partitions=s.partitions)
     rt = Runtime(
         settings=s,
         app=app,
