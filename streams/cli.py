@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import logging
+import logging.config
 import os
 import subprocess
 import sys
@@ -50,17 +50,18 @@ def run_worker(settings: Settings) -> int:
     import faust
 
     from streams.app import create_app
+    from streams.logs import logging_config
     from streams.state_guard import close_state_dir, open_state_dir
     from streams.topics import ensure_topics
 
-    logging.basicConfig(
-        level=settings.log_level.upper().replace("WARN", "WARNING").replace("CRIT", "CRITICAL"),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    config = logging_config(settings.log_level)
+    logging.config.dictConfig(config)
     ensure_topics(settings)
     rt = create_app(settings)
     open_state_dir(settings.data_dir, Path(rt.app.conf.tabledir))
-    worker = faust.Worker(rt.app, loglevel=settings.log_level, quiet=True)
+    worker = faust.Worker(
+        rt.app, loglevel=settings.log_level, logging_config=config, quiet=True
+    )
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
