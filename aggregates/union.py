@@ -4,13 +4,21 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import shapely
 from rtree.index import Index
 from shapely.geometry.base import BaseGeometry
 
 from aggregates.area import EPSILON_M2, geodesic_area_m2
 from aggregates.codec import decode_piece, encode_piece
-from aggregates.overlay import GRID_DEG, intersecting, object_array, polygonal_part, subtract_all
+from aggregates.overlay import (
+    MAX_HITS,
+    MAX_PIECE_VERTICES,
+    bisect,
+    intersecting,
+    object_array,
+    subdivide,
+    subtract_all,
+    vertex_count,
+)
 
 Bounds = tuple[float, float, float, float]
 
@@ -19,9 +27,8 @@ Bounds = tuple[float, float, float, float]
 class _Plan:
     """What one add changes; computed once so preview and add cannot disagree."""
 
-    fresh: BaseGeometry | None
-    fresh_area: float
-    shrinks: list[tuple[int, BaseGeometry | None, float]]
+    shrinks: list[tuple[int, BaseGeometry | None, float]]  # existing piece rewritten or None
+    inserts: list[tuple[int, BaseGeometry, float]]  # new pieces: day, geometry, area
     added: float
 
 
@@ -42,6 +49,12 @@ class UniqueAreaLedger:
     neighbours, not the size of the scope), and each piece can be persisted on its own.
     Pieces whose area falls below EPSILON_M2 are dropped: they are overlay dust, and
     keeping them would only grow the index.
+
+    Every piece is kept small: at most MAX_PIECE_VERTICES vertices (larger remainders are
+    subdivided by bounding-box bisection before they are stored), and an incoming
+    geometry is bisected until each part meets at most MAX_HITS stored pieces, so a
+    km-sized machine file or satellite footprint costs a number of small overlays, and
+    never leaves a giant many-holed piece behind for later events to overlay against.
 
     rtree deletes are slow (libspatialindex condenses the tree; ~1 ms here), and pieces
     only ever shrink, so a shrunk piece keeps its old, still-covering index entry and a
@@ -105,8 +118,8 @@ class UniqueAreaLedger:
         plan = self._plan(geom, day)
         for piece_id, remainder, remainder_area in plan.shrinks:
             self._shrink(piece_id, remainder, remainder_area)
-        if plan.fresh is not None:
-            self._insert(day, plan.fresh, plan.fresh_area)
+        for piece_day, piece, area in plan.inserts:
+            self._insert(piece_day, piece, area)
         return plan.added
 
     def take_changes(self) -> list[tuple[int, bytes | None]]:
@@ -123,28 +136,44 @@ class UniqueAreaLedger:
 
     def _plan(self, geom: BaseGeometry, day: int) -> _Plan:
         if geom.is_empty:
-            return _Plan(None, 0.0, [], 0.0)
-        hits = self._hits(geom)
-        later = hits.days > day
-        fresh: BaseGeometry | None = subtract_all(geom, hits.geoms[~later])
-        fresh_area = geodesic_area_m2(fresh)
-        if fresh_area < EPSILON_M2:
-            fresh, fresh_area = None, 0.0
-        shrinks = [self._shrunk(pid, geom) for pid in np.asarray(hits.ids)[later].tolist()]
-        moved = sum(self._areas[pid] - area for pid, _, area in shrinks)
-        return _Plan(fresh, fresh_area, shrinks, fresh_area - moved)
+            return _Plan([], [], 0.0)
+        inserts: list[tuple[int, BaseGeometry, float]] = []
+        later: dict[int, list[BaseGeometry]] = {}
+        for part, hits in self._parts(geom):
+            is_later = hits.days > day
+            inserts.extend(_sized(day, subtract_all(part, hits.geoms[~is_later])))
+            for piece_id in np.asarray(hits.ids, dtype=np.int64)[is_later].tolist():
+                later.setdefault(piece_id, []).append(part)
+        shrinks: list[tuple[int, BaseGeometry | None, float]] = []
+        for piece_id, cutters in later.items():
+            piece_day, piece = self._pieces[piece_id]
+            remainder = subtract_all(piece, object_array(cutters))
+            kept = _sized(piece_day, remainder)
+            if kept:
+                shrinks.append((piece_id, kept[0][1], kept[0][2]))
+                inserts.extend(kept[1:])
+            else:
+                shrinks.append((piece_id, None, 0.0))
+        added = sum(area for _, _, area in inserts)
+        added -= sum(self._areas[piece_id] - area for piece_id, _, area in shrinks)
+        return _Plan(shrinks, inserts, added)
 
-    def _shrunk(self, piece_id: int, geom: BaseGeometry) -> tuple[int, BaseGeometry | None, float]:
-        """A later-day piece minus geom: the covered part now belongs to the earlier day."""
-        piece = self._pieces[piece_id][1]
-        remainder = polygonal_part(shapely.difference(piece, geom, grid_size=GRID_DEG))
-        area = geodesic_area_m2(remainder)
-        if area < EPSILON_M2:
-            return piece_id, None, 0.0
-        return piece_id, remainder, area
+    def _parts(self, geom: BaseGeometry) -> list[tuple[BaseGeometry, _Hits]]:
+        """geom in parts of bounded size, each with the stored pieces it really meets.
 
-    def _hits(self, geom: BaseGeometry) -> _Hits:
+        A part is bisected while it has more than MAX_PIECE_VERTICES vertices or its box
+        meets more than MAX_HITS pieces; a field on open ground is one part and one query.
+        """
         ids = [i for i in self._index.intersection(geom.bounds) if i in self._pieces]
+        if len(ids) > MAX_HITS or vertex_count(geom) > MAX_PIECE_VERTICES:
+            halves = bisect(geom)
+            if halves is not None:
+                return [found for half in halves for found in self._parts(half)]
+        return [(geom, self._hits(geom, ids))]
+
+    def _hits(self, geom: BaseGeometry, ids: list[int]) -> _Hits:
+        if not ids:
+            return _NO_HITS
         geoms = object_array([self._pieces[i][1] for i in ids])
         days = np.fromiter((self._pieces[i][0] for i in ids), dtype=np.int64, count=len(ids))
         mask = intersecting(geom, geoms)
@@ -199,6 +228,21 @@ class UniqueAreaLedger:
         for piece_id, (_, geom) in self._pieces.items():
             self._indexed[piece_id] = geom.bounds
             yield piece_id, geom.bounds, None
+
+
+_NO_HITS = _Hits([], np.zeros(0, dtype=np.int64), object_array([]))
+
+
+def _sized(day: int, geom: BaseGeometry) -> list[tuple[int, BaseGeometry, float]]:
+    """geom as storable pieces (bounded vertices, no dust), each with its area."""
+    if geom.is_empty:
+        return []
+    pieces = []
+    for part in subdivide(geom):
+        area = geodesic_area_m2(part)
+        if area >= EPSILON_M2:
+            pieces.append((day, part, area))
+    return pieces
 
 
 def _within(inner: Bounds, outer: Bounds) -> bool:

@@ -7,6 +7,7 @@ import pytest
 import shapely
 
 from aggregates import GRID_DEG, GeometryError, clip_to, geodesic_area_m2, normalize_geometry
+from aggregates.overlay import MAX_SEGMENT_DEG
 from tests.aggregates.conftest import load_features
 
 SQUARE = [[10.0, 50.0], [10.001, 50.0], [10.001, 50.001], [10.0, 50.001], [10.0, 50.0]]
@@ -113,13 +114,39 @@ def test_invalid_fiboa_parcels_are_repaired_not_dropped() -> None:
 
 def test_grid_changes_real_areas_by_less_than_a_millionth(data_name: str) -> None:
     raw = [shapely.geometry.shape(f["geometry"]) for f in load_features(data_name)]
-    before = np.array([geodesic_area_m2(shapely.make_valid(g)) for g in raw])
+    before = np.array(
+        [geodesic_area_m2(shapely.segmentize(shapely.make_valid(g), MAX_SEGMENT_DEG)) for g in raw]
+    )
     after = np.array(
         [geodesic_area_m2(normalize_geometry(f["geometry"])) for f in load_features(data_name)]
     )
     big = before > 100.0
     assert np.max(np.abs(after - before)[big] / before[big]) < 1e-6
     assert abs(after.sum() - before.sum()) / before.sum() < 1e-6
+
+
+def test_densify_bounds_edges_and_leaves_field_edges_alone() -> None:
+    # A triangle with a 1.4 km east-west edge at 50°: the geodesic edge bulges
+    # poleward, the lon/lat edge RFC 7946 means does not (~46 m², 3e-5 relative);
+    # densified, the area is that of the latter.
+    box = shapely.Polygon([(10.0, 50.0), (10.02, 50.0), (10.0, 50.02)])
+    geom = normalize_geometry(shapely.geometry.mapping(box))
+    coords = shapely.get_coordinates(geom)
+    assert np.hypot(*np.diff(coords, axis=0).T).max() <= MAX_SEGMENT_DEG * (1 + 1e-9)
+    fine = geodesic_area_m2(shapely.segmentize(box, MAX_SEGMENT_DEG / 100))
+    assert geodesic_area_m2(geom) == pytest.approx(fine, rel=3e-7)  # measured 1.3e-7
+    assert geodesic_area_m2(box) != pytest.approx(fine, rel=1e-5)
+    for feature in load_features("chofu_fude_2019"):
+        raw = shapely.geometry.shape(feature["geometry"])
+        dense = normalize_geometry(feature["geometry"])
+        assert shapely.get_num_coordinates(dense) <= shapely.get_num_coordinates(raw)
+
+
+def test_densifying_an_absurd_perimeter_is_rejected() -> None:
+    zigzag = [[-179.0, -80.0], [179.0, -80.0], [179.0, 80.0], [-179.0, 80.0], [-179.0, -80.0]]
+    with pytest.raises(GeometryError) as caught:
+        normalize_geometry(polygon(zigzag))
+    assert caught.value.reason == "too_many_vertices"
 
 
 def test_clip_to_keeps_only_the_inside() -> None:
