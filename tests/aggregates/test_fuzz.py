@@ -1,13 +1,13 @@
-"""10,000 overlay operations on nasty tiny inputs: nothing may raise but GeometryError."""
+"""50,000 overlay operations on nasty tiny inputs: nothing may raise but GeometryError."""
 
 import random
 from typing import Any
 
 from aggregates import GeometryError, LiveUnion, UniqueAreaLedger, normalize_geometry
 
-OPERATIONS = 10_000  # 40 fresh ledgers of 250 operations each
+OPERATIONS = 50_000  # 1,000 fresh ledgers of 50 operations each
 STEP = 1e-5  # ~1 m lattice: touching, nested and identical shapes are frequent
-RESET_EVERY = 250  # keeps each ledger small so 50k operations stay fast
+RESET_EVERY = 50  # keeps each ledger small so 50k operations stay fast
 
 
 def nasty(rng: random.Random) -> dict[str, Any]:
