@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import shapely
 from shapely.geometry.base import BaseGeometry
@@ -87,6 +88,8 @@ class Meter:
         self._pending_final: set[tuple[str, str, int]] = set()
         self._alerted: dict[tuple[str, int], int] = {}
         self._dirty: dict[LedgerKey, set[int]] = defaultdict(set)
+        # usage-records (API): every non-duplicate event's record per owner, for /usage/details
+        self.records: dict[str, list[UsageRecord]] = defaultdict(list)
 
     # ---- reading -----------------------------------------------------------------
 
@@ -130,7 +133,9 @@ class Meter:
         areas = []
         for scope in (user_scope(leaf_user_id), OWNER_SCOPE):
             ledger = self.ledgers.get((contract.contract_id, term, scope))
-            areas.append(ledger.preview(geom, day.toordinal()) if ledger else geodesic_area_m2(geom))
+            areas.append(
+                ledger.preview(geom, day.toordinal()) if ledger else geodesic_area_m2(geom)
+            )
         return ProductArea(areas[0], areas[1])
 
     # ---- events ------------------------------------------------------------------
@@ -154,6 +159,7 @@ class Meter:
             self._check_quotas(ev.api_owner, day, now, out)
         self._seen.add(ev.event_id)
         out.writes.append((key(Kind.EVENT, ev.event_id), self._encode_marker(out.record)))
+        self.records[ev.api_owner].append(out.record)  # usage-records (API)
         return out
 
     def _count(
@@ -330,7 +336,12 @@ class Meter:
             self._alert(contract, term, used, self._alerted.get((cid, term.index), 0), now, out)
 
     def _alert(
-        self, contract: Contract, term: Term, used: float, previous: int, now: datetime,
+        self,
+        contract: Contract,
+        term: Term,
+        used: float,
+        previous: int,
+        now: datetime,
         out: Outcome,
     ) -> None:
         crossed = new_crossings(previous, used, contract.quota_m2)
@@ -340,8 +351,15 @@ class Meter:
         for threshold in crossed:
             out.alerts.append(
                 QuotaAlert(
-                    contract.contract_id, contract.api_owner, contract.product.value,
-                    term.start, term.end, threshold, used, contract.quota_m2, now,
+                    contract.contract_id,
+                    contract.api_owner,
+                    contract.product.value,
+                    term.start,
+                    term.end,
+                    threshold,
+                    used,
+                    contract.quota_m2,
+                    now,
                 )
             )
         self._alerted[(contract.contract_id, term.index)] = crossed[-1]
@@ -384,9 +402,17 @@ class Meter:
             out.writes.append((key(Kind.SNAPSHOT, cid, scope, day), encode_emitted(emitted)))
             out.snapshots.append(
                 DailySnapshot(
-                    cid, contract.api_owner, scope, contract.product.value,
-                    date.fromordinal(day), figures.added_m2, figures.total_m2,
-                    contract.quota_m2, final, emitted.revision, now,
+                    cid,
+                    contract.api_owner,
+                    scope,
+                    contract.product.value,
+                    date.fromordinal(day),
+                    figures.added_m2,
+                    figures.total_m2,
+                    contract.quota_m2,
+                    final,
+                    emitted.revision,
+                    now,
                 )
             )
 
@@ -410,10 +436,19 @@ class Meter:
     ) -> UsageRecord:
         first = by_product.get(products[0], ProductArea(0.0, 0.0))
         return UsageRecord(
-            ev.event_id, ev.type, ev.timestamp, ev.api_owner, ev.leaf_user_id,
-            products + ([Product.UNIFIED_AREA.value] if Product.UNIFIED_AREA.value in by_product
-                        else []),
-            ev.status, counted, first.user_m2, first.owner_m2, reason, by_product,
+            ev.event_id,
+            ev.type,
+            ev.timestamp,
+            ev.api_owner,
+            ev.leaf_user_id,
+            products
+            + ([Product.UNIFIED_AREA.value] if Product.UNIFIED_AREA.value in by_product else []),
+            ev.status,
+            counted,
+            first.user_m2,
+            first.owner_m2,
+            reason,
+            by_product,
         )
 
     @staticmethod
@@ -430,6 +465,7 @@ class Meter:
                 "counted": record.counted,
                 "reason": record.reason,
                 "areas": {p: [a.user_m2, a.owner_m2] for p, a in record.by_product.items()},
+                "products": record.products,  # usage-records (API)
             }
         )
 
@@ -475,6 +511,7 @@ class Meter:
     def _restore_marker(self, event_id: str, marker: dict[str, object]) -> None:
         """AUDIT's daily deltas are history, not state: the markers are where it is kept."""
         self._seen.add(event_id)
+        self.records[str(marker["owner"])].append(_record_of_marker(event_id, marker))
         areas = marker.get("areas")
         audit = areas.get(Product.AUDIT_FIELDS_BOUNDARY.value) if isinstance(areas, dict) else None
         if not audit:
@@ -486,3 +523,39 @@ class Meter:
         ordinal = day_of(datetime.fromisoformat(str(marker["ts"]))).toordinal()
         for scope, delta in zip((user_scope(user), OWNER_SCOPE), audit, strict=True):
             self.audit_days[(contract.contract_id, scope)][ordinal] += delta
+
+
+# ---- usage-records (API) ------------------------------------------------------------
+
+
+def _record_of_marker(event_id: str, marker: dict[str, Any]) -> UsageRecord:
+    """The record an event produced, rebuilt from its marker so history survives restarts."""
+    areas = {p: ProductArea(float(u), float(o)) for p, (u, o) in marker["areas"].items()}
+    order = [p.value for p in Product]
+    names = sorted((p for p in areas if p != Product.UNIFIED_AREA.value), key=order.index)
+    names = names or _products_of_type(str(marker["type"]))
+    first = areas.get(names[0], ProductArea(0.0, 0.0)) if names else ProductArea(0.0, 0.0)
+    unified = [Product.UNIFIED_AREA.value] if Product.UNIFIED_AREA.value in areas else []
+    products = marker.get("products") or names + unified  # markers written before products
+    return UsageRecord(
+        event_id,
+        str(marker["type"]),
+        datetime.fromisoformat(str(marker["ts"])),
+        str(marker["owner"]),
+        str(marker["user"]),
+        list(products),
+        str(marker["status"]),
+        bool(marker["counted"]),
+        first.user_m2,
+        first.owner_m2,
+        marker.get("reason"),
+        areas,
+    )
+
+
+def _products_of_type(event_type: str) -> list[str]:
+    """A failed satellite event's marker has no provider, so its product stays unknown."""
+    try:
+        return [p.value for p in products_for(event_type)]
+    except ValueError:
+        return []

@@ -30,6 +30,7 @@ class Kind(StrEnum):
     SEEDED = "t"
     SNAPSHOT = "s"
     ALERTED = "q"
+    API_KEY = "k"  # hashed API key of an owner (streams.api.keys); Meter ignores it
 
 
 def key(kind: Kind, *parts: object) -> str:
@@ -64,7 +65,10 @@ def encode_contract(c: Contract) -> bytes:
 def decode_contract(contract_id: str, raw: bytes) -> Contract:
     v = load(raw)
     return Contract(
-        contract_id, v["apiOwner"], Product(v["product"]), date.fromisoformat(v["start"]),
+        contract_id,
+        v["apiOwner"],
+        Product(v["product"]),
+        date.fromisoformat(v["start"]),
         v["quotaM2"],
     )
 

@@ -32,6 +32,16 @@ class QuotaMessage(BaseModel):
     now: datetime
 
 
+class ApiKeyMessage(BaseModel):
+    """An admin created or revoked an owner's API key; only its sha256 travels."""
+
+    kind: Literal["api_key"] = "api_key"
+    api_owner: str
+    key_sha256: str
+    revoke: bool = False
+    now: datetime
+
+
 MeteringMessage = Annotated[
-    EventMessage | TickMessage | QuotaMessage, Field(discriminator="kind")
+    EventMessage | TickMessage | QuotaMessage | ApiKeyMessage, Field(discriminator="kind")
 ]

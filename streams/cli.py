@@ -66,9 +66,7 @@ def run_worker(settings: Settings) -> int:
     ensure_topics(settings)
     rt = create_app(settings)
     open_state_dir(settings.data_dir, Path(rt.app.conf.tabledir))
-    worker = faust.Worker(
-        rt.app, loglevel=settings.log_level, logging_config=config, quiet=True
-    )
+    worker = faust.Worker(rt.app, loglevel=settings.log_level, logging_config=config, quiet=True)
     # The start-up spinner sets the root logger to DEBUG, which makes every library
     # build debug records it then drops: ~8 % of a busy worker's CPU.
     worker.spinner = None

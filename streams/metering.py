@@ -3,33 +3,40 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+from faust.types import StreamT
 from pydantic import TypeAdapter, ValidationError
 
 from aggregates.meter import Meter, Outcome
 from schemas.codec import dumps
-from schemas.internal import EventMessage, MeteringMessage, QuotaMessage, TickMessage
+from schemas.internal import (
+    ApiKeyMessage,
+    EventMessage,
+    MeteringMessage,
+    QuotaMessage,
+    TickMessage,
+)
 from schemas.outputs import DailySnapshotOut, QuotaAlertOut, UsageRecordOut
+from streams.api.keys import key_outcome
 from streams.app import ALERTS_TOPIC, DAILY_TOPIC, RECORDS_TOPIC, Runtime
 from streams.decode import to_domain
 
-_messages: TypeAdapter[EventMessage | TickMessage | QuotaMessage] = TypeAdapter(MeteringMessage)
+Message = EventMessage | TickMessage | QuotaMessage | ApiKeyMessage
+_messages: TypeAdapter[Message] = TypeAdapter(MeteringMessage)
 
 
 def register(rt: Runtime) -> None:
-    @rt.app.on_partitions_assigned.connect
-    async def _assigned(app: Any, *args: Any, **kwargs: Any) -> None:
+    def _invalidate(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        """Owners may have moved: rebuild the Meter from the table before the next use."""
         rt.holder.invalidate()
 
-    @rt.app.on_partitions_revoked.connect
-    async def _revoked(app: Any, *args: Any, **kwargs: Any) -> None:
-        rt.holder.invalidate()
+    rt.app.on_partitions_assigned.connect(_invalidate)
+    rt.app.on_partitions_revoked.connect(_invalidate)
 
     @rt.app.agent(rt.metering, name="metering")
-    async def metering(stream: AsyncIterator[Any]) -> None:
+    async def metering(stream: StreamT[Any]) -> None:
         async for event in stream.events():  # type: ignore[attr-defined]
             try:
                 message = _messages.validate_json(event.value)
@@ -41,7 +48,9 @@ def register(rt: Runtime) -> None:
             _observe_lag(rt, event.message)
 
 
-def _handle(rt: Runtime, meter: Meter, message: EventMessage | TickMessage | QuotaMessage) -> Outcome:
+def _handle(rt: Runtime, meter: Meter, message: Message) -> Outcome:
+    if isinstance(message, ApiKeyMessage):
+        return key_outcome(message)  # API keys live in the owner's partition of the table
     if isinstance(message, TickMessage):
         rt.metrics.pieces.set(sum(ledger.piece_count for ledger in meter.ledgers.values()))
         return meter.tick(message.now)
@@ -97,4 +106,3 @@ def _observe_lag(rt: Runtime, message: Any) -> None:
     highwater = rt.app.consumer.highwater(tp)
     if highwater is not None:
         rt.metrics.lag.labels(tp.topic, tp.partition).set(max(0, highwater - message.offset - 1))
-

@@ -19,6 +19,9 @@ def register(rt: Runtime) -> None:
             )
 
     _ = MetricsView
+    from streams import api  # the REST API of SPEC §6 (streams/api/)
+
+    api.register(rt)
 
 
 def json_error(view: Any, status: int, error: str, **detail: Any) -> Response:

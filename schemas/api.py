@@ -1,0 +1,337 @@
+"""REST API wire models (SPEC §6): camelCase under /billing and /admin, snake_case under /usage.
+
+Query models double as the parameter declarations of /openapi.json, so what is parsed and
+what is documented cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from aggregates.products import Product
+from aggregates.usage import PeriodType, Unit
+
+MAX_PAGE_SIZE = 100
+MAX_PAGE = 1_000_000  # keeps every number in a response within 64 bits
+UNIT_DOC = "Unit of every area in the response; 1 acre = 4046.8564224 m²."
+
+
+class Camel(BaseModel):
+    """camelCase on the wire (the platform's billing API), snake_case in Python."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class Snake(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorOut(BaseModel):
+    """Every 4xx/5xx body; `parameter` names the offending input when there is one."""
+
+    error: str = Field(description="Machine-readable code, e.g. invalid_parameter.")
+    message: str
+    parameter: str | None = None
+
+
+# ---- query parameters ----------------------------------------------------------------
+
+
+class BillingQuery(Camel):
+    unit: Unit = Field(Unit.ACRES, description=UNIT_DOC)
+    api_owner: str | None = Field(
+        None, min_length=1, description="Admin key only: the API owner to act for."
+    )
+
+
+class ContractsQuery(BillingQuery):
+    product: Product | None = None
+    page: int = Field(0, ge=0, le=MAX_PAGE, description="Zero-based page.")
+    size: int = Field(20, ge=1, le=MAX_PAGE_SIZE)
+
+
+class ConsumptionQuery(BillingQuery):
+    timestamp: datetime | date | None = Field(None, description="Day to summarise (UTC); today.")
+    page: int = Field(0, ge=0, le=MAX_PAGE, description="Zero-based page of leafUsers.")
+    size: int = Field(20, ge=1, le=MAX_PAGE_SIZE)
+
+
+class BreakdownQuery(BillingQuery):
+    start_time: datetime | date | None = Field(None, description="First day; term start.")
+    end_time: datetime | date | None = Field(None, description="Last day; today.")
+    page: int = Field(0, ge=0, le=MAX_PAGE, description="Zero-based page of days.")
+    size: int = Field(31, ge=1, le=MAX_PAGE_SIZE)
+
+
+class UsageQuery(Snake):
+    unit: Unit = Field(Unit.ACRES, description=UNIT_DOC)
+    api_owner: str | None = Field(
+        None,
+        alias="apiOwner",
+        min_length=1,
+        description="Admin key only: the API owner to act for.",
+    )
+
+
+class SummaryQuery(UsageQuery):
+    start_date: date | None = Field(None, description="Defaults from `period`.")
+    end_date: date | None = Field(None, description="Defaults to today.")
+    period: str = Field(
+        "term",
+        pattern="^(term|month|week|day)$",
+        description="Range ending today when dates are not given: current term, month, "
+        "7 days or today.",
+    )
+
+
+class DetailsQuery(UsageQuery):
+    type: str | None = Field(None, description="Event type, e.g. fieldBoundaryCreated.")
+    leaf_user_id: str | None = Field(None, alias="leafUserId")
+    start_date: date | None = None
+    end_date: date | None = None
+    page: int = Field(1, ge=1, le=MAX_PAGE, description="One-based page.")
+    page_size: int = Field(50, ge=1, le=MAX_PAGE_SIZE)
+
+
+class ByPeriodQuery(UsageQuery):
+    period_type: PeriodType = PeriodType.DAY
+    product: Product = Product.UNIFIED_AREA
+    leaf_user_id: str | None = Field(None, alias="leafUserId", description="A user's scope.")
+    start_date: date | None = Field(None, description="Defaults to the current term's start.")
+    end_date: date | None = Field(None, description="Defaults to today.")
+    page: int = Field(1, ge=1, le=MAX_PAGE)
+    page_size: int = Field(50, ge=1, le=MAX_PAGE_SIZE)
+
+
+class TopUsersQuery(UsageQuery):
+    product: Product = Product.UNIFIED_AREA
+    date_: date | None = Field(None, alias="date", description="A day in the term; today.")
+    page: int = Field(1, ge=1, le=MAX_PAGE)
+    page_size: int = Field(20, ge=1, le=MAX_PAGE_SIZE)
+
+
+class CheckQuery(Snake):
+    unit: Unit = Field(Unit.ACRES, description=UNIT_DOC)
+
+
+class PlanQuery(UsageQuery):
+    product: Product = Product.UNIFIED_AREA
+
+
+# ---- bodies --------------------------------------------------------------------------
+
+
+class QuotaIn(Camel):
+    quota: float | None = Field(
+        description="Area limit per term; null removes the quota.",
+        ge=0,
+        le=1e15,
+        allow_inf_nan=False,
+    )
+    unit: Unit = Unit.ACRES
+
+
+class ApiKeyIn(Camel):
+    api_owner: str = Field(min_length=1, max_length=320)
+
+
+class CheckIn(Snake):
+    geometry: dict[str, Any] = Field(description="GeoJSON Polygon or MultiPolygon, WGS84.")
+    product: Product
+    leaf_user_id: str = Field(min_length=1, max_length=256)
+    api_owner: str | None = Field(None, min_length=1, description="Admin key only.")
+    timestamp: datetime | None = Field(None, description="Event time to check at; now.")
+
+
+# ---- /billing and /admin responses ---------------------------------------------------
+
+
+class TermOut(Camel):
+    index: int
+    start_date: date
+    end_date: date = Field(description="Exclusive: the next term's first day.")
+
+
+class ContractOut(Camel):
+    contract_id: str
+    api_owner: str
+    product: Product
+    start_date: date
+    current_term: TermOut
+    quota: float | None
+    used: float
+    remaining: float | None
+    percent_used: float | None
+    unit: Unit
+
+
+class DayOut(Camel):
+    date: date
+    area_added: float
+    total_area: float
+    final: bool
+    unit: Unit
+
+
+class ScopeDayOut(Camel):
+    leaf_user_id: str | None = Field(description="null for the API owner's scope.")
+    area_added: float
+    total_area: float
+    final: bool
+    unit: Unit
+
+
+class ConsumptionOut(Camel):
+    contract_id: str
+    api_owner: str
+    product: Product
+    date: date
+    term: TermOut
+    owner: ScopeDayOut
+    leaf_users: list[ScopeDayOut] = Field(description="This page of Leaf users.")
+    leaf_user_count: int
+    leaf_users_total_area: float = Field(description="Sum over every Leaf user's total.")
+    overlap_area: float = Field(description="Sum of user totals minus the owner total.")
+    quota: float | None
+    unit: Unit
+
+
+class ApiKeyOut(Camel):
+    api_owner: str
+    api_key: str = Field(description="Shown once; only its sha256 is stored.")
+    created_at: datetime
+
+
+# ---- /usage responses ----------------------------------------------------------------
+
+
+class ProductSummaryOut(Snake):
+    product: Product
+    contract_id: str
+    area_added: float = Field(description="Unique area the range added for the API owner.")
+    leaf_users_area_added: float = Field(description="Sum of what it added per Leaf user.")
+    overlap: float
+    total_area: float = Field(description="The owner's term total at end_date.")
+    quota: float | None
+    percent_used: float | None
+    leaf_users: int
+    unit: Unit
+
+
+class SummaryOut(Snake):
+    api_owner: str
+    start_date: date
+    end_date: date
+    products: list[ProductSummaryOut]
+    unit: Unit
+
+
+class AreaPairOut(Snake):
+    user: float
+    owner: float
+    unit: Unit
+
+
+class RecordOut(Snake):
+    event_id: str
+    type: str
+    timestamp: datetime
+    leaf_user_id: str
+    status: str
+    counted: bool
+    reason: str | None
+    products: list[str]
+    area_added_user: float
+    area_added_owner: float
+    by_product: dict[str, AreaPairOut]
+    unit: Unit
+
+
+class DetailsOut(Snake):
+    api_owner: str
+    page: int
+    page_size: int
+    total: int
+    records: list[RecordOut]
+
+
+class PeriodOut(Snake):
+    period_start: datetime
+    area_added: float
+    total_area: float
+    unit: Unit
+
+
+class ByPeriodOut(Snake):
+    api_owner: str
+    product: Product
+    contract_id: str | None
+    leaf_user_id: str | None
+    period_type: PeriodType
+    start_date: date
+    end_date: date
+    page: int
+    page_size: int
+    total: int
+    periods: list[PeriodOut]
+
+
+class TopUserOut(Snake):
+    rank: int
+    leaf_user_id: str
+    total_area: float
+    share_percent: float = Field(description="Of the API owner's unique area in the term.")
+    unit: Unit
+
+
+class TopUsersOut(Snake):
+    api_owner: str
+    product: Product
+    contract_id: str | None
+    term_start: date | None
+    term_end: date | None
+    page: int
+    page_size: int
+    total: int
+    users: list[TopUserOut]
+
+
+class CheckOut(Snake):
+    api_owner: str
+    leaf_user_id: str
+    product: Product
+    contract_id: str | None
+    area_added_user: float
+    area_added_owner: float
+    required: float = Field(description="What the quota is charged: the owner-scope area.")
+    available: float | None
+    used: float
+    quota: float | None
+    can_proceed: bool
+    message: str
+    unit: Unit
+
+
+class PlanOut(Snake):
+    api_owner: str
+    product: Product
+    contract_id: str | None
+    term_start: date | None
+    term_end: date | None
+    days_elapsed: int
+    days_remaining: int
+    used: float
+    quota: float | None
+    percent_used: float | None
+    daily_average: float
+    projected_term_total: float
+    will_exceed_limit: bool
+    projected_exceed_date: date | None
+    leaf_users_total: float
+    overlap: float
+    recommendations: list[str]
+    unit: Unit

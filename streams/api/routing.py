@@ -1,0 +1,100 @@
+"""Which worker serves an API owner, and forwarding a request to it.
+
+The metering topic is keyed by `apiOwner` bytes and the state table is co-partitioned with
+it, so an owner's state lives in partition `murmur2(apiOwner) % partitions` — the
+partition aiokafka's default partitioner (which Faust's producer uses) picks for the key.
+Faust's own `route_req` drops request bodies and response headers, so forwarding is ours.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import aiohttp
+from aiohttp import web
+from aiokafka.partitioner import DefaultPartitioner
+from yarl import URL
+
+from streams.api.errors import ApiError
+
+FORWARDED = "X-Acreage-Forwarded"
+KEPT_RESPONSE_HEADERS = ("X-Total-Count", "Retry-After", "WWW-Authenticate")
+HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection"}
+FORWARD_TIMEOUT = aiohttp.ClientTimeout(total=60)
+
+
+def partition_of(api_owner: str, partitions: int) -> int:
+    """The partition a message keyed by `api_owner` lands in."""
+    ids = list(range(partitions))
+    return int(DefaultPartitioner()(api_owner.encode(), ids, ids))
+
+
+class Locator(Protocol):
+    def worker_of(self, api_owner: str) -> URL | None:
+        """The owner's worker; None when it is this one."""
+
+    def other_workers(self) -> list[URL]:
+        """Every other worker, for admin look-ups by contract id alone."""
+
+
+def rebalancing() -> ApiError:
+    return ApiError(503, "unavailable", "partitions are being assigned; retry shortly",
+                    headers={"Retry-After": "2"})
+
+
+class TableLocator:
+    """Reads the partition assignment Faust's assignor shares with every worker."""
+
+    def __init__(self, app: Any, table: Any, partitions: int) -> None:
+        self._app = app
+        self._table = table
+        self._partitions = partitions
+
+    def _hosts(self) -> dict[str, list[int]]:
+        topic = self._table.changelog_topic.get_topic_name()
+        meta = self._app.router.table_metadata(self._table.name)
+        return {url: list(tps.get(topic, [])) for url, tps in meta.items()}
+
+    def worker_of(self, api_owner: str) -> URL | None:
+        partition = partition_of(api_owner, self._partitions)
+        for url, partitions in self._hosts().items():
+            if partition in partitions:
+                return None if self._is_self(URL(url)) else URL(url)
+        raise rebalancing()
+
+    def other_workers(self) -> list[URL]:
+        return [URL(u) for u in self._hosts() if not self._is_self(URL(u))]
+
+    def _is_self(self, url: URL) -> bool:
+        me = URL(str(self._app.conf.canonical_url))
+        return (url.host, url.port) == (me.host, me.port)
+
+
+class LocalOnly:
+    """A single worker that owns everything: unit tests and one-node setups."""
+
+    def worker_of(self, api_owner: str) -> URL | None:
+        return None
+
+    def other_workers(self) -> list[URL]:
+        return []
+
+
+async def forward(
+    session: aiohttp.ClientSession, worker: URL, request: web.Request, body: bytes
+) -> web.Response:
+    """Replay the request on `worker`, marked so it is served there and not sent on."""
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
+    headers[FORWARDED] = "1"
+    url = URL(f"http://{worker.host}:{worker.port}{request.raw_path}", encoded=True)
+    try:
+        async with session.request(
+            request.method, url, headers=headers, data=body or None, timeout=FORWARD_TIMEOUT
+        ) as resp:
+            kept = {h: resp.headers[h] for h in KEPT_RESPONSE_HEADERS if h in resp.headers}
+            return web.Response(
+                body=await resp.read(), status=resp.status,
+                content_type=resp.content_type, headers=kept,
+            )
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        raise rebalancing() from exc

@@ -1,0 +1,220 @@
+"""/usage endpoints (snake_case): summaries, records, series, rankings, checks and plans."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from aggregates import GeometryError, normalize_geometry
+from aggregates import usage as figures
+from aggregates.contracts import OWNER_SCOPE, Contract, user_scope
+from aggregates.periods import day_of
+from aggregates.records import UsageRecord
+from aggregates.usage import PeriodType, Unit, convert
+from schemas.api import (
+    AreaPairOut,
+    ByPeriodOut,
+    ByPeriodQuery,
+    CheckIn,
+    CheckOut,
+    CheckQuery,
+    DetailsOut,
+    DetailsQuery,
+    PeriodOut,
+    PlanOut,
+    PlanQuery,
+    ProductSummaryOut,
+    RecordOut,
+    SummaryOut,
+    SummaryQuery,
+    TopUserOut,
+    TopUsersOut,
+    TopUsersQuery,
+)
+from streams.api import params
+from streams.api.core import Call, Endpoint, Reply, page_of
+from streams.api.errors import bad_parameter
+
+
+def _owner(call: Call) -> str:
+    assert call.owner is not None  # owner-scoped endpoints always act for an owner
+    return call.owner
+
+
+def _id(contract: Contract | None) -> str | None:
+    return None if contract is None else contract.contract_id
+
+
+def _summary_range(q: SummaryQuery, today: date, contract: Contract | None) -> tuple[date, date]:
+    end = q.end_date or today
+    defaults = {
+        "day": end,
+        "week": end - timedelta(days=6),
+        "month": end.replace(day=1),
+        "term": contract.term(end).start if contract else end,
+    }
+    return params.date_range(q.start_date or defaults[q.period], end, "start_date", "end_date")
+
+
+def product_summary_out(s: figures.ProductSummary, unit: Unit) -> ProductSummaryOut:
+    quota = s.usage.quota_m2
+    return ProductSummaryOut(
+        product=s.contract.product, contract_id=s.contract.contract_id,
+        area_added=convert(s.added_m2, unit),
+        leaf_users_area_added=convert(s.users_added_m2, unit),
+        overlap=convert(s.overlap_m2, unit), total_area=convert(s.total_m2, unit),
+        quota=None if quota is None else convert(quota, unit),
+        percent_used=s.usage.percent_used, leaf_users=s.leaf_users, unit=unit,
+    )
+
+
+async def summary(call: Call) -> Reply:
+    q: SummaryQuery = call.query
+    owner = _owner(call)
+    unified = call.meter.contract_for(owner, figures.Product.UNIFIED_AREA)
+    start, end = _summary_range(q, call.now.date(), unified)
+    found = figures.summary(call.meter, owner, start, end, call.now)
+    return Reply(SummaryOut(
+        api_owner=owner, start_date=start, end_date=end,
+        products=[product_summary_out(s, q.unit) for s in found], unit=q.unit,
+    ))
+
+
+def record_out(r: UsageRecord, unit: Unit) -> RecordOut:
+    return RecordOut(
+        event_id=r.event_id, type=r.type, timestamp=r.timestamp, leaf_user_id=r.leaf_user_id,
+        status=r.status, counted=r.counted, reason=r.reason, products=r.products,
+        area_added_user=convert(r.area_added_user_m2, unit),
+        area_added_owner=convert(r.area_added_owner_m2, unit),
+        by_product={
+            p: AreaPairOut(user=convert(a.user_m2, unit), owner=convert(a.owner_m2, unit),
+                           unit=unit)
+            for p, a in r.by_product.items()
+        },
+        unit=unit,
+    )
+
+
+async def details(call: Call) -> Reply:
+    q: DetailsQuery = call.query
+    if q.start_date and q.end_date:
+        params.date_range(q.start_date, q.end_date, "start_date", "end_date")
+    found = figures.records(call.meter, _owner(call), event_type=q.type,
+                            leaf_user_id=q.leaf_user_id, start=q.start_date, end=q.end_date)
+    page = [record_out(r, q.unit) for r in page_of(found, q.page - 1, q.page_size)]
+    return Reply(DetailsOut(api_owner=_owner(call), page=q.page, page_size=q.page_size,
+                            total=len(found), records=page), total=len(found))
+
+
+async def by_period(call: Call) -> Reply:
+    q: ByPeriodQuery = call.query
+    owner, today = _owner(call), call.now.date()
+    contract = call.meter.contract_for(owner, q.product)
+    limit = params.MAX_HOUR_RANGE_DAYS if q.period_type is PeriodType.HOUR else None
+    start, end = params.date_range(
+        q.start_date or (contract.term(today).start if contract else today), q.end_date or today,
+        "start_date", "end_date", limit or params.MAX_RANGE_DAYS,
+    )
+    scope = OWNER_SCOPE if q.leaf_user_id is None else user_scope(q.leaf_user_id)
+    series = [] if contract is None else figures.by_period(
+        call.meter, contract, scope, q.period_type, start, end, call.now)
+    periods = [PeriodOut(period_start=p.start, area_added=convert(p.added_m2, q.unit),
+                         total_area=convert(p.total_m2, q.unit), unit=q.unit)
+               for p in page_of(series, q.page - 1, q.page_size)]
+    return Reply(ByPeriodOut(
+        api_owner=owner, product=q.product, contract_id=_id(contract),
+        leaf_user_id=q.leaf_user_id, period_type=q.period_type, start_date=start,
+        end_date=end, page=q.page, page_size=q.page_size, total=len(series), periods=periods,
+    ), total=len(series))
+
+
+async def top_users(call: Call) -> Reply:
+    q: TopUsersQuery = call.query
+    owner = _owner(call)
+    contract = call.meter.contract_for(owner, q.product)
+    day = q.date_ or call.now.date()
+    params.date_range(day, day, "date", "date")
+    ranked = [] if contract is None else figures.top_users(call.meter, contract, day)
+    first = (q.page - 1) * q.page_size
+    users = [TopUserOut(rank=first + i + 1, leaf_user_id=u.leaf_user_id,
+                        total_area=convert(u.total_m2, q.unit), share_percent=u.share_percent,
+                        unit=q.unit)
+             for i, u in enumerate(page_of(ranked, q.page - 1, q.page_size))]
+    term = contract.term(day) if contract else None
+    return Reply(TopUsersOut(
+        api_owner=owner, product=q.product, contract_id=_id(contract),
+        term_start=term.start if term else None,
+        term_end=term.end if term else None, page=q.page,
+        page_size=q.page_size, total=len(ranked), users=users,
+    ), total=len(ranked))
+
+
+async def check(call: Call) -> Reply:
+    """Nothing is sent anywhere: a check reads the unions and changes nothing."""
+    body: CheckIn = call.body
+    unit: Unit = call.query.unit
+    try:
+        geom = normalize_geometry(body.geometry, max_vertices=call.api.settings.max_vertices)
+    except (GeometryError, ValueError, TypeError) as exc:
+        raise bad_parameter("geometry", f"geometry: {exc}") from None
+    day = day_of(body.timestamp) if body.timestamp else call.now.date()
+    owner = _owner(call)
+    r = figures.check(call.meter, owner, body.leaf_user_id, body.product, geom, day)
+    available = r.available_m2
+    return Reply(CheckOut(
+        api_owner=owner, leaf_user_id=body.leaf_user_id, product=body.product,
+        contract_id=_id(r.contract),
+        area_added_user=convert(r.user_m2, unit), area_added_owner=convert(r.owner_m2, unit),
+        required=convert(r.owner_m2, unit),
+        available=None if available is None else convert(available, unit),
+        used=convert(r.used_m2, unit),
+        quota=None if r.quota_m2 is None else convert(r.quota_m2, unit),
+        can_proceed=r.can_proceed, message=r.message(unit), unit=unit,
+    ))
+
+
+async def plan(call: Call) -> Reply:
+    q: PlanQuery = call.query
+    owner = _owner(call)
+    contract = call.meter.contract_for(owner, q.product)
+    if contract is None:
+        return Reply(_no_plan(owner, q))
+    p = figures.plan(call.meter, contract, call.now.date(), q.unit)
+    u = p.usage
+    return Reply(PlanOut(
+        api_owner=owner, product=q.product, contract_id=contract.contract_id,
+        term_start=u.term.start, term_end=u.term.end, days_elapsed=p.days_elapsed,
+        days_remaining=p.days_remaining, used=convert(u.used_m2, q.unit),
+        quota=None if u.quota_m2 is None else convert(u.quota_m2, q.unit),
+        percent_used=u.percent_used, daily_average=convert(p.daily_average_m2, q.unit),
+        projected_term_total=convert(p.projected_m2, q.unit), will_exceed_limit=p.will_exceed,
+        projected_exceed_date=p.exceed_on, leaf_users_total=convert(p.users_total_m2, q.unit),
+        overlap=convert(p.overlap_m2, q.unit), recommendations=p.recommendations, unit=q.unit,
+    ))
+
+
+def _no_plan(owner: str, q: PlanQuery) -> PlanOut:
+    return PlanOut(
+        api_owner=owner, product=q.product, contract_id=None, term_start=None, term_end=None,
+        days_elapsed=0, days_remaining=0, used=0.0, quota=None, percent_used=None,
+        daily_average=0.0, projected_term_total=0.0, will_exceed_limit=False,
+        projected_exceed_date=None, leaf_users_total=0.0, overlap=0.0,
+        recommendations=[f"No {q.product.value} usage yet: its contract starts with the "
+                         "first counted event."],
+        unit=q.unit,
+    )
+
+
+ENDPOINTS = [
+    Endpoint("GET", "/usage/summary", "Totals per product for a period", summary, SummaryOut,
+             SummaryQuery),
+    Endpoint("GET", "/usage/details", "Usage records, newest first", details, DetailsOut,
+             DetailsQuery, paged=True),
+    Endpoint("GET", "/usage/by-period", "Time series by hour, day or month", by_period,
+             ByPeriodOut, ByPeriodQuery, paged=True),
+    Endpoint("GET", "/usage/top-users", "Leaf users ranked by unique area", top_users,
+             TopUsersOut, TopUsersQuery, paged=True),
+    Endpoint("POST", "/usage/check", "Pre-flight: area a geometry would add, quota verdict",
+             check, CheckOut, CheckQuery, CheckIn, bucket="check"),
+    Endpoint("GET", "/usage/plan", "Term utilisation, projection and recommendations", plan,
+             PlanOut, PlanQuery),
+]

@@ -1,0 +1,322 @@
+"""The API on two real workers and a real broker: snapshots, oracle, security, restarts.
+
+One cluster per module (a broker start and two worker starts are most of the run time);
+the tests run in file order and the last one restarts the workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import requests
+import schemathesis
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from schemathesis import checks
+
+from aggregates.contracts import OWNER_SCOPE
+from streams.api.routing import partition_of
+from tests.support.kafka import ROOT, Broker, Worker, produce_events, read_topic, wait_until
+from tests.support.scenario import Scenario, build
+
+pytestmark = pytest.mark.integration
+
+ADMIN = "integration-admin-key"
+APP_ID = "acreage-api-it"
+PARTITIONS = 4  # what tests.support.kafka.Worker configures
+REL = 1e-6
+ENV = {"ACREAGE_ADMIN_KEY": ADMIN, "ACREAGE_RATE_LIMIT_PER_MIN": "100000",
+       "ACREAGE_CHECK_RATE_LIMIT_PER_MIN": "100000"}
+
+
+@dataclass
+class Cluster:
+    broker: Broker
+    workers: list[Worker]
+    farm: Scenario
+    rival: Scenario
+    keys: dict[str, str]
+
+    def url(self, i: int) -> str:
+        return f"http://127.0.0.1:{self.workers[i].web_port}"
+
+    def get(self, i: int, path: str, key: str, **params: Any) -> requests.Response:
+        return requests.get(self.url(i) + path, params=params, timeout=60,
+                            headers={"Authorization": f"Bearer {key}"})
+
+
+def latest_snapshots(broker: Broker, owner: str) -> dict[str, dict[str, Any]]:
+    latest: dict[str, dict[str, Any]] = {}
+    for key, value in read_topic(broker.bootstrap, "usage.consumption-daily"):
+        if value is None or value["apiOwner"] != owner:
+            continue
+        k = (key or b"").decode()
+        if k not in latest or value["revision"] > latest[k]["revision"]:
+            latest[k] = value
+    return latest
+
+
+def last_totals(snaps: dict[str, dict[str, Any]]) -> dict[tuple[str, str], float]:
+    last: dict[tuple[str, str], dict[str, Any]] = {}
+    for snap in snaps.values():
+        k = (snap["product"], snap["scope"])
+        if k not in last or snap["date"] > last[k]["date"]:
+            last[k] = snap
+    return {k: v["totalAreaM2"] for k, v in last.items()}
+
+
+def close(a: float, b: float) -> bool:
+    return abs(a - b) <= REL * max(abs(b), 1.0)
+
+
+def converged(broker: Broker, sc: Scenario) -> bool:
+    got = last_totals(latest_snapshots(broker, sc.owner))
+    return all(k in got and close(got[k], v) for k, v in sc.oracle().items())
+
+
+def load(broker: Broker, events: list[dict[str, Any]]) -> None:
+    """Boundaries first: input topics are not ordered with each other, and the oracle clips
+    operations to boundaries that must already be known when the operation is metered."""
+    boundaries = [e for e in events if e["type"].startswith("fieldBoundary")]
+    produce_events(broker.bootstrap, boundaries)
+    ids = {e["id"] for e in boundaries}
+
+    def recorded() -> bool:
+        got = {v["eventId"] for _, v in read_topic(broker.bootstrap, "usage.records")}
+        return ids <= got
+
+    assert wait_until(recorded, 120, interval=1.0)
+    produce_events(broker.bootstrap, [e for e in events if e not in boundaries])
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    root = tmp_path_factory.mktemp("api-it")
+    broker = Broker(root / "kafka").start()
+    workers: list[Worker] = []
+    try:
+        for i in range(2):
+            workers.append(Worker(broker, APP_ID, root / f"w{i}", extra_env=ENV).start())
+        farm = build("farm@example.com", boundaries=300)
+        rival = build("rival@example.com", boundaries=200, seed=3)
+        load(broker, farm.events + rival.events)
+        for sc in (farm, rival):
+            assert wait_until(lambda sc=sc: converged(broker, sc), 150, interval=2.0)
+        yield Cluster(broker, workers, farm, rival, {})
+    finally:
+        for w in workers:
+            if w.proc is not None:
+                w.stop()
+        broker.stop()
+
+
+def create_key(c: Cluster, worker: int, owner: str) -> str:
+    resp = requests.post(c.url(worker) + "/admin/api-keys", json={"apiOwner": owner},
+                         headers={"Authorization": f"Bearer {ADMIN}"}, timeout=60)
+    assert resp.status_code == 201, resp.text
+    key: str = resp.json()["apiKey"]
+    return key
+
+
+def test_integration_keys_from_either_worker_work_on_both(cluster: Cluster) -> None:
+    cluster.keys["farm"] = create_key(cluster, 0, cluster.farm.owner)
+    cluster.keys["rival"] = create_key(cluster, 1, cluster.rival.owner)
+    for i in (0, 1):
+        for name in ("farm", "rival"):
+            assert cluster.get(i, "/usage/plan", cluster.keys[name]).status_code == 200
+
+
+def test_integration_cli_creates_a_working_key(cluster: Cluster) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "keys", "create", "--owner", cluster.farm.owner],
+        env=cluster.workers[0].env(), cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    key = out.stdout.strip()
+    assert wait_until(lambda: cluster.get(1, "/usage/plan", key).status_code == 200, 30, 0.5)
+
+
+def test_integration_metering_partition_is_the_routing_partition(cluster: Cluster) -> None:
+    """Where Faust's producer put each owner's messages is where routing looks for them."""
+    async def partitions_of_keys() -> dict[bytes, set[int]]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=cluster.broker.bootstrap)
+        await consumer.start()
+        try:
+            topic = f"{APP_ID}-metering"
+            tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            found: dict[bytes, set[int]] = {}
+            for _ in range(20):
+                batch = await consumer.getmany(timeout_ms=500)
+                for tp, messages in batch.items():
+                    for m in messages:
+                        if m.key:
+                            found.setdefault(m.key, set()).add(tp.partition)
+            return found
+        finally:
+            await consumer.stop()
+
+    found = asyncio.run(partitions_of_keys())
+    for sc in (cluster.farm, cluster.rival):
+        assert found[sc.owner.encode()] == {partition_of(sc.owner, PARTITIONS)}
+
+
+def series(c: Cluster, worker: int, key: str, path: str, start: str, end: str) -> list[Any]:
+    rows: list[Any] = []
+    page = 0
+    while True:
+        resp = c.get(worker, path, key, startTime=start, endTime=end, unit="m2", size=100,
+                     page=page)
+        assert resp.status_code == 200, resp.text
+        rows += resp.json()
+        if len(rows) >= int(resp.headers["X-Total-Count"]):
+            return rows
+        page += 1
+
+
+def test_integration_api_equals_snapshots_and_oracle_on_both_workers(cluster: Cluster) -> None:
+    for name, sc in (("farm", cluster.farm), ("rival", cluster.rival)):
+        key = cluster.keys[name]
+        snaps = latest_snapshots(cluster.broker, sc.owner)
+        oracle = sc.oracle()
+        contracts = [cluster.get(i, "/billing/contracts", key, unit="m2").json() for i in (0, 1)]
+        assert contracts[0] == contracts[1] and contracts[0]
+        for contract in contracts[0]:
+            product, cid = contract["product"], contract["contractId"]
+            assert close(contract["used"], oracle[(product, OWNER_SCOPE)]), product
+            mine = [s for s in snaps.values() if s["contractId"] == cid]
+            start, end = min(s["date"] for s in mine), max(s["date"] for s in mine)
+            for scope in {s["scope"] for s in mine}:
+                path = f"/billing/contracts/{cid}/consumption/" + (
+                    "api-owner" if scope == OWNER_SCOPE else scope.replace(":", "/", 1))
+                rows = [series(cluster, i, key, path, start, end) for i in (0, 1)]
+                assert rows[0] == rows[1]
+                by_date = {r["date"]: r for r in rows[0]}
+                for s in (s for s in mine if s["scope"] == scope):
+                    row = by_date[s["date"]]
+                    assert close(row["areaAdded"], s["areaAddedM2"]), (product, scope, s)
+                    assert close(row["totalArea"], s["totalAreaM2"]), (product, scope, s)
+                assert close(rows[0][-1]["totalArea"], oracle[(product, scope)])
+
+
+def test_integration_usage_details_has_one_record_per_event(cluster: Cluster) -> None:
+    key = cluster.keys["farm"]
+    ids = {v["eventId"] for _, v in read_topic(cluster.broker.bootstrap, "usage.records")
+           if v["apiOwner"] == cluster.farm.owner}
+    for i in (0, 1):
+        resp = cluster.get(i, "/usage/details", key, page_size=100)
+        assert int(resp.headers["X-Total-Count"]) == len(ids)
+    failed = cluster.get(0, "/usage/details", key, type="satelliteImageProcessingFinished",
+                         page_size=100).json()
+    assert sum(r["status"] == "FAILED" for r in failed["records"]) == cluster.farm.failed
+
+
+def test_integration_no_key_reveals_another_owner(cluster: Cluster) -> None:
+    rival_contract = cluster.get(0, "/billing/contracts", cluster.keys["rival"]).json()[0]
+    farm_key = cluster.keys["farm"]
+    forged = farm_key[:-4] + "AAAA"
+    for i in (0, 1):
+        for path in (f"/billing/contracts/{rival_contract['contractId']}",
+                     f"/billing/contracts/{rival_contract['contractId']}/consumption"):
+            resp = cluster.get(i, path, farm_key)
+            assert resp.status_code == 404 and cluster.rival.owner not in resp.text
+        assert cluster.get(i, "/usage/summary", farm_key,
+                           apiOwner=cluster.rival.owner).status_code == 404
+        for bad in ("", "nope", forged, ADMIN + "x"):
+            assert cluster.get(i, "/billing/contracts", bad).status_code == 401
+        admin = cluster.get(i, f"/billing/contracts/{rival_contract['contractId']}", ADMIN)
+        assert admin.status_code == 200 and admin.json()["apiOwner"] == cluster.rival.owner
+
+
+def test_integration_quota_put_by_contract_id_alerts(cluster: Cluster) -> None:
+    key = cluster.keys["rival"]
+    contract = cluster.get(0, "/billing/contracts", key, product="UNIFIED_AREA",
+                           unit="m2").json()[0]
+    quota = contract["used"] / 2
+    for i in (0, 1):  # one of them finds the contract on the other worker
+        resp = requests.put(
+            cluster.url(i) + f"/billing/contracts/{contract['contractId']}/quota?unit=m2",
+            json={"quota": quota, "unit": "m2"}, timeout=60,
+            headers={"Authorization": f"Bearer {ADMIN}"})
+        assert resp.status_code == 202 and close(resp.json()["quota"], quota)
+
+    def stored() -> bool:
+        got = cluster.get(1, f"/billing/contracts/{contract['contractId']}", key, unit="m2")
+        return got.json()["quota"] is not None
+
+    assert wait_until(stored, 30, interval=0.5)
+
+    def alerts() -> set[int]:
+        return set(v["thresholdPercent"]
+                      for _, v in read_topic(cluster.broker.bootstrap, "usage.alerts")
+                      if v["contractId"] == contract["contractId"])
+
+    assert wait_until(lambda: alerts() == {50, 80, 100}, 30)
+    plan = cluster.get(0, "/usage/plan", key).json()
+    assert plan["will_exceed_limit"] is True and plan["percent_used"] >= 100
+
+
+CHECKS = [checks.not_a_server_error, checks.status_code_conformance,
+          checks.content_type_conformance, checks.response_schema_conformance,
+          checks.response_headers_conformance]
+
+
+def test_integration_schemathesis_no_5xx_and_schema_conformance(cluster: Cluster) -> None:
+    """Every operation, generated from /openapi.json, against a worker holding real data."""
+    key = cluster.keys["farm"]
+    base = cluster.url(0)
+    ids = [c["contractId"] for c in cluster.get(0, "/billing/contracts", key).json()]
+    schema = schemathesis.openapi.from_url(base + "/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 14  # schemathesis leaves /openapi.json itself out
+    for op in operations:
+        @given(case=op.as_strategy(), cid=st.sampled_from([*ids, "unknown"]),
+               user=st.sampled_from(["user-a", "user-b", "nobody"]))
+        @settings(max_examples=40, deadline=None, phases=[Phase.generate],
+                  suppress_health_check=list(HealthCheck))
+        def run(case: Any, cid: str, user: str) -> None:
+            if case.path_parameters:
+                case.path_parameters.update(
+                    {k: v for k, v in (("contractId", cid), ("leafUserId", user))
+                     if k in case.path_parameters})
+            response = case.call(base_url=base, headers={"Authorization": f"Bearer {key}"})
+            case.validate_response(response, checks=CHECKS)
+
+        run()
+
+
+def test_integration_keys_and_records_survive_a_restart(cluster: Cluster) -> None:
+    key = cluster.keys["farm"]
+    before = cluster.get(0, "/billing/contracts", key, unit="m2").json()
+    details = cluster.get(0, "/usage/details", key, page_size=100).json()
+    for w in cluster.workers:
+        w.stop()
+    cluster.workers[0].start()
+    deadline = time.monotonic() + 120
+
+    last: list[Any] = []
+
+    def serving() -> bool:
+        resp = cluster.get(0, "/usage/details", key, page_size=100)
+        last[:] = [resp.status_code, resp.text[:300]]
+        return resp.status_code == 200 and resp.json() == details
+
+    while not serving():
+        assert time.monotonic() < deadline, f"restarted worker did not serve the same: {last}"
+        time.sleep(1)
+    after = cluster.get(0, "/billing/contracts", key, unit="m2").json()
+    assert [c["contractId"] for c in after] == [c["contractId"] for c in before]
+    for a, b in zip(after, before, strict=True):  # a rebuilt union may sum in another order
+        assert close(a["used"], b["used"]) and a["currentTerm"] == b["currentTerm"]
+    assert cluster.get(0, "/billing/contracts", key[:-2] + "zz").status_code == 401
+    assert cluster.get(0, "/usage/plan", cluster.keys["rival"]).status_code == 200
+

@@ -1,0 +1,331 @@
+"""Every endpoint through the Faust web app: values, auth, isolation, limits, bad input."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from aggregates import geodesic_area_m2
+from aggregates.contracts import OWNER_SCOPE, contract_id_for, user_scope
+from aggregates.meter import Meter
+from aggregates.products import Product
+from aggregates.usage import M2_PER_UNIT, Unit
+from tests.api.conftest import ADMIN, OTHER, OWNER, T0, World, sq
+
+Client = TestClient[Any, Any]
+FILE = contract_id_for(OWNER, Product.OPERATIONS_FILE)
+OTHER_FILE = contract_id_for(OTHER, Product.OPERATIONS_FILE)
+SQUARE = {"type": "Polygon", "coordinates": [[[0, 0], [0.001, 0], [0.001, 0.001], [0, 0.001],
+                                              [0, 0]]]}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def get(client: Client, path: str, token: str, **params: Any) -> Any:
+    resp = await client.get(path, headers=bearer(token), params=params)
+    assert resp.content_type == "application/json"
+    return resp.status, await resp.json(), resp.headers
+
+
+# ---- values -------------------------------------------------------------------------
+
+
+async def test_contracts_list_pages_and_counts(client: Client, world: World) -> None:
+    key = world.key_for(OWNER)
+    status, body, headers = await get(client, "/billing/contracts", key, size=2)
+    assert status == 200 and headers["X-Total-Count"] == "4"
+    assert [c["product"] for c in body] == ["FIELDS_BOUNDARY", "AUDIT_FIELDS_BOUNDARY"]
+    status, body, _ = await get(client, "/billing/contracts", key, page=1, size=2)
+    assert [c["product"] for c in body] == ["OPERATIONS_FILE", "UNIFIED_AREA"]
+    assert all(c["apiOwner"] == OWNER and c["unit"] == "acres" for c in body)
+
+
+async def test_contract_used_in_every_unit(client: Client, world: World) -> None:
+    key = world.key_for(OWNER)
+    m2 = world.meter.total_m2(FILE, 0, OWNER_SCOPE)
+    assert m2 == pytest.approx(geodesic_area_m2(sq(0, 0)) + geodesic_area_m2(sq(0.002, 0)))
+    for unit in Unit:
+        _, body, _ = await get(client, f"/billing/contracts/{FILE}", key, unit=unit.value)
+        assert body["used"] == pytest.approx(m2 / M2_PER_UNIT[unit])
+        assert body["unit"] == unit.value and body["quota"] is None
+        assert body["currentTerm"] == {"index": 0, "startDate": "2026-03-01",
+                                       "endDate": "2027-03-01"}
+    _, body, _ = await get(client, f"/billing/contracts/{FILE}", key)
+    assert body["used"] == pytest.approx(m2 / 4046.8564224)
+
+
+async def test_consumption_day_owner_and_users(client: Client, world: World) -> None:
+    key = world.key_for(OWNER)
+    day = (T0 + timedelta(days=1)).date().isoformat()
+    status, body, headers = await get(client, f"/billing/contracts/{FILE}/consumption", key,
+                                      timestamp=day, unit="m2")
+    assert status == 200 and headers["X-Total-Count"] == "2"
+    one = geodesic_area_m2(sq(0, 0))
+    assert body["owner"]["totalArea"] == pytest.approx(one)
+    assert body["owner"]["areaAdded"] == pytest.approx(0.0, abs=1e-6)
+    users = {u["leafUserId"]: u for u in body["leafUsers"]}
+    assert users["u1"]["totalArea"] == pytest.approx(one)
+    assert users["u2"]["areaAdded"] == pytest.approx(one)
+    assert body["overlapArea"] == pytest.approx(one)
+
+
+async def test_daily_breakdown_is_zero_filled_and_matches_snapshots(
+    client: Client, world: World
+) -> None:
+    key = world.key_for(OWNER)
+    start, end = T0.date(), (T0 + timedelta(days=9)).date()
+    status, body, headers = await get(
+        client, f"/billing/contracts/{FILE}/consumption/api-owner", key,
+        startTime=start.isoformat(), endTime=end.isoformat(), unit="m2")
+    assert status == 200 and headers["X-Total-Count"] == "10" and len(body) == 10
+    by_day = world.meter.by_day(FILE, 0, OWNER_SCOPE)
+    running = 0.0
+    for row in body:
+        added = by_day.get(datetime_ordinal(row["date"]), 0.0)
+        running += added
+        assert row["areaAdded"] == pytest.approx(added)
+        assert row["totalArea"] == pytest.approx(running)
+    _, user_rows, _ = await get(
+        client, f"/billing/contracts/{FILE}/consumption/leaf-user/u2", key,
+        startTime=start.isoformat(), endTime=end.isoformat(), unit="m2")
+    assert user_rows[-1]["totalArea"] == pytest.approx(
+        world.meter.total_m2(FILE, 0, user_scope("u2")))
+
+
+def datetime_ordinal(iso: str) -> int:
+    return date.fromisoformat(iso).toordinal()
+
+
+async def test_usage_summary_details_by_period_top_users(client: Client, world: World) -> None:
+    key = world.key_for(OWNER)
+    status, body, _ = await get(client, "/usage/summary", key, unit="m2",
+                                start_date="2026-03-01", end_date="2026-03-10")
+    files = next(p for p in body["products"] if p["product"] == "OPERATIONS_FILE")
+    assert status == 200 and files["area_added"] == pytest.approx(
+        world.meter.total_m2(FILE, 0, OWNER_SCOPE))
+    assert files["overlap"] == pytest.approx(geodesic_area_m2(sq(0, 0)))
+
+    status, body, headers = await get(client, "/usage/details", key, page_size=2)
+    assert headers["X-Total-Count"] == "5" and body["total"] == 5 and len(body["records"]) == 2
+    assert body["records"][0]["timestamp"] >= body["records"][1]["timestamp"]
+    _, body, _ = await get(client, "/usage/details", key, type="satelliteImageProcessingFinished")
+    assert [r["status"] for r in body["records"]] == ["FAILED"]
+    _, body, _ = await get(client, "/usage/details", key, leafUserId="u2")
+    assert {r["leaf_user_id"] for r in body["records"]} == {"u2"} and body["total"] == 2
+
+    _, body, headers = await get(client, "/usage/by-period", key, period_type="month",
+                                 product="OPERATIONS_FILE", start_date="2026-03-01",
+                                 end_date="2026-04-30", unit="m2")
+    assert headers["X-Total-Count"] == "2"
+    assert body["periods"][0]["total_area"] == pytest.approx(world.meter.total_m2(FILE, 0,
+                                                                                  OWNER_SCOPE))
+    _, hours, _ = await get(client, "/usage/by-period", key, period_type="hour",
+                            product="OPERATIONS_FILE", start_date="2026-03-01",
+                            end_date="2026-03-01", unit="m2", page_size=100)
+    assert hours["total"] == 24
+    assert hours["periods"][12]["area_added"] == pytest.approx(geodesic_area_m2(sq(0, 0)))
+
+    _, body, _ = await get(client, "/usage/top-users", key, product="OPERATIONS_FILE",
+                           date="2026-03-05")
+    assert [u["leaf_user_id"] for u in body["users"]] == ["u2", "u1"]
+    assert body["users"][0]["rank"] == 1
+
+
+async def test_check_previews_without_changing_anything(client: Client, world: World) -> None:
+    key = world.key_for(OWNER)
+    before = world.meter.total_m2(FILE, 0, OWNER_SCOPE)
+    resp = await client.post("/usage/check?unit=m2", headers=bearer(key), json={
+        "geometry": SQUARE, "product": "OPERATIONS_FILE", "leaf_user_id": "u3"})
+    body = await resp.json()
+    assert resp.status == 200, body
+    assert body["area_added_owner"] == pytest.approx(0.0, abs=1e-3)
+    assert body["area_added_user"] == pytest.approx(geodesic_area_m2(sq(0, 0)), rel=1e-6)
+    assert body["can_proceed"] is True and body["available"] is None
+    assert world.meter.total_m2(FILE, 0, OWNER_SCOPE) == before and world.sent == []
+
+
+async def test_quota_put_then_check_and_plan(client: Client, world: World) -> None:
+    key = world.key_for(OWNER)
+    resp = await client.put(f"/billing/contracts/{FILE}/quota?unit=m2", headers=bearer(ADMIN),
+                            json={"quota": 1.0, "unit": "hectares"})
+    body = await resp.json()
+    assert resp.status == 202 and body["quota"] == pytest.approx(10_000.0)
+    assert world.meter.contracts[FILE].quota_m2 == pytest.approx(10_000.0)
+    far = {"type": "Polygon", "coordinates": [[[5, 5], [5.01, 5], [5.01, 5.01], [5, 5.01],
+                                               [5, 5]]]}
+    resp = await client.post("/usage/check", headers=bearer(key), json={
+        "geometry": far, "product": "OPERATIONS_FILE", "leaf_user_id": "u1"})
+    body = await resp.json()
+    assert body["can_proceed"] is False and body["required"] > body["available"]
+    assert "quota" in body["message"]
+    _, plan, _ = await get(client, "/usage/plan", key, product="OPERATIONS_FILE")
+    assert plan["quota"] == pytest.approx(10_000 / 4046.8564224)
+    assert plan["days_elapsed"] == 10 and plan["term_end"] == "2027-03-01"
+    assert plan["will_exceed_limit"] is True
+    assert any("same area is connected under several Leaf users" in r
+               for r in plan["recommendations"])
+
+
+# ---- security -----------------------------------------------------------------------
+
+
+async def test_missing_and_wrong_keys_are_401(client: Client, world: World) -> None:
+    world.key_for(OWNER)
+    forged = world.key_for(OWNER)[:-3] + "xyz"
+    for headers in ({}, {"Authorization": "Basic abc"}, bearer("nope"), bearer(forged),
+                    bearer(ADMIN + "x")):
+        resp = await client.get("/billing/contracts", headers=headers)
+        assert resp.status == 401, headers
+        assert (await resp.json())["error"] == "unauthorized"
+
+
+async def test_no_key_reveals_another_owner(client: Client, world: World) -> None:
+    key = world.key_for(OWNER)
+    for path in (f"/billing/contracts/{OTHER_FILE}", f"/billing/contracts/{OTHER_FILE}/consumption",
+                 f"/billing/contracts/{FILE}/consumption/leaf-user/x1"):
+        status, body, _ = await get(client, path, key)
+        assert status == 404 and OTHER not in str(body)
+    status, _, _ = await get(client, "/billing/contracts", key, apiOwner=OTHER)
+    assert status == 404
+    _, body, _ = await get(client, "/usage/details", key)
+    assert {r["leaf_user_id"] for r in body["records"]} == {"u1", "u2"}
+    status, _, _ = await get(client, "/usage/summary", key, apiOwner=OTHER)
+    assert status == 404
+
+
+async def test_admin_sees_all_and_owner_cannot_admin(client: Client, world: World) -> None:
+    key = world.key_for(OWNER)
+    status, body, _ = await get(client, f"/billing/contracts/{OTHER_FILE}", ADMIN)
+    assert status == 200 and body["apiOwner"] == OTHER
+    status, body, _ = await get(client, "/billing/contracts", ADMIN)
+    assert status == 400 and body["parameter"] == "apiOwner"
+    status, body, _ = await get(client, "/billing/contracts", ADMIN, apiOwner=OTHER)
+    assert status == 200 and {c["apiOwner"] for c in body} == {OTHER}
+    resp = await client.put(f"/billing/contracts/{FILE}/quota", headers=bearer(key),
+                            json={"quota": 1})
+    assert resp.status == 403
+    resp = await client.post("/admin/api-keys", headers=bearer(key), json={"apiOwner": OTHER})
+    assert resp.status == 403
+
+
+async def test_admin_creates_working_key(client: Client, world: World) -> None:
+    resp = await client.post("/admin/api-keys", headers=bearer(ADMIN), json={"apiOwner": OTHER})
+    body = await resp.json()
+    assert resp.status == 201 and body["apiOwner"] == OTHER
+    assert body["apiKey"] not in str(world.table)  # only its hash is kept
+    status, contracts, _ = await get(client, "/billing/contracts", body["apiKey"])
+    assert status == 200 and {c["apiOwner"] for c in contracts} == {OTHER}
+
+
+async def test_rate_limits_per_key(client: Client, world: World) -> None:
+    key = world.key_for(OWNER)
+    for _ in range(30):
+        assert (await client.get("/usage/plan", headers=bearer(key))).status == 200
+    resp = await client.get("/usage/plan", headers=bearer(key))
+    body = await resp.json()
+    assert resp.status == 429 and body["error"] == "rate_limited"
+    assert 1 <= int(resp.headers["Retry-After"]) <= 60
+    other = world.key_for(OTHER)
+    assert (await client.get("/usage/plan", headers=bearer(other))).status == 200
+    check = {"geometry": SQUARE, "product": "OPERATIONS_FILE", "leaf_user_id": "u1"}
+    for _ in range(60):
+        assert (await client.post("/usage/check", headers=bearer(key), json=check)).status == 200
+    assert (await client.post("/usage/check", headers=bearer(key), json=check)).status == 429
+
+
+# ---- bad input ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("path", "params", "parameter"), [
+    ("/billing/contracts", {"unit": "furlongs"}, "unit"),
+    ("/billing/contracts", {"size": "101"}, "size"),
+    ("/billing/contracts", {"page": "-1"}, "page"),
+    ("/billing/contracts", {"product": "NOPE"}, "product"),
+    (f"/billing/contracts/{FILE}/consumption", {"timestamp": "yesterday"}, "timestamp"),
+    (f"/billing/contracts/{FILE}/consumption/api-owner",
+     {"startTime": "2026-03-05", "endTime": "2026-03-01"}, "startTime"),
+    (f"/billing/contracts/{FILE}/consumption/api-owner",
+     {"startTime": "1000-01-01", "endTime": "9999-01-01"}, "endTime"),
+    ("/usage/details", {"page_size": "500"}, "page_size"),
+    ("/usage/details", {"page": "0"}, "page"),
+    ("/usage/by-period", {"period_type": "week"}, "period_type"),
+    ("/usage/by-period", {"period_type": "hour", "start_date": "2026-01-01"}, "end_date"),
+    ("/usage/summary", {"start_date": "2026-13-01"}, "start_date"),
+    ("/usage/summary", {"period": "decade"}, "period"),
+    ("/usage/top-users", {"date": "x"}, "date"),
+])
+async def test_bad_parameters_are_400_naming_them(
+    client: Client, world: World, path: str, params: dict[str, str], parameter: str
+) -> None:
+    status, body, _ = await get(client, path, world.key_for(OWNER), **params)
+    assert status == 400, body
+    assert body["error"] == "invalid_parameter" and body["parameter"] == parameter
+
+
+@pytest.mark.parametrize("geometry", [
+    {"type": "Point", "coordinates": [1, 1]},
+    {"type": "Polygon", "coordinates": [[[200, 1], [201, 1], [201, 2], [200, 1]]]},
+    {"type": "Polygon", "coordinates": [[[1, 1], [2, 1], [3, 1], [1, 1]]]},
+    {"type": "Polygon", "coordinates": "nope"},
+    {},
+])
+async def test_bad_geojson_is_400_naming_geometry(
+    client: Client, world: World, geometry: dict[str, Any]
+) -> None:
+    resp = await client.post("/usage/check", headers=bearer(world.key_for(OWNER)), json={
+        "geometry": geometry, "product": "OPERATIONS_FILE", "leaf_user_id": "u1"})
+    body = await resp.json()
+    assert resp.status == 400 and body["parameter"] == "geometry", body
+
+
+async def test_bad_bodies_and_unknown_paths(client: Client, world: World) -> None:
+    key = world.key_for(OWNER)
+    resp = await client.post("/usage/check", headers=bearer(key), data=b"{not json")
+    assert resp.status == 400 and (await resp.json())["parameter"] == "body"
+    resp = await client.post("/usage/check", headers=bearer(key), json={"geometry": SQUARE})
+    assert resp.status == 400 and (await resp.json())["parameter"] == "product"
+    for path in ("/table/state/", "/router/", "/nope", "/"):
+        resp = await client.get(path, headers=bearer(ADMIN))
+        assert resp.status == 404 and resp.content_type == "application/json", path
+    resp = await client.delete("/usage/plan", headers=bearer(key))
+    assert resp.status == 405 and resp.content_type == "application/json"
+
+
+async def test_openapi_covers_every_endpoint(client: Client) -> None:
+    resp = await client.get("/openapi.json")
+    doc = await resp.json()
+    assert resp.status == 200 and doc["openapi"].startswith("3.1")
+    operations = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
+    expected = {
+        ("GET", "/billing/contracts"), ("GET", "/billing/contracts/{contractId}"),
+        ("GET", "/billing/contracts/{contractId}/consumption"),
+        ("GET", "/billing/contracts/{contractId}/consumption/api-owner"),
+        ("GET", "/billing/contracts/{contractId}/consumption/leaf-user/{leafUserId}"),
+        ("PUT", "/billing/contracts/{contractId}/quota"), ("GET", "/usage/summary"),
+        ("GET", "/usage/details"), ("GET", "/usage/by-period"), ("GET", "/usage/top-users"),
+        ("POST", "/usage/check"), ("GET", "/usage/plan"), ("GET", "/metrics"),
+        ("GET", "/openapi.json"), ("POST", "/admin/api-keys"),
+    }
+    assert operations == expected
+
+
+# ---- restart ------------------------------------------------------------------------
+
+
+def test_records_survive_a_rebuild(world: World) -> None:
+    rebuilt = Meter.from_state(world.table.items(), grace=timedelta(0))
+    for owner in (OWNER, OTHER):
+        live = sorted(world.meter.records[owner], key=lambda r: r.event_id)
+        again = sorted(rebuilt.records[owner], key=lambda r: r.event_id)
+        assert [(r.event_id, r.type, r.counted, r.reason, r.leaf_user_id, r.timestamp)
+                for r in live] == [(r.event_id, r.type, r.counted, r.reason, r.leaf_user_id,
+                                    r.timestamp) for r in again]
+        for a, b in zip(live, again, strict=True):
+            assert a.by_product == b.by_product and a.products == b.products
+            assert a.area_added_owner_m2 == b.area_added_owner_m2
+
