@@ -53,7 +53,6 @@ class EventEnvelope(BaseModel):
         return value.astimezone(UTC)
 
 
-
 class InputEvent(EventEnvelope):
     """One processing event as upstream publishes it; camelCase on the wire."""
 

@@ -11,9 +11,7 @@ from pydantic.alias_generators import to_camel
 class Wire(BaseModel):
     """camelCase on the wire, snake_case in Python, built from domain dataclasses."""
 
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, from_attributes=True
-    )
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
 
     def to_wire(self) -> dict[str, object]:
         return self.model_dump(mode="json", by_alias=True)

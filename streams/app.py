@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import faust
+from faust.types import TableT
 
 from schemas.events import TOPIC_TYPES
 from streams.holder import MeterHolder
@@ -22,7 +23,7 @@ class Runtime:
 
     settings: Settings
     app: faust.App
-    state: faust.Table
+    state: TableT
     metering: faust.TopicT
     inputs: dict[str, faust.TopicT]
     outputs: dict[str, faust.TopicT]
@@ -30,10 +31,22 @@ class Runtime:
     metrics: Metrics = field(default_factory=Metrics)
 
 
-def _raw_topic(app: faust.App, name: str, settings: Settings, **kw: object) -> faust.TopicT:
+def _raw_topic(
+    app: faust.App,
+    name: str,
+    settings: Settings,
+    *,
+    internal: bool = False,
+    compacting: bool = False,
+) -> faust.TopicT:
     """Bytes in, bytes out: decoding is ours, so a bad record is a dead letter, not a crash."""
     return app.topic(
-        name, key_serializer="raw", value_serializer="raw", partitions=settings.partitions, **kw
+        name,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+        internal=internal,
+        compacting=compacting,
     )
 
 
@@ -70,8 +83,7 @@ def create_app(settings: Settings | None = None) -> Runtime:
         metering=_raw_topic(app, f"{s.app_id}-metering", s, internal=True),
         inputs={name: _raw_topic(app, name, s) for name in TOPIC_TYPES},
         outputs={
-            name: _raw_topic(app, name, s, compacting=name == DAILY_TOPIC)
-            for name in OUTPUT_TOPICS
+            name: _raw_topic(app, name, s, compacting=name == DAILY_TOPIC) for name in OUTPUT_TOPICS
         },
         holder=MeterHolder(state, timedelta(seconds=s.grace_seconds)),
     )

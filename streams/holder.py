@@ -37,7 +37,9 @@ class MeterHolder:
         self.last_rebuild_seconds = time.perf_counter() - started
         log.info(
             "meter rebuilt: %d owners, %d scopes in %.2fs",
-            len(meter.owners()), len(meter.ledgers), self.last_rebuild_seconds,
+            len(meter.owners()),
+            len(meter.ledgers),
+            self.last_rebuild_seconds,
         )
         return meter
 

@@ -6,8 +6,13 @@ import json
 import logging
 from typing import Any
 
-_LEVELS = {"crit": "CRITICAL", "error": "ERROR", "warn": "WARNING", "info": "INFO",
-           "debug": "DEBUG"}
+_LEVELS = {
+    "crit": "CRITICAL",
+    "error": "ERROR",
+    "warn": "WARNING",
+    "info": "INFO",
+    "debug": "DEBUG",
+}
 
 
 class LogfmtFormatter(logging.Formatter):

@@ -17,21 +17,29 @@ class Metrics:
             "acreage_events", "Input events by type and outcome.", ["type", "outcome"], registry=r
         )
         self.area_added = Counter(
-            "acreage_area_added_m2", "Unique area added to owner scopes (m²).", ["product"],
+            "acreage_area_added_m2",
+            "Unique area added to owner scopes (m²).",
+            ["product"],
             registry=r,
         )
         self.dead_letters = Counter(
-            "acreage_dead_letters", "Input records sent to usage.dead-letter.", ["reason"],
+            "acreage_dead_letters",
+            "Input records sent to usage.dead-letter.",
+            ["reason"],
             registry=r,
         )
         self.latency = Histogram(
-            "acreage_processing_seconds", "Metering time per event.", registry=r,
+            "acreage_processing_seconds",
+            "Metering time per event.",
+            registry=r,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
         )
         self.pieces = Gauge("acreage_stored_pieces", "Disjoint pieces held in unions.", registry=r)
         self.lag = Gauge(
-            "acreage_consumer_lag", "Messages not yet processed per partition.",
-            ["topic", "partition"], registry=r,
+            "acreage_consumer_lag",
+            "Messages not yet processed per partition.",
+            ["topic", "partition"],
+            registry=r,
         )
         self.snapshots = Counter(
             "acreage_snapshots", "Daily snapshots sent, by finality.", ["final"], registry=r

@@ -24,7 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--owner", default="owner@example.com", help="apiOwner for GeoJSON")
     parser.add_argument("--users", default="user-a,user-b", help="Leaf users for GeoJSON")
     parser.add_argument(
-        "--shared-every", type=int, default=4,
+        "--shared-every",
+        type=int,
+        default=4,
         help="GeoJSON: every Nth field is connected under the next user too (overlap)",
     )
     parser.add_argument("--limit", type=int, default=0, help="publish at most N features")
@@ -33,7 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def boundary_events(
-    collection: dict[str, Any], owner: str, users: list[str], shared_every: int, timestamp: str,
+    collection: dict[str, Any],
+    owner: str,
+    users: list[str],
+    shared_every: int,
+    timestamp: str,
     source: str,
 ) -> Iterator[dict[str, Any]]:
     """Each field goes to one user in turn; every Nth also to the next, as farms share land."""
@@ -61,7 +67,11 @@ def load_events(args: argparse.Namespace) -> list[dict[str, Any]]:
         timestamp = args.timestamp or datetime.now(UTC).isoformat()
         events = list(
             boundary_events(
-                loads(text), args.owner, args.users.split(","), args.shared_every, timestamp,
+                loads(text),
+                args.owner,
+                args.users.split(","),
+                args.shared_every,
+                timestamp,
                 args.path.stem,
             )
         )

@@ -23,7 +23,9 @@ class Settings(BaseSettings):
         2.0, gt=0, description="How often provisional snapshots of changed days are sent."
     )
     grace_seconds: float = Field(
-        1800.0, ge=0, description="How long after midnight UTC late events still join a day "
+        1800.0,
+        ge=0,
+        description="How long after midnight UTC late events still join a day "
         "before its snapshot is final.",
     )
     max_vertices: int = Field(10_000, ge=4, description="Larger geometries are dead-lettered.")
@@ -33,6 +35,8 @@ class Settings(BaseSettings):
     log_level: str = Field("warn", description="Worker log level: crit, error, warn, info, debug.")
     store: str = Field("rocksdb://", description="Faust table store URL.")
     session_timeout_seconds: float = Field(
-        10.0, gt=0, description="Consumer session timeout: how soon a crashed worker's "
+        10.0,
+        gt=0,
+        description="Consumer session timeout: how soon a crashed worker's "
         "partitions move to a live one.",
     )

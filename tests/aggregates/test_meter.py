@@ -35,15 +35,22 @@ class Harness:
                 self.store[k] = v
         return out
 
-    def event(self, type_: str, user: str, geom: object = None, ts: datetime = T0, **kw: object) -> Outcome:
+    def event(
+        self, type_: str, user: str, geom: object = None, ts: datetime = T0, **kw: object
+    ) -> Outcome:
         self.n += 1
         ev = MeterEvent(
-            kw.pop("event_id", f"e{self.n}"), type_, ts, OWNER, user,  # type: ignore[arg-type]
-            geometry=geom, **kw,  # type: ignore[arg-type]
+            kw.pop("event_id", f"e{self.n}"),
+            type_,
+            ts,
+            OWNER,
+            user,  # type: ignore[arg-type]
+            geometry=geom,
+            **kw,  # type: ignore[arg-type]
         )
         return self.persist(self.meter.apply(ev, NOW))
 
-    def total(self, product: Product, scope: str, day: date = T0.date()) -> float:
+    def total(self, product: Product, scope: str, day: date = T0.date()) -> float:  # noqa: B008
         cid = contract_id_for(OWNER, product)
         term = self.meter.contracts[cid].term(day).index
         return self.meter.total_m2(cid, term, scope)
@@ -88,8 +95,9 @@ def test_duplicate_ids_and_failed_events_add_nothing_but_are_recorded(h: Harness
 
 
 def test_failed_event_creates_no_contract(h: Harness) -> None:
-    h.event("satelliteImageProcessingFinished", "u1", sq(10, 50), status="FAILED",
-            provider="planet")
+    h.event(
+        "satelliteImageProcessingFinished", "u1", sq(10, 50), status="FAILED", provider="planet"
+    )
     assert h.meter.contract_for(OWNER, Product.SATELLITE_PROCESS_PLANET) is None
 
 
@@ -106,7 +114,12 @@ def test_operation_is_clipped_to_its_known_field(h: Harness) -> None:
     field = sq(10, 50)
     op = sq(10.0005, 50.0005)
     h.event("fieldBoundaryCreated", "u1", field, field_id="f1")
-    h.event("operationProcessingFinished", "u1", op, field_id="f1", )
+    h.event(
+        "operationProcessingFinished",
+        "u1",
+        op,
+        field_id="f1",
+    )
     unknown = h.event("operationProcessingFinished", "u1", sq(20, 50), field_id="nope")
     outside = h.event("operationProcessingFinished", "u1", sq(30, 50), field_id="f1")
     expected = area(shapely.intersection(field, op), sq(20, 50))
@@ -155,7 +168,9 @@ def test_fields_boundary_carries_live_boundaries_into_next_term(h: Harness) -> N
     )
     rebuilt = h.rebuilt()
     cid = contract_id_for(OWNER, fb)
-    assert rebuilt.total_m2(cid, 1, OWNER_SCOPE) == pytest.approx(area(kept, created_next), rel=1e-9)
+    assert rebuilt.total_m2(cid, 1, OWNER_SCOPE) == pytest.approx(
+        area(kept, created_next), rel=1e-9
+    )
 
 
 def test_late_event_corrects_its_day_and_later_days_with_higher_revision(h: Harness) -> None:
@@ -166,7 +181,8 @@ def test_late_event_corrects_its_day_and_later_days_with_higher_revision(h: Harn
     h.event("providerFileProcessingFinished", "u1", a, ts=d1)
     second = h.persist(h.meter.tick(NOW))
     owner = {
-        (s.date, s.revision): s for s in second.snapshots
+        (s.date, s.revision): s
+        for s in second.snapshots
         if s.scope == OWNER_SCOPE and s.product == "OPERATIONS_FILE"
     }
     assert (d1.date(), 1) in owner and (d2.date(), 2) in owner

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import urllib.request
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -40,7 +41,9 @@ def totals(snapshots: dict[str, dict[str, Any]]) -> dict[tuple[str, str], float]
     return {k: v["totalAreaM2"] for k, v in last.items()}
 
 
-def mismatches(got: dict[tuple[str, str], float], oracle: dict[tuple[str, str], float]) -> list[Any]:
+def mismatches(
+    got: dict[tuple[str, str], float], oracle: dict[tuple[str, str], float]
+) -> list[Any]:
     """(key, got, want, relative error) for every scope that is off, or missing."""
     return [
         (k, got.get(k), want, (got[k] - want) / max(abs(want), 1.0) if k in got else None)
@@ -75,6 +78,30 @@ def wait_for_oracle(broker: Broker, sc: Scenario, timeout: float) -> list[Any]:
     return state["bad"]
 
 
+def scrape(worker: Worker) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The worker's /metrics as {(name, sorted labels): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}/metrics") as resp:
+        text = resp.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def produce_boundaries_first(broker: Broker, events: list[dict[str, Any]]) -> None:
+    """Input topics are not ordered with each other, and an operation is clipped to the
+    boundary current when it is metered: so boundaries go first, as in production where
+    a field exists before anything is done on it."""
+    creates = [e for e in events if e["type"] == "fieldBoundaryCreated"]
+    rest = [e for e in events if e["type"] != "fieldBoundaryCreated"]
+    produce_events(broker.bootstrap, creates)
+    wait_for_records(broker, events[0]["apiOwner"], {e["id"] for e in creates}, timeout=600)
+    produce_events(broker.bootstrap, rest)
+
+
 def owner_id() -> str:
     return f"owner-{uuid.uuid4().hex[:8]}@example.com"
 
@@ -83,11 +110,12 @@ def test_replay_of_real_boundaries_matches_union_all_oracle(broker: Broker, tmp_
     sc = build(owner_id(), boundaries=2200)
     worker = Worker(broker, "it-replay", tmp_path / "worker").start()
     try:
-        produce_events(broker.bootstrap, sc.events)
+        produce_boundaries_first(broker, sc.events)
         produce_raw(broker.bootstrap, ((t, b"k", raw) for t, raw in sc.bad_records))
         got = wait_for_records(broker, sc.owner, {e["id"] for e in sc.events}, timeout=600)
         bad = wait_for_oracle(broker, sc, timeout=60)
         assert not bad, "\n".join(map(str, bad))
+        metrics = scrape(worker)
     finally:
         assert worker.stop() == 0
     reasons = [r["reason"] for r in got]
@@ -98,14 +126,26 @@ def test_replay_of_real_boundaries_matches_union_all_oracle(broker: Broker, tmp_
     assert len(letters) == len(sc.bad_records)
     assert all(v["reason"] and v["error"] and v["topic"].startswith("events.") for v in letters)
     assert {v["payload"] for v in letters if v["payloadEncoding"] == "utf-8"} >= {"{not json"}
+    counted = metrics[
+        ("acreage_events_total", (("outcome", "counted"), ("type", "fieldBoundaryCreated")))
+    ]
+    assert counted == sum(1 for r in got if r["type"] == "fieldBoundaryCreated" and r["counted"])
+    assert sum(
+        v for (name, _), v in metrics.items() if name == "acreage_dead_letters_total"
+    ) == len(sc.bad_records)
+    assert metrics[("acreage_processing_seconds_count", ())] >= len(sc.events)
+    assert metrics[("acreage_stored_pieces", ())] > 0
+    assert any(name == "acreage_consumer_lag" for name, _ in metrics)
 
 
 def test_kill9_then_restart_and_empty_data_dir_recovery_neither_lose_nor_double(
     broker: Broker, tmp_path: Path
 ) -> None:
     sc = build(owner_id(), boundaries=900)
-    half = len(sc.events) // 2
-    first, second = sc.events[:half], sc.events[half:]
+    creates = [e for e in sc.events if e["type"] == "fieldBoundaryCreated"]
+    rest = [e for e in sc.events if e["type"] != "fieldBoundaryCreated"]
+    half = len(creates) // 2
+    first, second = creates[:half], creates[half:]
     data = tmp_path / "worker"
     worker = Worker(broker, "it-crash", data).start()
     produce_events(broker.bootstrap, first)
@@ -119,7 +159,7 @@ def test_kill9_then_restart_and_empty_data_dir_recovery_neither_lose_nor_double(
 
     worker = Worker(broker, "it-crash", data).start()  # empty data dir: changelog only
     try:
-        produce_events(broker.bootstrap, second + first[:50])  # with re-sent duplicates
+        produce_boundaries_first(broker, second + first[:50] + rest)  # with re-sent duplicates
         wait_for_records(broker, sc.owner, {e["id"] for e in sc.events}, timeout=300)
         bad = wait_for_oracle(broker, sc, timeout=60)
         assert not bad, "\n".join(map(str, bad))
@@ -135,15 +175,23 @@ class Timeline:
         self.events: list[dict[str, Any]] = []
 
     def add(self, type_: str, when: datetime, user: str = "u1", **fields: Any) -> None:
-        self.events.append({
-            "id": f"{self.owner}:{len(self.events)}", "type": type_,
-            "timestamp": when.isoformat(), "apiOwner": self.owner, "leafUserId": user, **fields,
-        })
+        self.events.append(
+            {
+                "id": f"{self.owner}:{len(self.events)}",
+                "type": type_,
+                "timestamp": when.isoformat(),
+                "apiOwner": self.owner,
+                "leafUserId": user,
+                **fields,
+            }
+        )
 
 
 def square(x: float, y: float, size: float = 0.001) -> dict[str, Any]:
-    return {"type": "Polygon", "coordinates": [[[x, y], [x + size, y], [x + size, y + size],
-                                               [x, y + size], [x, y]]]}
+    return {
+        "type": "Polygon",
+        "coordinates": [[[x, y], [x + size, y], [x + size, y + size], [x, y + size], [x, y]]],
+    }
 
 
 def m2(*geojson: dict[str, Any]) -> float:
@@ -176,8 +224,14 @@ def test_day_and_term_rollover_and_late_correction(broker: Broker, tmp_path: Pat
         day = lambda d: (t0 + timedelta(days=d)).date().isoformat()  # noqa: E731
 
         def by(product: str, scope: str, date: str) -> dict[str, Any] | None:
-            return next((s for s in snaps().values() if (s["product"], s["scope"], s["date"])
-                         == (product, scope, date)), None)
+            return next(
+                (
+                    s
+                    for s in snaps().values()
+                    if (s["product"], s["scope"], s["date"]) == (product, scope, date)
+                ),
+                None,
+            )
 
         assert wait_until(lambda: by("OPERATIONS_FILE", "api-owner", day(1)), 30, 0.5)
     finally:
@@ -192,9 +246,14 @@ def test_day_and_term_rollover_and_late_correction(broker: Broker, tmp_path: Pat
     assert audit["areaAddedM2"] == pytest.approx(-m2(gone), rel=REL)
     ops_day1 = by("OPERATIONS_FILE", "api-owner", day(1))
     ops_day2 = by("OPERATIONS_FILE", "api-owner", day(2))
-    old_day2 = next(s for s in before.values()
-                    if (s["product"], s["scope"], s["date"]) == ("OPERATIONS_FILE", "api-owner", day(2)))
+    old_day2 = next(
+        s
+        for s in before.values()
+        if (s["product"], s["scope"], s["date"]) == ("OPERATIONS_FILE", "api-owner", day(2))
+    )
     assert ops_day1["totalAreaM2"] == pytest.approx(m2(early), rel=REL)
     assert ops_day2["totalAreaM2"] == pytest.approx(m2(early, late), rel=REL)
     assert ops_day2["revision"] > old_day2["revision"]
-    assert ops_day1["areaAddedM2"] + ops_day2["areaAddedM2"] == pytest.approx(m2(early, late), rel=REL)
+    assert ops_day1["areaAddedM2"] + ops_day2["areaAddedM2"] == pytest.approx(
+        m2(early, late), rel=REL
+    )

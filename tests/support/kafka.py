@@ -44,16 +44,28 @@ class Broker:
 
     def start(self) -> Broker:
         subprocess.run(
-            ["bash", str(BROKER_SH), "start", "--data-dir", str(self.data_dir),
-             "--port", str(self.port), "--controller-port", str(self.controller_port)],
-            check=True, capture_output=True, text=True,
+            [
+                "bash",
+                str(BROKER_SH),
+                "start",
+                "--data-dir",
+                str(self.data_dir),
+                "--port",
+                str(self.port),
+                "--controller-port",
+                str(self.controller_port),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         )
         return self
 
     def stop(self) -> None:
         subprocess.run(
             ["bash", str(BROKER_SH), "stop", "--data-dir", str(self.data_dir)],
-            check=False, capture_output=True,
+            check=False,
+            capture_output=True,
         )
 
 
@@ -78,16 +90,19 @@ class Worker:
             ACREAGE_TICK_SECONDS="0.5",
             ACREAGE_PARTITIONS="4",
             ACREAGE_LOG_LEVEL="warn",
-            **self.extra_env,
         )
+        env.update(self.extra_env)
         return env
 
     def start(self, wait: float = 90.0) -> Worker:
         log = open(self.data_dir.with_suffix(".log"), "ab")  # noqa: SIM115
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"], env=self.env(), cwd=ROOT,
-            stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "streams.cli", "worker"],
+            env=self.env(),
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:

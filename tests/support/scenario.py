@@ -39,7 +39,9 @@ class Scenario:
     users: tuple[str, str]
     events: list[dict[str, Any]] = field(default_factory=list)
     bad_records: list[tuple[str, bytes]] = field(default_factory=list)
-    counted_geoms: dict[tuple[str, str], list[Any]] = field(default_factory=lambda: defaultdict(list))
+    counted_geoms: dict[tuple[str, str], list[Any]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
     live: dict[tuple[str, str], Any] = field(default_factory=dict)
     duplicates: int = 0
     failed: int = 0
@@ -92,8 +94,9 @@ def _shifted(geojson: dict[str, Any], dx: float) -> dict[str, Any]:
 def build(owner: str, *, boundaries: int = 2200, seed: int = 7) -> Scenario:
     """`boundaries` real fields (Chofu first, then East Africa) plus everything else."""
     rng = random.Random(seed)
-    features = (load_features("chofu_fude_2019.geojson")
-                + load_features("east_africa_fields.geojson"))[:boundaries]
+    features = (
+        load_features("chofu_fude_2019.geojson") + load_features("east_africa_fields.geojson")
+    )[:boundaries]
     users = ("user-a", "user-b")
     sc = Scenario(owner, users)
     norm = [normalize_geometry(f["geometry"]) for f in features]
@@ -113,42 +116,58 @@ def build(owner: str, *, boundaries: int = 2200, seed: int = 7) -> Scenario:
             create(other, f"redigitised{i}", moved, normalize_geometry(moved), day=1)
 
     for start in range(0, min(len(norm), 600), 10):
-        hull = shapely.union_all(norm[start:start + 10]).convex_hull
+        hull = shapely.union_all(norm[start : start + 10]).convex_hull
         user = users[(start // 10) % 2]
-        sc.event("providerFileProcessingFinished", user, 2, fileId=f"file{start}",
-                 geometry=geo(hull))
-        sc.count("OPERATIONS_FILE", user, normalize_geometry(geo((hull))))
+        sc.event(
+            "providerFileProcessingFinished", user, 2, fileId=f"file{start}", geometry=geo(hull)
+        )
+        sc.count("OPERATIONS_FILE", user, normalize_geometry(geo(hull)))
 
     untouched = [i for i in range(len(norm)) if i % 60 and i % 50 != 13]
     for i in rng.sample(untouched, 150):
         user = users[i % 2]
         op = shapely.buffer(norm[i], 0.00005, quad_segs=2)
-        sc.event("operationProcessingFinished", user, 3, operationId=f"op{i}", fieldId=f"f{i}",
-                 geometry=geo(op))
-        sc.count("OPERATIONS_OPERATION", user,
-                 shapely.intersection(normalize_geometry(geo((op))), norm[i]))
+        sc.event(
+            "operationProcessingFinished",
+            user,
+            3,
+            operationId=f"op{i}",
+            fieldId=f"f{i}",
+            geometry=geo(op),
+        )
+        sc.count(
+            "OPERATIONS_OPERATION",
+            user,
+            shapely.intersection(normalize_geometry(geo(op)), norm[i]),
+        )
     for k in range(20):
         user = users[k % 2]
         op = norm[rng.randrange(len(norm))].envelope
-        sc.event("operationProcessingFinished", user, 3, operationId=f"free{k}",
-                 geometry=geo(op))
-        sc.count("OPERATIONS_OPERATION", user, normalize_geometry(geo((op))))
+        sc.event("operationProcessingFinished", user, 3, operationId=f"free{k}", geometry=geo(op))
+        sc.count("OPERATIONS_OPERATION", user, normalize_geometry(geo(op)))
 
     for k in range(20):
         provider = "planet" if k % 2 else "sentinel"
         start = rng.randrange(max(1, min(len(norm), 1884) - 40))
-        footprint = shapely.union_all(norm[start:start + 40]).envelope
+        footprint = shapely.union_all(norm[start : start + 40]).envelope
         user = users[(k // 2) % 2]
-        sc.event("satelliteImageProcessingFinished", user, 3, imageId=f"img{k}",
-                 provider=provider, geometry=geo(footprint))
-        sc.count(f"SATELLITE_PROCESS_{provider.upper()}", user,
-                 normalize_geometry(geo((footprint))))
+        sc.event(
+            "satelliteImageProcessingFinished",
+            user,
+            3,
+            imageId=f"img{k}",
+            provider=provider,
+            geometry=geo(footprint),
+        )
+        sc.count(
+            f"SATELLITE_PROCESS_{provider.upper()}", user, normalize_geometry(geo(footprint))
+        )
 
     for i in range(0, len(norm), 60):
         user = users[i % 2]
         grown = shapely.buffer(norm[i], 0.00002, quad_segs=2)
         sc.event("fieldBoundaryUpdated", user, 4, fieldId=f"f{i}", geometry=geo(grown))
-        geom = normalize_geometry(geo((grown)))
+        geom = normalize_geometry(geo(grown))
         sc.count("FIELDS_BOUNDARY", user, geom)
         sc.live[(user, f"f{i}")] = geom
     for i in range(13, len(norm), 50):
@@ -157,9 +176,15 @@ def build(owner: str, *, boundaries: int = 2200, seed: int = 7) -> Scenario:
         sc.live.pop((user, f"f{i}"), None)
 
     for k in range(30):
-        sc.event("satelliteImageProcessingFinished", users[k % 2], 3, imageId=f"failed{k}",
-                 provider="planet", status="FAILED",
-                 geometry={"type": "Polygon", "coordinates": [[[1, 1], [2, 1], [2, 2], [1, 1]]]})
+        sc.event(
+            "satelliteImageProcessingFinished",
+            users[k % 2],
+            3,
+            imageId=f"failed{k}",
+            provider="planet",
+            status="FAILED",
+            geometry={"type": "Polygon", "coordinates": [[[1, 1], [2, 1], [2, 2], [1, 1]]]},
+        )
         sc.failed += 1
     originals = [e for e in sc.events if e.get("status") != "FAILED"]
     for ev in rng.sample(originals, 100):
@@ -169,22 +194,64 @@ def build(owner: str, *, boundaries: int = 2200, seed: int = 7) -> Scenario:
     sc.bad_records = [
         ("events.field-boundaries", b"{not json"),
         ("events.satellite", json.dumps({"id": "x1", "type": "nope"}).encode()),
-        ("events.operations", json.dumps({"id": "x2", "type": "operationProcessingFinished",
-                                          "timestamp": "2026-03-02T00:00:00Z"}).encode()),
-        ("events.provider-files", json.dumps({
-            "id": "x3", "type": "providerFileProcessingFinished", "apiOwner": owner,
-            "leafUserId": "user-a", "timestamp": "2026-03-02T00:00:00Z", "fileId": "bad",
-            "geometry": {"type": "Polygon",
-                         "coordinates": [[[200, 1], [201, 1], [201, 2], [200, 1]]]}}).encode()),
-        ("events.provider-files", json.dumps({
-            "id": "x4", "type": "providerFileProcessingFinished", "apiOwner": owner,
-            "leafUserId": "user-a", "timestamp": "2026-03-02T00:00:00Z", "fileId": "flat",
-            "geometry": {"type": "Polygon",
-                         "coordinates": [[[1, 1], [2, 1], [3, 1], [1, 1]]]}}).encode()),
-        ("events.provider-files", json.dumps({
-            "id": "x5", "type": "fieldBoundaryCreated", "apiOwner": owner,
-            "leafUserId": "user-a", "timestamp": "2026-03-02T00:00:00Z", "fieldId": "wrong",
-            "geometry": {"type": "Point", "coordinates": [1, 1]}}).encode()),
+        (
+            "events.operations",
+            json.dumps(
+                {
+                    "id": "x2",
+                    "type": "operationProcessingFinished",
+                    "timestamp": "2026-03-02T00:00:00Z",
+                }
+            ).encode(),
+        ),
+        (
+            "events.provider-files",
+            json.dumps(
+                {
+                    "id": "x3",
+                    "type": "providerFileProcessingFinished",
+                    "apiOwner": owner,
+                    "leafUserId": "user-a",
+                    "timestamp": "2026-03-02T00:00:00Z",
+                    "fileId": "bad",
+                    "geometry": {
+                        "type": "Polygon",
+                        "coordinates": [[[200, 1], [201, 1], [201, 2], [200, 1]]],
+                    },
+                }
+            ).encode(),
+        ),
+        (
+            "events.provider-files",
+            json.dumps(
+                {
+                    "id": "x4",
+                    "type": "providerFileProcessingFinished",
+                    "apiOwner": owner,
+                    "leafUserId": "user-a",
+                    "timestamp": "2026-03-02T00:00:00Z",
+                    "fileId": "flat",
+                    "geometry": {
+                        "type": "Polygon",
+                        "coordinates": [[[1, 1], [2, 1], [3, 1], [1, 1]]],
+                    },
+                }
+            ).encode(),
+        ),
+        (
+            "events.provider-files",
+            json.dumps(
+                {
+                    "id": "x5",
+                    "type": "fieldBoundaryCreated",
+                    "apiOwner": owner,
+                    "leafUserId": "user-a",
+                    "timestamp": "2026-03-02T00:00:00Z",
+                    "fieldId": "wrong",
+                    "geometry": {"type": "Point", "coordinates": [1, 1]},
+                }
+            ).encode(),
+        ),
         ("events.field-boundaries", b"\xff\xfe binary"),
     ]
     return sc
