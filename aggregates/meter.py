@@ -23,7 +23,7 @@ from aggregates.geometry import clip_to
 from aggregates.live import LiveUnion
 from aggregates.periods import Term, day_of
 from aggregates.products import Product, products_for
-from aggregates.quota import highest_crossed, new_crossings
+from aggregates.quota import new_crossings
 from aggregates.records import (
     DailySnapshot,
     MeterEvent,
@@ -315,14 +315,19 @@ class Meter:
     # ---- quotas ------------------------------------------------------------------
 
     def set_quota(self, contract_id: str, quota_m2: float | None, now: datetime) -> Outcome:
-        """An admin decision: re-checks thresholds against the new limit at once."""
+        """A new limit is announced against at once: every threshold it is already past
+        alerts once. Setting the same limit again changes and announces nothing."""
         out = Outcome()
-        contract = self.contracts[contract_id].with_quota(quota_m2)
+        current = self.contracts[contract_id]
+        if current.quota_m2 == quota_m2:
+            return out
+        contract = current.with_quota(quota_m2)
         self._put_contract(contract)
         out.writes.append((key(Kind.CONTRACT, contract_id), encode_contract(contract)))
         term = contract.term(now.date())
         used = self.total_m2(contract_id, term.index, OWNER_SCOPE)
-        self._alerted[(contract_id, term.index)] = highest_crossed(used, quota_m2)
+        self._alerted[(contract_id, term.index)] = 0
+        out.writes.append((key(Kind.ALERTED, contract_id, term.index), b"0"))
         self._alert(contract, term, used, 0, now, out)
         return out
 

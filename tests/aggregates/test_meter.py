@@ -214,6 +214,10 @@ def test_quota_alerts_fire_once_per_threshold(h: Harness) -> None:
     assert [x.threshold_percent for x in out.alerts] == [80, 100]
     out = h.event("providerFileProcessingFinished", "u1", sq(10.002, 50))
     assert out.alerts == []
+    assert h.persist(h.meter.set_quota(cid, area(a) * 1.5, NOW)).alerts == []
+    assert h.rebuilt().set_quota(cid, area(a) * 1.5, NOW).alerts == []
+    raised = h.persist(h.meter.set_quota(cid, area(a) * 4, NOW))
+    assert [x.threshold_percent for x in raised.alerts] == [50]
 
 
 def test_rebuilt_meter_matches_and_keeps_deduplicating(h: Harness) -> None:
