@@ -26,7 +26,8 @@ stop_all() {
   kill -TERM "$WORKER" 2>/dev/null && wait "$WORKER" 2>/dev/null || true
   bash deploy/kafka/broker.sh stop --data-dir "$DATA/kafka"
 }
-trap stop_all INT TERM EXIT
+trap 'stop_all; exit 0' INT TERM
+trap stop_all EXIT
 
 for _ in $(seq 1 120); do
   curl -fs "$API/metrics" >/dev/null 2>&1 && break
