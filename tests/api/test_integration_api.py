@@ -26,6 +26,7 @@ from aggregates.contracts import OWNER_SCOPE
 from streams.api.routing import partition_of
 from tests.support.kafka import ROOT, Broker, Worker, produce_events, read_topic, wait_until
 from tests.support.scenario import Scenario, build
+from tests.support.snapshots import last_totals, latest_snapshots
 
 pytestmark = pytest.mark.integration
 
@@ -53,24 +54,8 @@ class Cluster:
                             headers={"Authorization": f"Bearer {key}"})
 
 
-def latest_snapshots(broker: Broker, owner: str) -> dict[str, dict[str, Any]]:
-    latest: dict[str, dict[str, Any]] = {}
-    for key, value in read_topic(broker.bootstrap, "usage.consumption-daily"):
-        if value is None or value["apiOwner"] != owner:
-            continue
-        k = (key or b"").decode()
-        if k not in latest or value["revision"] > latest[k]["revision"]:
-            latest[k] = value
-    return latest
 
 
-def last_totals(snaps: dict[str, dict[str, Any]]) -> dict[tuple[str, str], float]:
-    last: dict[tuple[str, str], dict[str, Any]] = {}
-    for snap in snaps.values():
-        k = (snap["product"], snap["scope"])
-        if k not in last or snap["date"] > last[k]["date"]:
-            last[k] = snap
-    return {k: v["totalAreaM2"] for k, v in last.items()}
 
 
 def close(a: float, b: float) -> bool:

@@ -15,30 +15,9 @@ import pytest
 from aggregates import geodesic_area_m2, normalize_geometry
 from tests.support.kafka import Broker, Worker, produce_events, produce_raw, read_topic, wait_until
 from tests.support.scenario import Scenario, build
+from tests.support.snapshots import last_totals, latest_snapshots
 
 REL = 1e-6
-
-
-def latest_snapshots(broker: Broker, owner: str) -> dict[str, dict[str, Any]]:
-    """What a compacting consumer ends with: the highest revision per snapshot key."""
-    latest: dict[str, dict[str, Any]] = {}
-    for key, value in read_topic(broker.bootstrap, "usage.consumption-daily"):
-        if value is None or value["apiOwner"] != owner:
-            continue
-        k = (key or b"").decode()
-        if k not in latest or value["revision"] > latest[k]["revision"]:
-            latest[k] = value
-    return latest
-
-
-def totals(snapshots: dict[str, dict[str, Any]]) -> dict[tuple[str, str], float]:
-    """Each scope's total as of its latest day: what the owner is billed for the term."""
-    last: dict[tuple[str, str], dict[str, Any]] = {}
-    for snap in snapshots.values():
-        k = (snap["product"], snap["scope"])
-        if k not in last or snap["date"] > last[k]["date"]:
-            last[k] = snap
-    return {k: v["totalAreaM2"] for k, v in last.items()}
 
 
 def mismatches(
@@ -71,7 +50,7 @@ def wait_for_oracle(broker: Broker, sc: Scenario, timeout: float) -> list[Any]:
     state: dict[str, list[Any]] = {"bad": []}
 
     def converged() -> bool:
-        state["bad"] = mismatches(totals(latest_snapshots(broker, sc.owner)), oracle)
+        state["bad"] = mismatches(last_totals(latest_snapshots(broker, sc.owner)), oracle)
         return not state["bad"]
 
     wait_until(converged, timeout, interval=2.0)
