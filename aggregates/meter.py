@@ -228,38 +228,46 @@ class Meter:
         return added
 
     def _apply_live(self, ev: MeterEvent, day: date, out: Outcome) -> ProductArea:
-        contract = self._ensure_contract(ev.api_owner, Product.AUDIT_FIELDS_BOUNDARY, day, out)
-        deltas = [
-            self._apply_live_scope(ev, contract, scope, day, out)
-            for scope in (user_scope(ev.leaf_user_id), OWNER_SCOPE)
-        ]
-        return ProductArea(deltas[0], deltas[1])
+        """Latest event time wins per boundary, so a late older update changes nothing.
 
-    def _apply_live_scope(
-        self, ev: MeterEvent, contract: Contract, scope: str, day: date, out: Outcome
-    ) -> float:
-        """Latest event time wins per boundary, so a late older update changes nothing."""
+        One record per boundary serves both scopes: the owner's union is every user's
+        live boundaries, keyed by user and field.
+        """
         assert ev.field_id is not None
-        fkey = _field_key(ev.leaf_user_id, ev.field_id, scope)
-        meta_key = (ev.api_owner, scope, fkey)
+        contract = self._ensure_contract(ev.api_owner, Product.AUDIT_FIELDS_BOUNDARY, day, out)
+        meta_key = (ev.api_owner, ev.leaf_user_id, ev.field_id)
         previous = self._live_meta.get(meta_key)
         if previous is not None and previous.event_id == ev.event_id:
-            delta = previous.delta_m2
+            deltas = ProductArea(previous.delta_user_m2, previous.delta_owner_m2)
         elif previous is not None and previous.timestamp > ev.timestamp.isoformat():
-            return 0.0
+            return ProductArea(0.0, 0.0)
         else:
-            union = self.live.setdefault((ev.api_owner, scope), LiveUnion())
-            deleting = ev.type == "fieldBoundaryDeleted"
-            geom = ev.geometry
-            delta = union.remove(fkey) if deleting or geom is None else union.put(fkey, geom)
-            wkb = None if deleting or geom is None else shapely.to_wkb(geom)
-            entry = LiveEntry(ev.timestamp.isoformat(), ev.event_id, delta, wkb)
+            deltas = self._mutate_live(ev)
+            wkb = shapely.to_wkb(ev.geometry) if ev.geometry is not None else None
+            entry = LiveEntry(
+                ev.timestamp.isoformat(), ev.event_id, deltas.user_m2, deltas.owner_m2, wkb
+            )
             self._live_meta[meta_key] = entry
-            out.writes.append((key(Kind.LIVE, ev.api_owner, scope, fkey), encode_live(entry)))
+            out.writes.append((key(Kind.LIVE, *meta_key), encode_live(entry)))
         ordinal = day.toordinal()
-        self.audit_days[(contract.contract_id, scope)][ordinal] += delta
-        self._dirty[(contract.contract_id, contract.term(day).index, scope)].add(ordinal)
-        return delta
+        term = contract.term(day).index
+        for scope, delta in (
+            (user_scope(ev.leaf_user_id), deltas.user_m2),
+            (OWNER_SCOPE, deltas.owner_m2),
+        ):
+            self.audit_days[(contract.contract_id, scope)][ordinal] += delta
+            self._dirty[(contract.contract_id, term, scope)].add(ordinal)
+        return deltas
+
+    def _mutate_live(self, ev: MeterEvent) -> ProductArea:
+        assert ev.field_id is not None
+        deltas = []
+        for scope in (user_scope(ev.leaf_user_id), OWNER_SCOPE):
+            union = self.live.setdefault((ev.api_owner, scope), LiveUnion())
+            fkey = _field_key(ev.leaf_user_id, ev.field_id, scope)
+            geom = None if ev.type == "fieldBoundaryDeleted" else ev.geometry
+            deltas.append(union.remove(fkey) if geom is None else union.put(fkey, geom))
+        return ProductArea(deltas[0], deltas[1])
 
     def _ensure_contract(
         self, api_owner: str, product: Product, day: date, out: Outcome
@@ -492,11 +500,14 @@ class Meter:
             elif kind is Kind.PIECE:
                 pieces[(parts[0], int(parts[1]), parts[2])].append((int(parts[3]), value))
             elif kind is Kind.LIVE:
-                owner, scope, fkey = parts[0], parts[1], SEP.join(parts[2:])
+                owner, user, field_id = parts[0], parts[1], SEP.join(parts[2:])
                 entry = decode_live(value)
-                meter._live_meta[(owner, scope, fkey)] = entry
+                meter._live_meta[(owner, user, field_id)] = entry
                 if entry.wkb is not None:
-                    live_items[(owner, scope)].append((fkey, shapely.from_wkb(entry.wkb)))
+                    geom = shapely.from_wkb(entry.wkb)
+                    for scope in (user_scope(user), OWNER_SCOPE):
+                        fkey = _field_key(user, field_id, scope)
+                        live_items[(owner, scope)].append((fkey, geom))
             elif kind is Kind.EVENT:
                 markers.append((parts[0], value))
             elif kind is Kind.SEEDED:

@@ -75,15 +75,17 @@ def decode_contract(contract_id: str, raw: bytes) -> Contract:
 
 @dataclass(frozen=True, slots=True)
 class LiveEntry:
-    """A boundary's latest version in one scope; deleted ones stay as tombstones.
+    """A boundary's latest version; deleted ones stay as tombstones.
 
     The tombstone keeps the time so an older update arriving late cannot resurrect it,
-    and `event_id`/`delta_m2` let a replayed event find the change it already made.
+    and `event_id` with the deltas let a replayed event find the change it already made
+    in the user's and in the owner's union.
     """
 
     timestamp: str
     event_id: str
-    delta_m2: float
+    delta_user_m2: float
+    delta_owner_m2: float
     wkb: bytes | None
 
 
@@ -92,7 +94,7 @@ def encode_live(e: LiveEntry) -> bytes:
         {
             "ts": e.timestamp,
             "eventId": e.event_id,
-            "delta": e.delta_m2,
+            "deltas": [e.delta_user_m2, e.delta_owner_m2],
             "wkb": e.wkb.hex() if e.wkb is not None else None,
         }
     )
@@ -101,7 +103,7 @@ def encode_live(e: LiveEntry) -> bytes:
 def decode_live(raw: bytes) -> LiveEntry:
     v = load(raw)
     wkb = bytes.fromhex(v["wkb"]) if v["wkb"] is not None else None
-    return LiveEntry(v["ts"], v["eventId"], v["delta"], wkb)
+    return LiveEntry(v["ts"], v["eventId"], v["deltas"][0], v["deltas"][1], wkb)
 
 
 def encode_emitted(e: Emitted) -> bytes:
