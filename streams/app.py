@@ -72,6 +72,7 @@ def create_app(settings: Settings | None = None) -> Runtime:
         # A worker restarted after a crash waits for its dead member's session to expire.
         broker_session_timeout=s.session_timeout_seconds,
         broker_heartbeat_interval=1.0,
+        producer_linger_ms=5,  # lets an event's changelog writes share a batch
     )
     # bytes types make Faust use the raw codec for the changelog; its JSON fallback would
     # fail on binary pieces during recovery.
