@@ -9,7 +9,7 @@ rest.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -382,15 +382,24 @@ class Meter:
 
     # ---- snapshots ---------------------------------------------------------------
 
-    def tick(self, now: datetime) -> Outcome:
-        """Emit snapshots for changed days and finalise days whose grace has passed."""
+    def tick(self, now: datetime, owns: Callable[[str], bool] = lambda _: True) -> Outcome:
+        """Emit snapshots for changed days and finalise days whose grace has passed.
+
+        `owns` limits the tick to the API owners of the partition it arrived on, so the
+        snapshot records it writes land in that owner's changelog partition.
+        """
         out = Outcome()
-        dirty, self._dirty = self._dirty, defaultdict(set)
-        for (cid, term, scope), days in dirty.items():
-            first = min(days)
-            later = {d for d in self._emitted_days[(cid, scope)] if d >= first}
+        mine = [k for k in self._dirty if owns(self.contracts[k[0]].api_owner)]
+        for lkey in mine:
+            cid, term, scope = lkey
+            days = self._dirty.pop(lkey)
+            later = {d for d in self._emitted_days[(cid, scope)] if d >= min(days)}
             self._emit_days(cid, term, scope, days | later, now, out)
-        closing = [k for k in self._pending_final if is_closed(k[2], now, self.grace)]
+        closing = [
+            k
+            for k in self._pending_final
+            if is_closed(k[2], now, self.grace) and owns(self.contracts[k[0]].api_owner)
+        ]
         for cid, scope, day in closing:
             term = self.contracts[cid].term(date.fromordinal(day)).index
             self._emit_days(cid, term, scope, {day}, now, out)

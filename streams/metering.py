@@ -22,6 +22,7 @@ from schemas.outputs import DailySnapshotOut, QuotaAlertOut, UsageRecordOut
 from streams.api.keys import key_outcome
 from streams.app import ALERTS_TOPIC, DAILY_TOPIC, RECORDS_TOPIC, Runtime
 from streams.decode import to_domain
+from streams.topics import partition_of
 
 Message = EventMessage | TickMessage | QuotaMessage | ApiKeyMessage
 _messages: TypeAdapter[Message] = TypeAdapter(MeteringMessage)
@@ -42,18 +43,20 @@ def register(rt: Runtime) -> None:
                 message = _messages.validate_json(event.value)
             except ValidationError:
                 continue  # only this app writes the topic; an unreadable record is not ours
-            outcome = _handle(rt, rt.holder.get(), message)
+            outcome = _handle(rt, rt.holder.get(), message, event.message.partition)
             _persist(rt, outcome)
             await _emit(rt, outcome)
             _observe_lag(rt, event.message)
 
 
-def _handle(rt: Runtime, meter: Meter, message: Message) -> Outcome:
+def _handle(rt: Runtime, meter: Meter, message: Message, partition: int) -> Outcome:
     if isinstance(message, ApiKeyMessage):
         return key_outcome(message)  # API keys live in the owner's partition of the table
     if isinstance(message, TickMessage):
         rt.metrics.pieces.set(sum(ledger.piece_count for ledger in meter.ledgers.values()))
-        return meter.tick(message.now)
+        return meter.tick(
+            message.now, owns=lambda owner: partition_of(owner, rt.settings.partitions) == partition
+        )
     if isinstance(message, QuotaMessage):
         if message.contract_id not in meter.contracts:
             return Outcome()

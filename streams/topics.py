@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from functools import lru_cache
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.partitioner import DefaultPartitioner
 
 from schemas.events import TOPIC_TYPES
 from streams.settings import Settings
@@ -39,6 +41,14 @@ async def _ensure(settings: Settings) -> None:
                 await admin.create_topics(missing)
     finally:
         await admin.close()
+
+
+@lru_cache(maxsize=65_536)
+def partition_of(api_owner: str, partitions: int) -> int:
+    """The partition a message keyed by `api_owner` lands in: aiokafka's default
+    partitioner, which Faust's producer uses for the owner-keyed metering topic."""
+    ids = list(range(partitions))
+    return int(DefaultPartitioner()(api_owner.encode(), ids, ids))
 
 
 def ensure_topics(settings: Settings) -> None:

@@ -12,21 +12,15 @@ from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import web
-from aiokafka.partitioner import DefaultPartitioner
 from yarl import URL
 
 from streams.api.errors import ApiError
+from streams.topics import partition_of
 
 FORWARDED = "X-Acreage-Forwarded"
 KEPT_RESPONSE_HEADERS = ("X-Total-Count", "Retry-After", "WWW-Authenticate")
 HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection"}
 FORWARD_TIMEOUT = aiohttp.ClientTimeout(total=60)
-
-
-def partition_of(api_owner: str, partitions: int) -> int:
-    """The partition a message keyed by `api_owner` lands in."""
-    ids = list(range(partitions))
-    return int(DefaultPartitioner()(api_owner.encode(), ids, ids))
 
 
 class Locator(Protocol):
@@ -38,8 +32,12 @@ class Locator(Protocol):
 
 
 def rebalancing() -> ApiError:
-    return ApiError(503, "unavailable", "partitions are being assigned; retry shortly",
-                    headers={"Retry-After": "2"})
+    return ApiError(
+        503,
+        "unavailable",
+        "partitions are being assigned; retry shortly",
+        headers={"Retry-After": "2"},
+    )
 
 
 class TableLocator:
@@ -93,8 +91,10 @@ async def forward(
         ) as resp:
             kept = {h: resp.headers[h] for h in KEPT_RESPONSE_HEADERS if h in resp.headers}
             return web.Response(
-                body=await resp.read(), status=resp.status,
-                content_type=resp.content_type, headers=kept,
+                body=await resp.read(),
+                status=resp.status,
+                content_type=resp.content_type,
+                headers=kept,
             )
     except (TimeoutError, aiohttp.ClientError) as exc:
         raise rebalancing() from exc

@@ -253,3 +253,18 @@ def test_replayed_audit_event_after_partial_write_keeps_its_delta(h: Harness) ->
     assert replay.record.by_product["AUDIT_FIELDS_BOUNDARY"].owner_m2 == pytest.approx(area(a))
     cid = contract_id_for(OWNER, Product.AUDIT_FIELDS_BOUNDARY)
     assert sum(rebuilt.by_day(cid, 0, OWNER_SCOPE).values()) == pytest.approx(area(a), rel=1e-9)
+
+
+def test_tick_emits_only_for_the_owners_of_its_partition() -> None:
+    """Snapshot records must land in the owner's changelog partition, not the tick's."""
+    meter = Meter(grace=timedelta(0))
+    for owner in ("a@x", "b@x"):
+        ev = MeterEvent(
+            f"{owner}-1", "providerFileProcessingFinished", T0, owner, "u1", geometry=sq(10, 50)
+        )
+        meter.apply(ev, NOW)
+    first = meter.tick(NOW, owns=lambda owner: owner == "a@x")
+    assert first.snapshots and {s.api_owner for s in first.snapshots} == {"a@x"}
+    second = meter.tick(NOW, owns=lambda owner: owner == "b@x")
+    assert second.snapshots and {s.api_owner for s in second.snapshots} == {"b@x"}
+    assert meter.tick(NOW).snapshots == []

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from schemathesis import checks
 
 from aggregates.contracts import OWNER_SCOPE
-from streams.api.routing import partition_of
+from streams.topics import partition_of
 from tests.support.kafka import ROOT, Broker, Worker, produce_events, read_topic, wait_until
 from tests.support.scenario import Scenario, build
 from tests.support.snapshots import last_totals, latest_snapshots
