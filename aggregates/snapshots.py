@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from itertools import accumulate
 
 from aggregates.periods import day_end
 
@@ -46,12 +45,6 @@ def figures_for(by_day: Mapping[int, float], days: Iterable[int]) -> dict[int, D
             i += 1
         result[day] = DayFigures(by_day.get(day, 0.0), running)
     return result
-
-
-def cumulative(by_day: Mapping[int, float]) -> list[tuple[int, float]]:
-    """Running totals in day order; the API's series and the snapshots share this view."""
-    days = sorted(by_day)
-    return list(zip(days, accumulate(by_day[d] for d in days), strict=True))
 
 
 def is_closed(day: int, now: datetime, grace: timedelta) -> bool:

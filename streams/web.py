@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -18,11 +16,6 @@ def register(rt: Runtime) -> None:
                 rt.metrics.exposition(), content_type=CONTENT_TYPE_LATEST.split(";")[0]
             )
 
-    _ = MetricsView
     from streams import api  # the REST API of SPEC §6 (streams/api/)
 
     api.register(rt)
-
-
-def json_error(view: Any, status: int, error: str, **detail: Any) -> Response:
-    return view.json({"error": error, **detail}, status=status)
