@@ -24,7 +24,15 @@ from schemathesis import checks
 
 from aggregates.contracts import OWNER_SCOPE
 from streams.topics import partition_of
-from tests.support.kafka import ROOT, Broker, Worker, produce_events, read_topic, wait_until
+from tests.support.kafka import (
+    ROOT,
+    Broker,
+    Worker,
+    produce_events,
+    read_topic,
+    wait_for_group,
+    wait_until,
+)
 from tests.support.scenario import Scenario, build
 from tests.support.snapshots import last_totals, latest_snapshots
 
@@ -34,8 +42,11 @@ ADMIN = "integration-admin-key"
 APP_ID = "acreage-api-it"
 PARTITIONS = 4  # what tests.support.kafka.Worker configures
 REL = 1e-6
-ENV = {"ACREAGE_ADMIN_KEY": ADMIN, "ACREAGE_RATE_LIMIT_PER_MIN": "100000",
-       "ACREAGE_CHECK_RATE_LIMIT_PER_MIN": "100000"}
+ENV = {
+    "ACREAGE_ADMIN_KEY": ADMIN,
+    "ACREAGE_RATE_LIMIT_PER_MIN": "100000",
+    "ACREAGE_CHECK_RATE_LIMIT_PER_MIN": "100000",
+}
 
 
 @dataclass
@@ -50,12 +61,12 @@ class Cluster:
         return f"http://127.0.0.1:{self.workers[i].web_port}"
 
     def get(self, i: int, path: str, key: str, **params: Any) -> requests.Response:
-        return requests.get(self.url(i) + path, params=params, timeout=60,
-                            headers={"Authorization": f"Bearer {key}"})
-
-
-
-
+        return requests.get(
+            self.url(i) + path,
+            params=params,
+            timeout=60,
+            headers={"Authorization": f"Bearer {key}"},
+        )
 
 
 def close(a: float, b: float) -> bool:
@@ -90,6 +101,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     try:
         for i in range(2):
             workers.append(Worker(broker, APP_ID, root / f"w{i}", extra_env=ENV).start())
+        wait_for_group(broker, APP_ID, members=2)
         farm = build("farm@example.com", boundaries=300)
         rival = build("rival@example.com", boundaries=200, seed=3)
         load(broker, farm.events + rival.events)
@@ -104,8 +116,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 def create_key(c: Cluster, worker: int, owner: str) -> str:
-    resp = requests.post(c.url(worker) + "/admin/api-keys", json={"apiOwner": owner},
-                         headers={"Authorization": f"Bearer {ADMIN}"}, timeout=60)
+    resp = requests.post(
+        c.url(worker) + "/admin/api-keys",
+        json={"apiOwner": owner},
+        headers={"Authorization": f"Bearer {ADMIN}"},
+        timeout=60,
+    )
     assert resp.status_code == 201, resp.text
     key: str = resp.json()["apiKey"]
     return key
@@ -122,7 +138,11 @@ def test_integration_keys_from_either_worker_work_on_both(cluster: Cluster) -> N
 def test_integration_cli_creates_a_working_key(cluster: Cluster) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "streams.cli", "keys", "create", "--owner", cluster.farm.owner],
-        env=cluster.workers[0].env(), cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env=cluster.workers[0].env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode == 0, out.stderr
     key = out.stdout.strip()
@@ -131,6 +151,7 @@ def test_integration_cli_creates_a_working_key(cluster: Cluster) -> None:
 
 def test_integration_metering_partition_is_the_routing_partition(cluster: Cluster) -> None:
     """Where Faust's producer put each owner's messages is where routing looks for them."""
+
     async def partitions_of_keys() -> dict[bytes, set[int]]:
         consumer = AIOKafkaConsumer(bootstrap_servers=cluster.broker.bootstrap)
         await consumer.start()
@@ -159,8 +180,9 @@ def series(c: Cluster, worker: int, key: str, path: str, start: str, end: str) -
     rows: list[Any] = []
     page = 0
     while True:
-        resp = c.get(worker, path, key, startTime=start, endTime=end, unit="m2", size=100,
-                     page=page)
+        resp = c.get(
+            worker, path, key, startTime=start, endTime=end, unit="m2", size=100, page=page
+        )
         assert resp.status_code == 200, resp.text
         rows += resp.json()
         if len(rows) >= int(resp.headers["X-Total-Count"]):
@@ -182,7 +204,8 @@ def test_integration_api_equals_snapshots_and_oracle_on_both_workers(cluster: Cl
             start, end = min(s["date"] for s in mine), max(s["date"] for s in mine)
             for scope in {s["scope"] for s in mine}:
                 path = f"/billing/contracts/{cid}/consumption/" + (
-                    "api-owner" if scope == OWNER_SCOPE else scope.replace(":", "/", 1))
+                    "api-owner" if scope == OWNER_SCOPE else scope.replace(":", "/", 1)
+                )
                 rows = [series(cluster, i, key, path, start, end) for i in (0, 1)]
                 assert rows[0] == rows[1]
                 by_date = {r["date"]: r for r in rows[0]}
@@ -195,13 +218,17 @@ def test_integration_api_equals_snapshots_and_oracle_on_both_workers(cluster: Cl
 
 def test_integration_usage_details_has_one_record_per_event(cluster: Cluster) -> None:
     key = cluster.keys["farm"]
-    ids = {v["eventId"] for _, v in read_topic(cluster.broker.bootstrap, "usage.records")
-           if v["apiOwner"] == cluster.farm.owner}
+    ids = {
+        v["eventId"]
+        for _, v in read_topic(cluster.broker.bootstrap, "usage.records")
+        if v["apiOwner"] == cluster.farm.owner
+    }
     for i in (0, 1):
         resp = cluster.get(i, "/usage/details", key, page_size=100)
         assert int(resp.headers["X-Total-Count"]) == len(ids)
-    failed = cluster.get(0, "/usage/details", key, type="satelliteImageProcessingFinished",
-                         page_size=100).json()
+    failed = cluster.get(
+        0, "/usage/details", key, type="satelliteImageProcessingFinished", page_size=100
+    ).json()
     assert sum(r["status"] == "FAILED" for r in failed["records"]) == cluster.farm.failed
 
 
@@ -210,12 +237,16 @@ def test_integration_no_key_reveals_another_owner(cluster: Cluster) -> None:
     farm_key = cluster.keys["farm"]
     forged = farm_key[:-4] + "AAAA"
     for i in (0, 1):
-        for path in (f"/billing/contracts/{rival_contract['contractId']}",
-                     f"/billing/contracts/{rival_contract['contractId']}/consumption"):
+        for path in (
+            f"/billing/contracts/{rival_contract['contractId']}",
+            f"/billing/contracts/{rival_contract['contractId']}/consumption",
+        ):
             resp = cluster.get(i, path, farm_key)
             assert resp.status_code == 404 and cluster.rival.owner not in resp.text
-        assert cluster.get(i, "/usage/summary", farm_key,
-                           apiOwner=cluster.rival.owner).status_code == 404
+        assert (
+            cluster.get(i, "/usage/summary", farm_key, apiOwner=cluster.rival.owner).status_code
+            == 404
+        )
         for bad in ("", "nope", forged, ADMIN + "x"):
             assert cluster.get(i, "/billing/contracts", bad).status_code == 401
         admin = cluster.get(i, f"/billing/contracts/{rival_contract['contractId']}", ADMIN)
@@ -224,14 +255,17 @@ def test_integration_no_key_reveals_another_owner(cluster: Cluster) -> None:
 
 def test_integration_quota_put_by_contract_id_alerts(cluster: Cluster) -> None:
     key = cluster.keys["rival"]
-    contract = cluster.get(0, "/billing/contracts", key, product="UNIFIED_AREA",
-                           unit="m2").json()[0]
+    contract = cluster.get(0, "/billing/contracts", key, product="UNIFIED_AREA", unit="m2").json()[
+        0
+    ]
     quota = contract["used"] / 2
     for i in (0, 1):  # one of them finds the contract on the other worker
         resp = requests.put(
             cluster.url(i) + f"/billing/contracts/{contract['contractId']}/quota?unit=m2",
-            json={"quota": quota, "unit": "m2"}, timeout=60,
-            headers={"Authorization": f"Bearer {ADMIN}"})
+            json={"quota": quota, "unit": "m2"},
+            timeout=60,
+            headers={"Authorization": f"Bearer {ADMIN}"},
+        )
         assert resp.status_code == 202 and close(resp.json()["quota"], quota)
 
     def stored() -> bool:
@@ -241,18 +275,24 @@ def test_integration_quota_put_by_contract_id_alerts(cluster: Cluster) -> None:
     assert wait_until(stored, 30, interval=0.5)
 
     def alerts() -> set[int]:
-        return set(v["thresholdPercent"]
-                      for _, v in read_topic(cluster.broker.bootstrap, "usage.alerts")
-                      if v["contractId"] == contract["contractId"])
+        return set(
+            v["thresholdPercent"]
+            for _, v in read_topic(cluster.broker.bootstrap, "usage.alerts")
+            if v["contractId"] == contract["contractId"]
+        )
 
     assert wait_until(lambda: alerts() == {50, 80, 100}, 30)
     plan = cluster.get(0, "/usage/plan", key).json()
     assert plan["will_exceed_limit"] is True and plan["percent_used"] >= 100
 
 
-CHECKS = [checks.not_a_server_error, checks.status_code_conformance,
-          checks.content_type_conformance, checks.response_schema_conformance,
-          checks.response_headers_conformance]
+CHECKS = [
+    checks.not_a_server_error,
+    checks.status_code_conformance,
+    checks.content_type_conformance,
+    checks.response_schema_conformance,
+    checks.response_headers_conformance,
+]
 
 
 def test_integration_schemathesis_no_5xx_and_schema_conformance(cluster: Cluster) -> None:
@@ -264,15 +304,27 @@ def test_integration_schemathesis_no_5xx_and_schema_conformance(cluster: Cluster
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 14  # schemathesis leaves /openapi.json itself out
     for op in operations:
-        @given(case=op.as_strategy(), cid=st.sampled_from([*ids, "unknown"]),
-               user=st.sampled_from(["user-a", "user-b", "nobody"]))
-        @settings(max_examples=40, deadline=None, phases=[Phase.generate],
-                  suppress_health_check=list(HealthCheck))
+
+        @given(
+            case=op.as_strategy(),
+            cid=st.sampled_from([*ids, "unknown"]),
+            user=st.sampled_from(["user-a", "user-b", "nobody"]),
+        )
+        @settings(
+            max_examples=40,
+            deadline=None,
+            phases=[Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
         def run(case: Any, cid: str, user: str) -> None:
             if case.path_parameters:
                 case.path_parameters.update(
-                    {k: v for k, v in (("contractId", cid), ("leafUserId", user))
-                     if k in case.path_parameters})
+                    {
+                        k: v
+                        for k, v in (("contractId", cid), ("leafUserId", user))
+                        if k in case.path_parameters
+                    }
+                )
             response = case.call(base_url=base, headers={"Authorization": f"Bearer {key}"})
             case.validate_response(response, checks=CHECKS)
 
@@ -304,4 +356,3 @@ def test_integration_keys_and_records_survive_a_restart(cluster: Cluster) -> Non
         assert close(a["used"], b["used"]) and a["currentTerm"] == b["currentTerm"]
     assert cluster.get(0, "/billing/contracts", key[:-2] + "zz").status_code == 401
     assert cluster.get(0, "/usage/plan", cluster.keys["rival"]).status_code == 200
-

@@ -13,7 +13,15 @@ from typing import Any
 import pytest
 
 from aggregates import geodesic_area_m2, normalize_geometry
-from tests.support.kafka import Broker, Worker, produce_events, produce_raw, read_topic, wait_until
+from tests.support.kafka import (
+    Broker,
+    Worker,
+    produce_events,
+    produce_raw,
+    read_topic,
+    wait_for_group,
+    wait_until,
+)
 from tests.support.scenario import Scenario, build
 from tests.support.snapshots import last_totals, latest_snapshots
 
@@ -88,6 +96,7 @@ def owner_id() -> str:
 def test_replay_of_real_boundaries_matches_union_all_oracle(broker: Broker, tmp_path: Path) -> None:
     sc = build(owner_id(), boundaries=2200)
     worker = Worker(broker, "it-replay", tmp_path / "worker").start()
+    wait_for_group(broker, "it-replay", members=1)
     try:
         produce_boundaries_first(broker, sc.events)
         produce_raw(broker.bootstrap, ((t, b"k", raw) for t, raw in sc.bad_records))
@@ -127,16 +136,19 @@ def test_kill9_then_restart_and_empty_data_dir_recovery_neither_lose_nor_double(
     first, second = creates[:half], creates[half:]
     data = tmp_path / "worker"
     worker = Worker(broker, "it-crash", data).start()
+    wait_for_group(broker, "it-crash", members=1)
     produce_events(broker.bootstrap, first)
     wait_until(lambda: len(records(broker, sc.owner)) > half // 3, 300, interval=0.5)
     worker.kill9()  # mid-replay: part of the first half is processed, not all committed
 
     worker = Worker(broker, "it-crash", data).start()  # same data dir
+    wait_for_group(broker, "it-crash", members=1)
     wait_for_records(broker, sc.owner, {e["id"] for e in first}, timeout=300)
     worker.kill9()
     shutil.rmtree(data)
 
     worker = Worker(broker, "it-crash", data).start()  # empty data dir: changelog only
+    wait_for_group(broker, "it-crash", members=1)
     try:
         produce_boundaries_first(broker, second + first[:50] + rest)  # with re-sent duplicates
         wait_for_records(broker, sc.owner, {e["id"] for e in sc.events}, timeout=300)
@@ -191,6 +203,7 @@ def test_day_and_term_rollover_and_late_correction(broker: Broker, tmp_path: Pat
     tl.add("fieldBoundaryCreated", t0 + timedelta(days=400), "u2", fieldId="new", geometry=new)
     tl.add("providerFileProcessingFinished", t0 + timedelta(days=2), fileId="a", geometry=late)
     worker = Worker(broker, "it-rollover", tmp_path / "worker").start()
+    wait_for_group(broker, "it-rollover", members=1)
     try:
         produce_events(broker.bootstrap, tl.events)
         wait_for_records(broker, owner, {e["id"] for e in tl.events}, timeout=120)

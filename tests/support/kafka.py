@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from schemas.codec import dumps, loads
 from streams.replay import TOPIC_OF_TYPE
@@ -184,6 +185,30 @@ async def _read_all(bootstrap: str, topic: str) -> list[tuple[bytes | None, Any]
 def read_topic(bootstrap: str, topic: str) -> list[tuple[bytes | None, Any]]:
     """Everything on a topic right now, decoded; values keep partition order."""
     return asyncio.run(_read_all(bootstrap, topic))
+
+
+async def _group_state(bootstrap: str, group: str) -> tuple[str, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        response = (await admin.describe_consumer_groups([group]))[0]
+        found = response.to_object()["groups"][0]
+        return str(found["state"]), len(found["members"])
+    finally:
+        await admin.close()
+
+
+def wait_for_group(broker: Broker, group: str, members: int, timeout: float = 90.0) -> None:
+    """Produce only once every worker has joined: a rebalance in the middle of the first
+    burst is what Faust handles worst (a partition was seen never to resume)."""
+
+    def stable() -> bool:
+        try:
+            return asyncio.run(_group_state(broker.bootstrap, group)) == ("Stable", members)
+        except Exception:  # noqa: BLE001 - the coordinator may not exist yet
+            return False
+
+    assert wait_until(stable, timeout, interval=0.5), f"group {group} never stable"
 
 
 def wait_until(predicate: Any, timeout: float, interval: float = 1.0) -> Any:
