@@ -29,6 +29,7 @@ def _ingest_agent(rt: Runtime, topic_name: str) -> Callable[[Any], Awaitable[Non
                 await _dead_letter(rt, event.message, result)
             else:
                 await _forward(rt, result)
+            rt.metrics.observe_lag(rt.app.consumer, event.message)
 
     ingest.__name__ = f"ingest_{topic_name.replace('.', '_').replace('-', '_')}"
     return ingest

@@ -46,7 +46,7 @@ def register(rt: Runtime) -> None:
             outcome = _handle(rt, rt.holder.get(), message, event.message.partition)
             _persist(rt, outcome)
             await _emit(rt, outcome)
-            _observe_lag(rt, event.message)
+            rt.metrics.observe_lag(rt.app.consumer, event.message)
 
 
 def _handle(rt: Runtime, meter: Meter, message: Message, partition: int) -> Outcome:
@@ -102,10 +102,3 @@ def _count(rt: Runtime, outcome: Outcome) -> None:
     for product, area in record.by_product.items():
         if area.owner_m2 > 0:
             rt.metrics.area_added.labels(product).inc(area.owner_m2)
-
-
-def _observe_lag(rt: Runtime, message: Any) -> None:
-    tp = message.tp
-    highwater = rt.app.consumer.highwater(tp)
-    if highwater is not None:
-        rt.metrics.lag.labels(tp.topic, tp.partition).set(max(0, highwater - message.offset - 1))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -44,6 +45,14 @@ class Metrics:
         self.snapshots = Counter(
             "acreage_snapshots", "Daily snapshots sent, by finality.", ["final"], registry=r
         )
+
+    def observe_lag(self, consumer: Any, message: Any) -> None:
+        """Records behind the partition's end after this one, for input and metering
+        topics alike: a value that stops falling marks a stuck partition."""
+        tp = message.tp
+        highwater = consumer.highwater(tp)
+        if highwater is not None:
+            self.lag.labels(tp.topic, tp.partition).set(max(0, highwater - message.offset - 1))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
