@@ -36,7 +36,7 @@ lint: $(STAMP)
 bench: bench-engine bench-pipeline
 
 bench-engine: $(STAMP)
-	$(PY) -m bench.engine
+	$(PY) -m bench.engine --profile 5000
 
 bench-pipeline: $(STAMP) broker-fetch
 	$(PY) -m bench.pipeline
