@@ -4,6 +4,12 @@
 records, snapshots, alerts and the state writes that make them durable come out. It does
 no I/O, so the stream layer only has to persist `Outcome.writes` in order and send the
 rest.
+
+Every input carries `seq`, its offset on the metering topic: it numbers the pieces the
+input creates and stamps the snapshot and alert bookkeeping it writes. The stream layer
+sends snapshots and alerts only after their bookkeeping is durable, then records per owner
+how far it got (`sent`); a rebuilt Meter hands back what lies beyond that (`unsent`), so
+a crash can repeat an output with the same content but never lose one or renumber it.
 """
 
 from __future__ import annotations
@@ -33,24 +39,37 @@ from aggregates.records import (
 )
 from aggregates.snapshots import Emitted, figures_for, is_closed, needs_emit
 from aggregates.state import (
-    SEP,
+    AlertState,
     Kind,
     LiveEntry,
+    decode_alerts,
     decode_contract,
     decode_emitted,
     decode_live,
     dump,
+    encode_alerts,
     encode_contract,
     encode_emitted,
     encode_live,
+    join_parts,
     key,
     load,
     split_key,
+    split_parts,
 )
 from aggregates.union import UniqueAreaLedger
 
 Write = tuple[str, bytes | None]
 LedgerKey = tuple[str, int, str]  # contract id, term index, scope
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """Where an event was first metered: a message seen again there is our own replay
+    (a restart re-reads what it had not committed), not a duplicate sent upstream."""
+
+    seq: int
+    source: str | None
 
 
 @dataclass
@@ -65,7 +84,7 @@ class Outcome:
 
 def _field_key(leaf_user_id: str, field_id: str, scope: str) -> str:
     """Field ids are only unique per user, so the owner's union keys them by user too."""
-    return field_id if scope != OWNER_SCOPE else f"{leaf_user_id}{SEP}{field_id}"
+    return field_id if scope != OWNER_SCOPE else join_parts(leaf_user_id, field_id)
 
 
 class Meter:
@@ -81,12 +100,13 @@ class Meter:
         self.audit_days: dict[tuple[str, str], dict[int, float]] = defaultdict(
             lambda: defaultdict(float)
         )
-        self._seen: set[str] = set()
+        self._seen: dict[tuple[str, str], Seen] = {}
+        self._sent: dict[str, int] = {}
         self._seeded: set[tuple[str, int]] = set()
         self._emitted: dict[tuple[str, str, int], Emitted] = {}
         self._emitted_days: dict[tuple[str, str], set[int]] = defaultdict(set)
         self._pending_final: set[tuple[str, str, int]] = set()
-        self._alerted: dict[tuple[str, int], int] = {}
+        self._alerted: dict[tuple[str, int], AlertState] = {}
         self._dirty: dict[LedgerKey, set[int]] = defaultdict(set)
         # usage-records (API): every non-duplicate event's record per owner, for /usage/details
         self.records: dict[str, list[UsageRecord]] = defaultdict(list)
@@ -140,30 +160,36 @@ class Meter:
 
     # ---- events ------------------------------------------------------------------
 
-    def apply(self, ev: MeterEvent, now: datetime) -> Outcome:
-        """Count one event in every product and scope it touches."""
+    def apply(self, ev: MeterEvent, now: datetime, seq: int, source: str | None = None) -> Outcome:
+        """Count one event in every product and scope it touches.
+
+        `source` names the input record (topic, partition, offset) the event came from.
+        """
         out = Outcome()
         products = products_for(ev.type, ev.provider)
         names = [p.value for p in products]
-        if ev.event_id in self._seen:
-            out.record = self._record(ev, names, False, {}, "duplicate")
+        seen = self._seen.get((ev.api_owner, ev.event_id))
+        if seen is not None:
+            if seen.seq != seq and (source is None or seen.source != source):
+                out.record = self._record(ev, names, False, {}, "duplicate")
             return out
         if ev.status == "FAILED":
             out.record = self._record(ev, names, False, {}, "failed")
         else:
             day = day_of(ev.timestamp)
-            self._seed_carry_over(ev.api_owner, day, out)
-            by_product, reason = self._count(ev, products, day, out)
+            self._seed_carry_over(ev.api_owner, day, seq, out)
+            by_product, reason = self._count(ev, products, day, seq, out)
             counted = any(a.user_m2 or a.owner_m2 for a in by_product.values()) or reason is None
             out.record = self._record(ev, names, counted, by_product, reason)
-            self._check_quotas(ev.api_owner, day, now, out)
-        self._seen.add(ev.event_id)
-        out.writes.append((key(Kind.EVENT, ev.event_id), self._encode_marker(out.record)))
+            self._check_quotas(ev.api_owner, day, now, seq, out)
+        self._seen[(ev.api_owner, ev.event_id)] = Seen(seq, source)
+        marker = self._encode_marker(out.record, seq, source)
+        out.writes.append((key(Kind.EVENT, ev.api_owner, ev.event_id), marker))
         self.records[ev.api_owner].append(out.record)  # usage-records (API)
         return out
 
     def _count(
-        self, ev: MeterEvent, products: tuple[Product, ...], day: date, out: Outcome
+        self, ev: MeterEvent, products: tuple[Product, ...], day: date, seq: int, out: Outcome
     ) -> tuple[dict[str, ProductArea], str | None]:
         by_product: dict[str, ProductArea] = {}
         geom = ev.geometry
@@ -177,9 +203,9 @@ class Meter:
             if geom is None:
                 by_product[product.value] = ProductArea(0.0, 0.0)
                 continue
-            by_product[product.value] = self._add_bounded(ev, product, geom, day, out)
+            by_product[product.value] = self._add_bounded(ev, product, geom, day, seq, out)
             by_product[Product.UNIFIED_AREA.value] = self._add_bounded(
-                ev, Product.UNIFIED_AREA, geom, day, out
+                ev, Product.UNIFIED_AREA, geom, day, seq, out
             )
         return by_product, reason
 
@@ -199,14 +225,22 @@ class Meter:
         return clipped, None
 
     def _add_bounded(
-        self, ev: MeterEvent, product: Product, geom: BaseGeometry, day: date, out: Outcome
+        self,
+        ev: MeterEvent,
+        product: Product,
+        geom: BaseGeometry,
+        day: date,
+        seq: int,
+        out: Outcome,
     ) -> ProductArea:
         contract = self._ensure_contract(ev.api_owner, product, day, out)
         term = contract.term(day)
         ordinal = max(day, term.start).toordinal()
-        user_m2 = self._add_to(contract, term, user_scope(ev.leaf_user_id), geom, ordinal, out)
-        owner_m2 = self._add_to(contract, term, OWNER_SCOPE, geom, ordinal, out)
-        return ProductArea(user_m2, owner_m2)
+        areas = [
+            self._add_to(contract, term, scope, geom, ordinal, seq, out)
+            for scope in (user_scope(ev.leaf_user_id), OWNER_SCOPE)
+        ]
+        return ProductArea(*areas)
 
     def _add_to(
         self,
@@ -215,15 +249,16 @@ class Meter:
         scope: str,
         geom: BaseGeometry,
         ordinal: int,
+        seq: int,
         out: Outcome,
     ) -> float:
         lkey = (contract.contract_id, term.index, scope)
         ledger = self.ledgers.get(lkey)
         if ledger is None:
             ledger = self.ledgers[lkey] = UniqueAreaLedger()
-        added = ledger.add(geom, ordinal)
+        added = ledger.add(geom, ordinal, seq)
         for piece_id, value in ledger.take_changes():
-            out.writes.append((key(Kind.PIECE, *lkey, piece_id), value))
+            out.writes.append((key(Kind.PIECE, contract.api_owner, *lkey, piece_id), value))
         self._dirty[lkey].add(ordinal)
         return added
 
@@ -278,11 +313,11 @@ class Meter:
         if existing is not None:
             contract = existing.backdated(day)
             self._put_contract(contract)
-            out.writes.append((key(Kind.CONTRACT, contract.contract_id), encode_contract(contract)))
+            out.writes.append(_contract_write(contract))
             return contract
         contract = new_contract(api_owner, product, day)
         self._put_contract(contract)
-        out.writes.append((key(Kind.CONTRACT, contract.contract_id), encode_contract(contract)))
+        out.writes.append(_contract_write(contract))
         return contract
 
     def _past_first_term(self, contract: Contract) -> bool:
@@ -296,7 +331,7 @@ class Meter:
         self.contracts[contract.contract_id] = contract
         self._by_owner[contract.api_owner][contract.product] = contract.contract_id
 
-    def _seed_carry_over(self, api_owner: str, day: date, out: Outcome) -> None:
+    def _seed_carry_over(self, api_owner: str, day: date, seq: int, out: Outcome) -> None:
         """Boundaries live when a FIELDS_BOUNDARY term starts count in that term too.
 
         Seeding happens before the first event dated in a new term is counted, so the
@@ -312,17 +347,19 @@ class Meter:
         unified = self._ensure_contract(api_owner, Product.UNIFIED_AREA, term.start, out)
         owner_union = self.live.get((api_owner, OWNER_SCOPE))
         for fkey, geom in owner_union.items() if owner_union else ():
-            leaf_user_id = fkey.split(SEP, 1)[0]
+            leaf_user_id = split_parts(fkey)[0]
             for target in (contract, unified):
                 target_term = target.term(term.start)
                 ordinal = max(term.start, target_term.start).toordinal()
                 for scope in (user_scope(leaf_user_id), OWNER_SCOPE):
-                    self._add_to(target, target_term, scope, geom, ordinal, out)
-        out.writes.append((key(Kind.SEEDED, contract.contract_id, term.index), b"1"))
+                    self._add_to(target, target_term, scope, geom, ordinal, seq, out)
+        out.writes.append((key(Kind.SEEDED, api_owner, contract.contract_id, term.index), b"1"))
 
     # ---- quotas ------------------------------------------------------------------
 
-    def set_quota(self, contract_id: str, quota_m2: float | None, now: datetime) -> Outcome:
+    def set_quota(
+        self, contract_id: str, quota_m2: float | None, now: datetime, seq: int
+    ) -> Outcome:
         """A new limit is announced against at once: every threshold it is already past
         alerts once. Setting the same limit again changes and announces nothing."""
         out = Outcome()
@@ -331,22 +368,24 @@ class Meter:
             return out
         contract = current.with_quota(quota_m2)
         self._put_contract(contract)
-        out.writes.append((key(Kind.CONTRACT, contract_id), encode_contract(contract)))
+        out.writes.append(_contract_write(contract))
         term = contract.term(now.date())
         used = self.total_m2(contract_id, term.index, OWNER_SCOPE)
-        self._alerted[(contract_id, term.index)] = 0
-        out.writes.append((key(Kind.ALERTED, contract_id, term.index), b"0"))
-        self._alert(contract, term, used, 0, now, out)
+        self._remember_alerts(contract, term.index, AlertState(0, seq, ()), out)
+        self._alert(contract, term, used, 0, now, seq, out)
         return out
 
-    def _check_quotas(self, api_owner: str, day: date, now: datetime, out: Outcome) -> None:
+    def _check_quotas(
+        self, api_owner: str, day: date, now: datetime, seq: int, out: Outcome
+    ) -> None:
         for cid in self._by_owner[api_owner].values():
             contract = self.contracts[cid]
             if contract.quota_m2 is None:
                 continue
             term = contract.term(day)
             used = self.total_m2(cid, term.index, OWNER_SCOPE)
-            self._alert(contract, term, used, self._alerted.get((cid, term.index), 0), now, out)
+            state = self._alerted.get((cid, term.index))
+            self._alert(contract, term, used, state.level if state else 0, now, seq, out)
 
     def _alert(
         self,
@@ -355,34 +394,44 @@ class Meter:
         used: float,
         previous: int,
         now: datetime,
+        seq: int,
         out: Outcome,
     ) -> None:
         crossed = new_crossings(previous, used, contract.quota_m2)
         if not crossed:
             return
         assert contract.quota_m2 is not None
-        for threshold in crossed:
-            out.alerts.append(
-                QuotaAlert(
-                    contract.contract_id,
-                    contract.api_owner,
-                    contract.product.value,
-                    term.start,
-                    term.end,
-                    threshold,
-                    used,
-                    contract.quota_m2,
-                    now,
-                )
+        alerts = tuple(
+            QuotaAlert(
+                contract.contract_id,
+                contract.api_owner,
+                contract.product.value,
+                term.start,
+                term.end,
+                threshold,
+                used,
+                contract.quota_m2,
+                now,
             )
-        self._alerted[(contract.contract_id, term.index)] = crossed[-1]
-        out.writes.append(
-            (key(Kind.ALERTED, contract.contract_id, term.index), str(crossed[-1]).encode())
+            for threshold in crossed
         )
+        out.alerts.extend(alerts)
+        self._remember_alerts(contract, term.index, AlertState(crossed[-1], seq, alerts), out)
+
+    def _remember_alerts(
+        self, contract: Contract, term: int, state: AlertState, out: Outcome
+    ) -> None:
+        """The alerts ride along with the level, so a rebuild can send them if the
+        stream layer had not yet when it stopped."""
+        self._alerted[(contract.contract_id, term)] = state
+        row = key(Kind.ALERTED, contract.api_owner, contract.contract_id, term)
+        out.writes.append((row, encode_alerts(state)))
 
     # ---- snapshots ---------------------------------------------------------------
 
-    def tick(self, now: datetime, owns: Callable[[str], bool] = lambda _: True) -> Outcome:
+    def tick(
+        self, now: datetime, seq: int, owns: Callable[[str], bool] = lambda _: True
+    ) -> Outcome:
         """Emit snapshots for changed days and finalise days whose grace has passed.
 
         `owns` limits the tick to the API owners of the partition it arrived on, so the
@@ -394,7 +443,7 @@ class Meter:
             cid, term, scope = lkey
             days = self._dirty.pop(lkey)
             later = {d for d in self._emitted_days[(cid, scope)] if d >= min(days)}
-            self._emit_days(cid, term, scope, days | later, now, out)
+            self._emit_days(cid, term, scope, days | later, now, seq, out)
         closing = [
             k
             for k in self._pending_final
@@ -402,11 +451,18 @@ class Meter:
         ]
         for cid, scope, day in closing:
             term = self.contracts[cid].term(date.fromordinal(day)).index
-            self._emit_days(cid, term, scope, {day}, now, out)
+            self._emit_days(cid, term, scope, {day}, now, seq, out)
         return out
 
     def _emit_days(
-        self, cid: str, term: int, scope: str, days: set[int], now: datetime, out: Outcome
+        self,
+        cid: str,
+        term: int,
+        scope: str,
+        days: set[int],
+        now: datetime,
+        seq: int,
+        out: Outcome,
     ) -> None:
         contract = self.contracts[cid]
         bounded = contract.product.period_bounded
@@ -418,25 +474,53 @@ class Meter:
             if not needs_emit(last, figures, final):
                 continue
             emitted = Emitted(
-                (last.revision if last else 0) + 1, figures.added_m2, figures.total_m2, final
+                (last.revision if last else 0) + 1,
+                figures.added_m2,
+                figures.total_m2,
+                final,
+                seq,
+                contract.quota_m2,
+                now,
             )
             self._remember_emitted(cid, scope, day, emitted)
-            out.writes.append((key(Kind.SNAPSHOT, cid, scope, day), encode_emitted(emitted)))
-            out.snapshots.append(
-                DailySnapshot(
-                    cid,
-                    contract.api_owner,
-                    scope,
-                    contract.product.value,
-                    date.fromordinal(day),
-                    figures.added_m2,
-                    figures.total_m2,
-                    contract.quota_m2,
-                    final,
-                    emitted.revision,
-                    now,
-                )
-            )
+            row = key(Kind.SNAPSHOT, contract.api_owner, cid, scope, day)
+            out.writes.append((row, encode_emitted(emitted)))
+            out.snapshots.append(self._snapshot(cid, scope, day, emitted))
+
+    def _snapshot(self, cid: str, scope: str, day: int, emitted: Emitted) -> DailySnapshot:
+        contract = self.contracts[cid]
+        return DailySnapshot(
+            cid,
+            contract.api_owner,
+            scope,
+            contract.product.value,
+            date.fromordinal(day),
+            emitted.added_m2,
+            emitted.total_m2,
+            emitted.quota_m2,
+            emitted.final,
+            emitted.revision,
+            emitted.emitted_at,
+        )
+
+    # ---- outputs -----------------------------------------------------------------
+
+    def sent(self, api_owner: str, seq: int) -> Write:
+        """Snapshots and alerts of `api_owner` up to input `seq` reached the broker."""
+        self._sent[api_owner] = seq
+        return key(Kind.SENT, api_owner), str(seq).encode()
+
+    def unsent(self) -> Outcome:
+        """Snapshots and alerts whose bookkeeping is stored but that may not have been
+        sent: a rebuilt Meter sends these again, with the revision they were given."""
+        out = Outcome()
+        for (cid, scope, day), emitted in sorted(self._emitted.items()):
+            if emitted.seq > self._sent.get(self.contracts[cid].api_owner, -1):
+                out.snapshots.append(self._snapshot(cid, scope, day, emitted))
+        for (cid, _), state in sorted(self._alerted.items()):
+            if state.seq > self._sent.get(self.contracts[cid].api_owner, -1):
+                out.alerts.extend(state.alerts)
+        return out
 
     def _remember_emitted(self, cid: str, scope: str, day: int, emitted: Emitted) -> None:
         self._emitted[(cid, scope, day)] = emitted
@@ -474,11 +558,13 @@ class Meter:
         )
 
     @staticmethod
-    def _encode_marker(record: UsageRecord | None) -> bytes:
+    def _encode_marker(record: UsageRecord | None, seq: int, source: str | None) -> bytes:
         """The marker keeps the record so the usage history survives restarts too."""
         assert record is not None
         return dump(
             {
+                "seq": seq,
+                "src": source,
                 "type": record.type,
                 "ts": record.timestamp.isoformat(),
                 "owner": record.api_owner,
@@ -503,13 +589,13 @@ class Meter:
         live_items: dict[tuple[str, str], list[tuple[str, BaseGeometry]]] = defaultdict(list)
         markers: list[tuple[str, bytes]] = []
         for raw_key, value in items:
-            kind, parts = split_key(raw_key)
+            kind, owner, parts = split_key(raw_key)
             if kind is Kind.CONTRACT:
                 meter._put_contract(decode_contract(parts[0], value))
             elif kind is Kind.PIECE:
                 pieces[(parts[0], int(parts[1]), parts[2])].append((int(parts[3]), value))
             elif kind is Kind.LIVE:
-                owner, user, field_id = parts[0], parts[1], SEP.join(parts[2:])
+                user, field_id = parts
                 entry = decode_live(value)
                 meter._live_meta[(owner, user, field_id)] = entry
                 if entry.wkb is not None:
@@ -524,19 +610,36 @@ class Meter:
             elif kind is Kind.SNAPSHOT:
                 meter._remember_emitted(parts[0], parts[1], int(parts[2]), decode_emitted(value))
             elif kind is Kind.ALERTED:
-                meter._alerted[(parts[0], int(parts[1]))] = int(value)
+                meter._alerted[(parts[0], int(parts[1]))] = decode_alerts(value)
+            elif kind is Kind.SENT:
+                meter._sent[owner] = int(value)
         for lkey, stored in pieces.items():
             meter.ledgers[lkey] = UniqueAreaLedger.from_pieces(stored)
         for lkey2, entries in live_items.items():
             meter.live[lkey2] = LiveUnion.from_items(entries)
         for event_id, value in markers:
             meter._restore_marker(event_id, load(value))
+        meter._mark_all_dirty()
         return meter
+
+    def _mark_all_dirty(self) -> None:
+        """Days changed since the last tick are not stored; after a rebuild every day is
+        compared with its last snapshot at the next tick, and only changed ones are sent."""
+        for (cid, term, scope), ledger in self.ledgers.items():
+            self._dirty[(cid, term, scope)].update(ledger.area_by_day())
+        for (cid, scope), days in self.audit_days.items():
+            contract = self.contracts[cid]
+            for day in days:
+                term = contract.term(date.fromordinal(day)).index
+                self._dirty[(cid, term, scope)].add(day)
 
     def _restore_marker(self, event_id: str, marker: dict[str, object]) -> None:
         """AUDIT's daily deltas are history, not state: the markers are where it is kept."""
-        self._seen.add(event_id)
-        self.records[str(marker["owner"])].append(_record_of_marker(event_id, marker))
+        owner = str(marker["owner"])
+        source = marker.get("src")
+        seq = int(str(marker["seq"]))
+        self._seen[(owner, event_id)] = Seen(seq, str(source) if source else None)
+        self.records[owner].append(_record_of_marker(event_id, marker))
         areas = marker.get("areas")
         audit = areas.get(Product.AUDIT_FIELDS_BOUNDARY.value) if isinstance(areas, dict) else None
         if not audit:
@@ -548,6 +651,10 @@ class Meter:
         ordinal = day_of(datetime.fromisoformat(str(marker["ts"]))).toordinal()
         for scope, delta in zip((user_scope(user), OWNER_SCOPE), audit, strict=True):
             self.audit_days[(contract.contract_id, scope)][ordinal] += delta
+
+
+def _contract_write(contract: Contract) -> Write:
+    return key(Kind.CONTRACT, contract.api_owner, contract.contract_id), encode_contract(contract)
 
 
 # ---- usage-records (API) ------------------------------------------------------------

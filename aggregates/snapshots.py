@@ -22,12 +22,19 @@ class DayFigures:
 
 @dataclass(frozen=True, slots=True)
 class Emitted:
-    """The last snapshot sent for a key: needed to number revisions and skip no-ops."""
+    """The last snapshot sent for a key: needed to number revisions and skip no-ops.
+
+    It holds the whole snapshot as sent, and `seq`, the input that produced it, so a
+    rebuild can send it again unchanged when it may not have reached the broker.
+    """
 
     revision: int
     added_m2: float
     total_m2: float
     final: bool
+    seq: int
+    quota_m2: float | None
+    emitted_at: datetime
 
 
 def figures_for(by_day: Mapping[int, float], days: Iterable[int]) -> dict[int, DayFigures]:

@@ -3,21 +3,27 @@
 Every record lives under one key in one Faust table, so all the writes an event causes go
 to one changelog partition in order. The event's marker is written last: if it survived a
 crash, everything before it did too.
+
+A key is its kind, then the API owner, then the record's own parts. The owner comes second
+so a partition's records can be told apart by owner alone. Each part is escaped, so no
+character an upstream id may hold (the separator included) can split a key differently.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
 from aggregates.contracts import Contract
 from aggregates.products import Product
+from aggregates.records import QuotaAlert
 from aggregates.snapshots import Emitted
 
 SEP = "\x1f"
+_ESCAPES = (("%", "%25"), (SEP, "%1F"))
 
 
 class Kind(StrEnum):
@@ -31,15 +37,39 @@ class Kind(StrEnum):
     SNAPSHOT = "s"
     ALERTED = "q"
     API_KEY = "k"  # hashed API key of an owner (streams.api.keys); Meter ignores it
+    SENT = "o"  # how far an owner's outputs are known to have reached the broker
 
 
-def key(kind: Kind, *parts: object) -> str:
-    return SEP.join((kind.value, *(str(p) for p in parts)))
+def escape(part: object) -> str:
+    text = str(part)
+    for raw, escaped in _ESCAPES:
+        text = text.replace(raw, escaped)
+    return text
 
 
-def split_key(raw: str) -> tuple[Kind, list[str]]:
-    head, *parts = raw.split(SEP)
-    return Kind(head), parts
+def unescape(part: str) -> str:
+    for raw, escaped in reversed(_ESCAPES):
+        part = part.replace(escaped, raw)
+    return part
+
+
+def join_parts(*parts: object) -> str:
+    """Several ids as one string that splits back into exactly those ids."""
+    return SEP.join(escape(p) for p in parts)
+
+
+def split_parts(joined: str) -> list[str]:
+    return [unescape(p) for p in joined.split(SEP)]
+
+
+def key(kind: Kind, api_owner: str, *parts: object) -> str:
+    return join_parts(kind.value, api_owner, *parts)
+
+
+def split_key(raw: str) -> tuple[Kind, str, list[str]]:
+    """Kind, API owner and the record's own parts of a key made by `key`."""
+    head, owner, *parts = split_parts(raw)
+    return Kind(head), owner, parts
 
 
 def dump(value: dict[str, Any]) -> bytes:
@@ -107,9 +137,72 @@ def decode_live(raw: bytes) -> LiveEntry:
 
 
 def encode_emitted(e: Emitted) -> bytes:
-    return dump({"r": e.revision, "a": e.added_m2, "t": e.total_m2, "f": e.final})
+    return dump(
+        {
+            "r": e.revision,
+            "a": e.added_m2,
+            "t": e.total_m2,
+            "f": e.final,
+            "s": e.seq,
+            "q": e.quota_m2,
+            "at": e.emitted_at.isoformat(),
+        }
+    )
 
 
 def decode_emitted(raw: bytes) -> Emitted:
     v = load(raw)
-    return Emitted(v["r"], v["a"], v["t"], v["f"])
+    return Emitted(
+        v["r"], v["a"], v["t"], v["f"], v["s"], v["q"], datetime.fromisoformat(v["at"])
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AlertState:
+    """The highest threshold announced in a term, and the alerts that announced it."""
+
+    level: int
+    seq: int
+    alerts: tuple[QuotaAlert, ...]
+
+
+def encode_alerts(state: AlertState) -> bytes:
+    return dump(
+        {
+            "level": state.level,
+            "seq": state.seq,
+            "alerts": [
+                {
+                    "contractId": a.contract_id,
+                    "apiOwner": a.api_owner,
+                    "product": a.product,
+                    "termStart": a.term_start.isoformat(),
+                    "termEnd": a.term_end.isoformat(),
+                    "threshold": a.threshold_percent,
+                    "usedM2": a.used_m2,
+                    "quotaM2": a.quota_m2,
+                    "at": a.emitted_at.isoformat(),
+                }
+                for a in state.alerts
+            ],
+        }
+    )
+
+
+def decode_alerts(raw: bytes) -> AlertState:
+    v = load(raw)
+    alerts = tuple(
+        QuotaAlert(
+            a["contractId"],
+            a["apiOwner"],
+            a["product"],
+            date.fromisoformat(a["termStart"]),
+            date.fromisoformat(a["termEnd"]),
+            a["threshold"],
+            a["usedM2"],
+            a["quotaM2"],
+            datetime.fromisoformat(a["at"]),
+        )
+        for a in v["alerts"]
+    )
+    return AlertState(v["level"], v["seq"], alerts)

@@ -21,6 +21,7 @@ from aggregates.overlay import (
 )
 
 Bounds = tuple[float, float, float, float]
+SEQ_BITS = 20  # pieces one input may create in one ledger: 2**20
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,12 @@ class UniqueAreaLedger:
     only ever shrink, so a shrunk piece keeps its old, still-covering index entry and a
     deleted piece leaves a stale entry that lookups skip. Ids are never reused, so a
     stale entry cannot be mistaken for a live piece; a rebuild drops them all.
+
+    A piece's id is the sequence number of the input that created it (its offset on the
+    metering topic) shifted left by SEQ_BITS, plus a counter. Ids therefore never collide
+    with stored pieces, even when this ledger was built from an incomplete view of the
+    store. Pieces already tagged with an add's sequence number are leftovers of an attempt
+    that a crash interrupted; the replayed add credits them as its own.
     """
 
     def __init__(self) -> None:
@@ -70,8 +77,10 @@ class UniqueAreaLedger:
         self._day_area: dict[int, float] = {}
         self._day_count: dict[int, int] = {}
         self._total = 0.0
+        self._seq = -1
+        self._next_seq = 0
         self._next_id = 0
-        self._persisted_below = 0
+        self._created: set[int] = set()
         self._dirty: set[int] = set()
 
     @classmethod
@@ -88,8 +97,7 @@ class UniqueAreaLedger:
             ledger._remember(piece_id, day, geom, geodesic_area_m2(geom))
         if ledger._pieces:
             ledger._index = Index(ledger._stream())
-        ledger._next_id = max(ledger._pieces, default=-1) + 1
-        ledger._persisted_below = ledger._next_id
+        ledger._next_seq = (max(ledger._pieces, default=-1) >> SEQ_BITS) + 1
         return ledger
 
     @property
@@ -108,19 +116,25 @@ class UniqueAreaLedger:
         """What add(geom, day) would return, without changing anything (quota checks)."""
         return self._plan(geom, day).added
 
-    def add(self, geom: BaseGeometry, day: int = 0) -> float:
-        """Count geom on `day`; returns how much the union's total grew.
+    def add(self, geom: BaseGeometry, day: int = 0, seq: int | None = None) -> float:
+        """Count geom on `day` for input `seq`; returns how much the union's total grew.
 
+        Without `seq` the add is an input of its own, numbered after every stored piece.
         Area already held by pieces of an earlier or equal day is not new. Area held by
         pieces of a later day moves to `day` (event time decides attribution, so a late
         event claims what it covered first) without changing the total.
         """
+        if seq is None:
+            seq = self._next_seq
+        self._next_seq = max(self._next_seq, seq + 1)
+        own = self._own_leftovers(geom, seq)
         plan = self._plan(geom, day)
+        self._start(seq)
         for piece_id, remainder, remainder_area in plan.shrinks:
             self._shrink(piece_id, remainder, remainder_area)
         for piece_day, piece, area in plan.inserts:
             self._insert(piece_day, piece, area)
-        return plan.added
+        return plan.added + own
 
     def take_changes(self) -> list[tuple[int, bytes | None]]:
         """Piece writes since the last call; None deletes a piece.
@@ -128,11 +142,25 @@ class UniqueAreaLedger:
         Writes to pieces the store already holds (deletes and shrinks) come before new
         pieces, so a crash that loses a suffix of the writes can only undercount.
         """
-        existing = sorted(i for i in self._dirty if i < self._persisted_below)
-        created = sorted(i for i in self._dirty if i >= self._persisted_below and i in self._pieces)
+        existing = sorted(self._dirty - self._created)
+        created = sorted(i for i in self._created if i in self._pieces)
         self._dirty = set()
-        self._persisted_below = self._next_id
+        self._created = set()
         return [(i, self._encoded(i)) for i in existing + created]
+
+    def _start(self, seq: int) -> None:
+        if seq != self._seq:
+            self._seq, self._next_id = seq, seq << SEQ_BITS
+
+    def _own_leftovers(self, geom: BaseGeometry, seq: int) -> float:
+        """Area of pieces an interrupted earlier attempt of this same input stored."""
+        if seq == self._seq or geom.is_empty:
+            return 0.0
+        return sum(
+            self._areas[i]
+            for i in self._index.intersection(geom.bounds)
+            if i >> SEQ_BITS == seq and i in self._pieces
+        )
 
     def _plan(self, geom: BaseGeometry, day: int) -> _Plan:
         if geom.is_empty:
@@ -180,12 +208,22 @@ class UniqueAreaLedger:
         return _Hits(np.asarray(ids, dtype=np.int64)[mask].tolist(), days[mask], geoms[mask])
 
     def _insert(self, day: int, geom: BaseGeometry, area: float) -> None:
-        piece_id = self._next_id
-        self._next_id += 1
+        piece_id = self._fresh_id()
         self._remember(piece_id, day, geom, area)
         self._indexed[piece_id] = geom.bounds
         self._index.insert(piece_id, geom.bounds)
         self._dirty.add(piece_id)
+        self._created.add(piece_id)
+
+    def _fresh_id(self) -> int:
+        """Skips ids an interrupted attempt of the same input left behind."""
+        while self._next_id in self._indexed:
+            self._next_id += 1
+        if self._next_id >> SEQ_BITS != self._seq:
+            raise OverflowError(f"input {self._seq} creates over 2**{SEQ_BITS} pieces")
+        piece_id = self._next_id
+        self._next_id += 1
+        return piece_id
 
     def _shrink(self, piece_id: int, remainder: BaseGeometry | None, area: float) -> None:
         day, _ = self._pieces[piece_id]

@@ -18,6 +18,11 @@ class EventMessage(BaseModel):
     kind: Literal["event"] = "event"
     event: EventEnvelope
     wkb: str | None = Field(None, description="Normalised geometry, hex WKB.")
+    source: str | None = Field(
+        None,
+        description="topic/partition/offset of the input record: the same event forwarded "
+        "twice by a restarted ingest agent is not a duplicate sent upstream.",
+    )
 
 
 class TickMessage(BaseModel):

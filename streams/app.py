@@ -12,7 +12,7 @@ from schemas.events import TOPIC_TYPES
 from streams.holder import MeterHolder
 from streams.metrics import Metrics
 from streams.settings import Settings
-from streams.topics import OUTPUT_TOPICS
+from streams.topics import OUTPUT_TOPICS, metering_topic
 
 RECORDS_TOPIC, DAILY_TOPIC, ALERTS_TOPIC, DEAD_LETTER_TOPIC = OUTPUT_TOPICS
 
@@ -81,12 +81,12 @@ def create_app(settings: Settings | None = None) -> Runtime:
         settings=s,
         app=app,
         state=state,
-        metering=_raw_topic(app, f"{s.app_id}-metering", s, internal=True),
+        metering=_raw_topic(app, metering_topic(s.app_id), s, internal=True),
         inputs={name: _raw_topic(app, name, s) for name in TOPIC_TYPES},
         outputs={
             name: _raw_topic(app, name, s, compacting=name == DAILY_TOPIC) for name in OUTPUT_TOPICS
         },
-        holder=MeterHolder(state, timedelta(seconds=s.grace_seconds)),
+        holder=MeterHolder(state, timedelta(seconds=s.grace_seconds), s.partitions),
     )
     from streams import ingest, metering, ticks, web
 

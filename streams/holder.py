@@ -1,47 +1,138 @@
-"""The in-memory Meter of a worker, rebuilt from the state table after every rebalance."""
+"""A worker's metering state, one Meter per metering partition it owns.
+
+A partition's Meter is built only by the metering agent, when the agent receives the
+partition's first message after an assignment. Faust resumes a partition's stream only
+once the table's changelog recovery has ended, and it drops buffered messages on revoke,
+so receiving that message is the proof that the table is complete. (The
+`on_partitions_assigned` signal comes before recovery ends: a Meter built there, or by
+an API request in that window, would miss records, re-meter events and reuse ids.)
+Until its Meter exists, a partition's owners get 503 from the API.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from aggregates.meter import Meter
+from aggregates.meter import Meter, Outcome
+from aggregates.state import split_key
+from streams.topics import partition_of
 
 log = logging.getLogger(__name__)
 
 
-class MeterHolder:
-    """R-trees are not in the table, only pieces are; a rebalance can change which owners
-    this worker has, so the index is rebuilt lazily from what the table holds now."""
+class NotReady(Exception):
+    """The owner's partition is assigned here, but its state is still being recovered."""
 
-    def __init__(self, table: Any, grace: timedelta) -> None:
+
+@dataclass
+class PartitionState:
+    """A partition's Meter and the snapshots and alerts it still has to send.
+
+    Snapshots and alerts wait here until their bookkeeping is durable; a rebuilt Meter
+    puts back what its store says may not have reached the broker.
+    """
+
+    meter: Meter
+    pending: Outcome = field(default_factory=Outcome)
+
+
+class MeterHolder:
+    """The Meters of the metering partitions assigned to this worker."""
+
+    def __init__(self, table: Any, grace: timedelta, partitions: int) -> None:
         self._table = table
         self._grace = grace
-        self._meter: Meter | None = None
-        self.last_rebuild_seconds = 0.0
+        self._partitions = partitions
+        self._states: dict[int, PartitionState] = {}
+        self._assigned: set[int] = set()
+        self._serving: set[int] = set()
 
-    def invalidate(self) -> None:
-        self._meter = None
+    # ---- rebalance signals ----------------------------------------------------------
 
-    def get(self) -> Meter:
-        if self._meter is None:
-            self._meter = self._rebuild()
-        return self._meter
+    def revoked(self) -> None:
+        """Nothing is served while the group rebalances: a partition may be moving."""
+        self._serving.clear()
 
-    def _rebuild(self) -> Meter:
+    def assigned(self, partitions: Iterable[int]) -> None:
+        """Partitions kept across the rebalance keep their Meter: nobody else wrote their
+        table meanwhile. New ones wait for the agent to build theirs."""
+        self._assigned = set(partitions)
+        for partition in set(self._states) - self._assigned:
+            del self._states[partition]
+        self._serving = set(self._states)
+
+    # ---- the metering agent ---------------------------------------------------------
+
+    def state_for(self, partition: int) -> PartitionState:
+        """Only the metering agent calls this: see the module docstring."""
+        state = self._states.get(partition)
+        if state is None:
+            state = self._states[partition] = self._rebuild(partition)
+            self._assigned.add(partition)
+            self._serving.add(partition)
+        return state
+
+    def drop(self, partition: int) -> None:
+        """Forget a Meter whose memory may be ahead of its table (an event failed
+        half-way); the next message rebuilds it from what was persisted."""
+        self._states.pop(partition, None)
+        self._serving.discard(partition)
+
+    # ---- readers (API, health) ------------------------------------------------------
+
+    def meter_of(self, api_owner: str) -> Meter:
+        partition = partition_of(api_owner, self._partitions)
+        if partition not in self._serving:
+            raise NotReady(partition)
+        return self._states[partition].meter
+
+    def meter_with_contract(self, contract_id: str) -> Meter | None:
+        """The local Meter holding a contract; NotReady when it may be in one still
+        recovering, None when it is on no partition of this worker."""
+        for partition in self._serving:
+            meter = self._states[partition].meter
+            if contract_id in meter.contracts:
+                return meter
+        if self._assigned - self._serving:
+            raise NotReady(min(self._assigned - self._serving))
+        return None
+
+    def readiness(self) -> dict[int, bool]:
+        """Each assigned metering partition: is its state built from a recovered table."""
+        return {p: p in self._serving for p in sorted(self._assigned)}
+
+    def meters(self) -> list[Meter]:
+        return [self._states[p].meter for p in sorted(self._serving)]
+
+    # ---- building -------------------------------------------------------------------
+
+    def _rebuild(self, partition: int) -> PartitionState:
         started = time.perf_counter()
-        items = ((_text(k), v) for k, v in self._table.items())
+        items = ((_text(k), v) for k, v in self._partition_items(partition))
         meter = Meter.from_state(items, self._grace)
-        self.last_rebuild_seconds = time.perf_counter() - started
         log.info(
-            "meter rebuilt: %d owners, %d scopes in %.2fs",
+            "partition %d rebuilt: %d owners, %d scopes in %.2fs",
+            partition,
             len(meter.owners()),
             len(meter.ledgers),
-            self.last_rebuild_seconds,
+            time.perf_counter() - started,
         )
-        return meter
+        return PartitionState(meter, meter.unsent())
+
+    def _partition_items(self, partition: int) -> Iterator[tuple[Any, bytes]]:
+        """RocksDB keeps one database per partition; other stores are filtered by owner."""
+        store = self._table.data
+        if hasattr(store, "_db_for_partition"):
+            yield from store._visible_items(store._db_for_partition(partition))
+            return
+        for raw, value in store.items():
+            if partition_of(split_key(_text(raw))[1], self._partitions) == partition:
+                yield raw, value
 
 
 def _text(raw: bytes | str) -> str:

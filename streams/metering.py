@@ -1,8 +1,15 @@
-"""The metering agent: owner-keyed messages in, state writes and usage outputs out."""
+"""The metering agent: owner-keyed messages in, state writes and usage outputs out.
+
+Per message: the pure Meter computes an Outcome, its writes go to the table, its usage
+record is sent at once (a replay recomputes the same record), and its snapshots and alerts
+wait in the partition's outbox. A tick sends the outbox only after the producer has
+flushed the bookkeeping that numbers them, then records per owner that they were sent.
+"""
 
 from __future__ import annotations
 
-import time
+import asyncio
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,52 +27,89 @@ from schemas.internal import (
 )
 from schemas.outputs import DailySnapshotOut, QuotaAlertOut, UsageRecordOut
 from streams.api.keys import key_outcome
-from streams.app import ALERTS_TOPIC, DAILY_TOPIC, RECORDS_TOPIC, Runtime
-from streams.decode import to_domain
+from streams.app import ALERTS_TOPIC, DAILY_TOPIC, DEAD_LETTER_TOPIC, RECORDS_TOPIC, Runtime
+from streams.decode import Origin, Rejection, dead_letter, to_domain
+from streams.holder import PartitionState
 from streams.topics import partition_of
+
+log = logging.getLogger(__name__)
 
 Message = EventMessage | TickMessage | QuotaMessage | ApiKeyMessage
 _messages: TypeAdapter[Message] = TypeAdapter(MeteringMessage)
 
 
 def register(rt: Runtime) -> None:
-    def _invalidate(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        """Owners may have moved: rebuild the Meter from the table before the next use."""
-        rt.holder.invalidate()
+    topic = rt.metering.get_topic_name()
 
-    rt.app.on_partitions_assigned.connect(_invalidate)
-    rt.app.on_partitions_revoked.connect(_invalidate)
+    def _revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        rt.holder.revoked()
+
+    def _assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        assigned = args[0] if args else kwargs["assigned"]
+        rt.holder.assigned(tp.partition for tp in assigned if tp.topic == topic)
+
+    rt.app.on_partitions_revoked.connect(_revoked)
+    rt.app.on_partitions_assigned.connect(_assigned)
 
     @rt.app.agent(rt.metering, name="metering")
     async def metering(stream: StreamT[Any]) -> None:
         async for event in stream.events():  # type: ignore[attr-defined]
-            try:
-                message = _messages.validate_json(event.value)
-            except ValidationError:
-                continue  # only this app writes the topic; an unreadable record is not ours
-            outcome = _handle(rt, rt.holder.get(), message, event.message.partition)
-            _persist(rt, outcome)
-            await _emit(rt, outcome)
-            rt.metrics.observe_lag(rt.app.consumer, event.message)
+            await _meter_one(rt, event.message)
 
 
-def _handle(rt: Runtime, meter: Meter, message: Message, partition: int) -> Outcome:
+async def _meter_one(rt: Runtime, record: Any) -> None:
+    try:
+        message = _messages.validate_json(record.value)
+    except ValidationError:
+        return  # only this app writes the topic; an unreadable record is not ours
+    state = rt.holder.state_for(record.partition)
+    try:
+        outcome = _handle(rt, state.meter, message, record.partition, record.offset)
+    except Exception as exc:  # noqa: BLE001 - one input must not stop metering
+        await _failed(rt, record, exc)
+        return
+    _persist(rt, outcome)
+    await _send_record(rt, outcome)
+    state.pending.alerts.extend(outcome.alerts)
+    state.pending.snapshots.extend(outcome.snapshots)
+    if isinstance(message, TickMessage):
+        await _flush(rt, state, record.offset)
+
+
+def _handle(rt: Runtime, meter: Meter, message: Message, partition: int, seq: int) -> Outcome:
     if isinstance(message, ApiKeyMessage):
         return key_outcome(message)  # API keys live in the owner's partition of the table
     if isinstance(message, TickMessage):
-        rt.metrics.pieces.set(sum(ledger.piece_count for ledger in meter.ledgers.values()))
+        rt.metrics.pieces.set(
+            sum(ledger.piece_count for m in rt.holder.meters() for ledger in m.ledgers.values())
+        )
         return meter.tick(
-            message.now, owns=lambda owner: partition_of(owner, rt.settings.partitions) == partition
+            message.now,
+            seq,
+            owns=lambda owner: partition_of(owner, rt.settings.partitions) == partition,
         )
     if isinstance(message, QuotaMessage):
         if message.contract_id not in meter.contracts:
             return Outcome()
-        return meter.set_quota(message.contract_id, message.quota_m2, message.now)
-    started = time.perf_counter()
-    outcome = meter.apply(to_domain(message), datetime.now(UTC))
-    rt.metrics.latency.observe(time.perf_counter() - started)
+        return meter.set_quota(message.contract_id, message.quota_m2, message.now, seq)
+    with rt.metrics.latency.time():
+        outcome = meter.apply(to_domain(message), datetime.now(UTC), seq, message.source)
     _count(rt, outcome)
     return outcome
+
+
+async def _failed(rt: Runtime, record: Any, exc: Exception) -> None:
+    """The Meter's memory may be half-changed, but nothing reached the table: dropping
+    the Meter makes the next message rebuild it exactly as it was before this one."""
+    rt.holder.drop(record.partition)
+    rt.metrics.metering_errors.inc()
+    log.error("metering failed at %s[%d]@%d", record.topic, record.partition, record.offset,
+              exc_info=exc)
+    origin = Origin(record.topic, record.partition, record.offset, record.key, record.value)
+    rejection = Rejection("internal_error", f"{type(exc).__name__}: {exc}")
+    key, value = dead_letter(rejection, origin, rt.settings.dead_letter_max_payload_bytes)
+    await rt.outputs[DEAD_LETTER_TOPIC].send(key=key, value=value)
+    rt.metrics.dead_letters.labels(rejection.reason).inc()
 
 
 def _persist(rt: Runtime, outcome: Outcome) -> None:
@@ -77,21 +121,47 @@ def _persist(rt: Runtime, outcome: Outcome) -> None:
             rt.state[key] = value
 
 
-async def _emit(rt: Runtime, outcome: Outcome) -> None:
+async def _send_record(rt: Runtime, outcome: Outcome) -> None:
     if outcome.record is not None:
         record = UsageRecordOut.model_validate(outcome.record)
         await rt.outputs[RECORDS_TOPIC].send(
             key=outcome.record.api_owner.encode(), value=dumps(record.to_wire())
         )
-    for alert in outcome.alerts:
-        await rt.outputs[ALERTS_TOPIC].send(
-            key=alert.contract_id.encode(),
-            value=dumps(QuotaAlertOut.model_validate(alert).to_wire()),
-        )
-    for snap in outcome.snapshots:
-        body = DailySnapshotOut.model_validate(snap)
-        rt.metrics.snapshots.labels(str(snap.final).lower()).inc()
-        await rt.outputs[DAILY_TOPIC].send(key=snap.key.encode(), value=dumps(body.to_wire()))
+
+
+async def _flush(rt: Runtime, state: PartitionState, seq: int) -> None:
+    """Bookkeeping first, then the outputs it numbers, then the mark that they arrived.
+
+    A failure leaves everything pending for the next tick: outputs may then be sent twice,
+    always with the same revision and content, and never lost.
+    """
+    pending = state.pending
+    if not pending.snapshots and not pending.alerts:
+        return
+    try:
+        await rt.app.producer.flush()
+        acks = [await _send_alert(rt, a) for a in pending.alerts]
+        acks += [await _send_snapshot(rt, s) for s in pending.snapshots]
+        await asyncio.gather(*acks)
+    except Exception as exc:  # noqa: BLE001 - the broker may be away; retried next tick
+        log.warning("outputs not sent yet (%d pending): %s", len(pending.snapshots) +
+                    len(pending.alerts), exc)
+        return
+    owners = {a.api_owner for a in pending.alerts} | {s.api_owner for s in pending.snapshots}
+    state.pending = Outcome()
+    _persist(rt, Outcome(writes=[state.meter.sent(owner, seq) for owner in sorted(owners)]))
+
+
+async def _send_alert(rt: Runtime, alert: Any) -> Any:
+    return await rt.outputs[ALERTS_TOPIC].send(
+        key=alert.contract_id.encode(), value=dumps(QuotaAlertOut.model_validate(alert).to_wire())
+    )
+
+
+async def _send_snapshot(rt: Runtime, snap: Any) -> Any:
+    rt.metrics.snapshots.labels(str(snap.final).lower()).inc()
+    body = DailySnapshotOut.model_validate(snap)
+    return await rt.outputs[DAILY_TOPIC].send(key=snap.key.encode(), value=dumps(body.to_wire()))
 
 
 def _count(rt: Runtime, outcome: Outcome) -> None:

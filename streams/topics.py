@@ -17,16 +17,38 @@ DAILY_TOPIC = "usage.consumption-daily"
 OUTPUT_TOPICS = ("usage.records", DAILY_TOPIC, "usage.alerts", "usage.dead-letter")
 
 
+COMPACTED = {"cleanup.policy": "compact"}
+
+
+def metering_topic(app_id: str) -> str:
+    return f"{app_id}-metering"
+
+
+def internal_topics(app_id: str) -> dict[str, tuple[int | None, dict[str, str]]]:
+    """Faust's own topics, by the names Faust gives them, with partitions (None: the app's
+    count) and configs. Faust would create them itself, but a worker that joins before
+    they exist is assigned without them and sits idle until its next metadata refresh
+    (minutes), so every worker creates them before its consumer joins."""
+    return {
+        metering_topic(app_id): (None, {}),
+        f"{app_id}-state-changelog": (None, COMPACTED),
+        f"{app_id}-__assignor-__leader": (1, {}),
+    }
+
+
 def _new_topics(settings: Settings) -> list[NewTopic]:
     """The daily topic is compacted: a consumer wants the latest revision per key."""
+    specs: dict[str, tuple[int | None, dict[str, str]]] = {
+        **{
+            name: (None, COMPACTED if name == DAILY_TOPIC else {})
+            for name in (*TOPIC_TYPES, *OUTPUT_TOPICS)
+        },
+        **internal_topics(settings.app_id),
+    }
     return [
-        NewTopic(
-            name,
-            num_partitions=settings.partitions,
-            replication_factor=1,
-            topic_configs={"cleanup.policy": "compact"} if name == DAILY_TOPIC else {},
-        )
-        for name in (*TOPIC_TYPES, *OUTPUT_TOPICS)
+        NewTopic(name, num_partitions=partitions or settings.partitions, replication_factor=1,
+                 topic_configs=configs)
+        for name, (partitions, configs) in specs.items()
     ]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from aiohttp import web
 from faust.web import View
@@ -21,14 +21,23 @@ from streams.api.auth import Principal, identify, unauthorized
 from streams.api.errors import ApiError, bad_parameter, from_validation, middleware, not_found
 from streams.api.keys import TableKeys
 from streams.api.ratelimit import RateLimiter
-from streams.api.routing import FORWARDED, LocalOnly, Locator, TableLocator, forward, rebalancing
+from streams.api.routing import (
+    FORWARDED,
+    LocalOnly,
+    Locator,
+    TableLocator,
+    forward,
+    rebalancing,
+    recovering,
+)
+from streams.holder import NotReady
 
 if TYPE_CHECKING:
     from streams.app import Runtime
 
 T = TypeVar("T")
 API_KEY: web.AppKey[Api] = web.AppKey("acreage.api")
-PUBLIC_PATHS = frozenset({"/metrics", "/openapi.json"})
+PUBLIC_PATHS = frozenset({"/metrics", "/openapi.json", "/health", "/ready"})
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,16 @@ class Endpoint:
         return "{contractId}" in self.path
 
 
+class Meters(Protocol):
+    """Where a request finds the Meter it reads (streams.holder.MeterHolder)."""
+
+    def meter_of(self, api_owner: str) -> Meter:
+        """The owner's Meter; NotReady while its partition recovers."""
+
+    def meter_with_contract(self, contract_id: str) -> Meter | None:
+        """The local Meter holding the contract; NotReady when it may be recovering."""
+
+
 @dataclass
 class Api:
     """What the views share; every collaborator can be swapped in unit tests."""
@@ -81,7 +100,7 @@ class Api:
     rt: Runtime
     locator: Locator
     keys: Any
-    meter: Callable[[], Meter]
+    meters: Meters
     send: Callable[[str, bytes], Awaitable[None]]
     limiter: RateLimiter = field(default_factory=RateLimiter)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
@@ -92,7 +111,7 @@ class Api:
             await rt.metering.send(key=api_owner.encode(), value=value)
 
         locator = TableLocator(rt.app, rt.state, rt.settings.partitions)
-        return cls(rt, locator, TableKeys(rt.state), rt.holder.get, send)
+        return cls(rt, locator, TableKeys(rt.state), rt.holder, send)
 
     @property
     def settings(self) -> Any:
@@ -113,9 +132,22 @@ class Api:
         if not principal.is_admin:
             query, body = self._owner_parse(ep, request, raw, principal)
         self.limiter.hit(principal.fingerprint, ep.bucket, self._limit(ep))
-        call = Call(self, principal, owner, query, body, dict(request.match_info), self.meter(),
+        meter = self._meter(owner, request.match_info.get("contractId"))
+        call = Call(self, principal, owner, query, body, dict(request.match_info), meter,
                     self.clock())
         return render(await ep.handler(call), ep)
+
+    def _meter(self, owner: str | None, contract_id: str | None) -> Meter:
+        """The owner's Meter, or, for an admin by contract id, the one holding it."""
+        try:
+            if owner is not None:
+                return self.meters.meter_of(owner)
+            meter = self.meters.meter_with_contract(contract_id or "")
+        except NotReady as exc:
+            raise recovering(int(str(exc))) from None
+        if meter is None:
+            raise not_found("contract")
+        return meter
 
     async def _route(
         self, ep: Endpoint, request: web.Request, raw: bytes, owner: str | None
@@ -129,13 +161,19 @@ class Api:
             if forwarded:
                 raise rebalancing()
             return await forward(self.rt.app.http_client, worker, request, raw)
-        if forwarded or request.match_info.get("contractId") in self.meter().contracts:
+        if forwarded or self._holds(request.match_info.get("contractId", "")):
             return None
         for worker in self.locator.other_workers():
             response = await forward(self.rt.app.http_client, worker, request, raw)
             if response.status != 404:
                 return response
-        raise not_found("contract")
+        return None  # served here: 404, or 503 if it may be in a partition still recovering
+
+    def _holds(self, contract_id: str) -> bool:
+        try:
+            return self.meters.meter_with_contract(contract_id) is not None
+        except NotReady:
+            return False
 
     def _verify(self, principal: Principal) -> None:
         if principal.owner is not None and not self.keys.exists(

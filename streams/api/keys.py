@@ -66,9 +66,10 @@ async def _send(settings: Any, api_owner: str, message: ApiKeyMessage) -> None:
     from aiokafka.admin import AIOKafkaAdminClient
 
     from schemas.codec import dumps
+    from streams.topics import metering_topic
 
     bootstrap = settings.broker.removeprefix("kafka://")
-    topic = f"{settings.app_id}-metering"
+    topic = metering_topic(settings.app_id)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:

@@ -40,6 +40,15 @@ def rebalancing() -> ApiError:
     )
 
 
+def recovering(partition: int) -> ApiError:
+    return ApiError(
+        503,
+        "unavailable",
+        f"metering state of partition {partition} is being recovered; retry shortly",
+        headers={"Retry-After": "2"},
+    )
+
+
 class TableLocator:
     """Reads the partition assignment Faust's assignor shares with every worker."""
 

@@ -26,6 +26,12 @@ class Harness:
         self.meter = Meter(grace=timedelta(0))
         self.store: dict[str, bytes] = {}
         self.n = 0
+        self.seq = 0
+
+    def next_seq(self) -> int:
+        """The offset the next metering message would have."""
+        self.seq += 1
+        return self.seq
 
     def persist(self, out: Outcome) -> Outcome:
         for k, v in out.writes:
@@ -48,7 +54,7 @@ class Harness:
             geometry=geom,
             **kw,  # type: ignore[arg-type]
         )
-        return self.persist(self.meter.apply(ev, NOW))
+        return self.persist(self.meter.apply(ev, NOW, self.next_seq()))
 
     def total(self, product: Product, scope: str, day: date = T0.date()) -> float:  # noqa: B008
         cid = contract_id_for(OWNER, product)
@@ -177,9 +183,9 @@ def test_late_event_corrects_its_day_and_later_days_with_higher_revision(h: Harn
     d1, d2 = T0, T0 + timedelta(days=1)
     a, b = sq(10, 50), sq(10.0005, 50)
     h.event("providerFileProcessingFinished", "u1", b, ts=d2)
-    first = h.persist(h.meter.tick(NOW))
+    first = h.persist(h.meter.tick(NOW, h.next_seq()))
     h.event("providerFileProcessingFinished", "u1", a, ts=d1)
-    second = h.persist(h.meter.tick(NOW))
+    second = h.persist(h.meter.tick(NOW, h.next_seq()))
     owner = {
         (s.date, s.revision): s
         for s in second.snapshots
@@ -196,11 +202,11 @@ def test_late_event_corrects_its_day_and_later_days_with_higher_revision(h: Harn
 def test_snapshots_are_provisional_until_grace_passes() -> None:
     meter = Meter(grace=timedelta(hours=1))
     ev = MeterEvent("e1", "providerFileProcessingFinished", T0, OWNER, "u1", geometry=sq(10, 50))
-    meter.apply(ev, T0)
-    provisional = meter.tick(T0 + timedelta(minutes=5)).snapshots
+    meter.apply(ev, T0, 1)
+    provisional = meter.tick(T0 + timedelta(minutes=5), 2).snapshots
     assert provisional and not any(s.final for s in provisional)
-    assert meter.tick(T0 + timedelta(hours=6)).snapshots == []
-    final = meter.tick(T0 + timedelta(days=1, minutes=61)).snapshots
+    assert meter.tick(T0 + timedelta(hours=6), 3).snapshots == []
+    final = meter.tick(T0 + timedelta(days=1, minutes=61), 4).snapshots
     assert {s.revision for s in final} == {2} and all(s.final for s in final)
 
 
@@ -208,15 +214,15 @@ def test_quota_alerts_fire_once_per_threshold(h: Harness) -> None:
     a = sq(10, 50)
     h.event("providerFileProcessingFinished", "u1", a)
     cid = contract_id_for(OWNER, Product.OPERATIONS_FILE)
-    out = h.persist(h.meter.set_quota(cid, area(a) * 1.5, NOW))
+    out = h.persist(h.meter.set_quota(cid, area(a) * 1.5, NOW, h.next_seq()))
     assert [x.threshold_percent for x in out.alerts] == [50]
     out = h.event("providerFileProcessingFinished", "u1", sq(10.001, 50))
     assert [x.threshold_percent for x in out.alerts] == [80, 100]
     out = h.event("providerFileProcessingFinished", "u1", sq(10.002, 50))
     assert out.alerts == []
-    assert h.persist(h.meter.set_quota(cid, area(a) * 1.5, NOW)).alerts == []
-    assert h.rebuilt().set_quota(cid, area(a) * 1.5, NOW).alerts == []
-    raised = h.persist(h.meter.set_quota(cid, area(a) * 4, NOW))
+    assert h.persist(h.meter.set_quota(cid, area(a) * 1.5, NOW, h.next_seq())).alerts == []
+    assert h.rebuilt().set_quota(cid, area(a) * 1.5, NOW, h.next_seq()).alerts == []
+    raised = h.persist(h.meter.set_quota(cid, area(a) * 4, NOW, h.next_seq()))
     assert [x.threshold_percent for x in raised.alerts] == [50]
 
 
@@ -235,6 +241,7 @@ def test_rebuilt_meter_matches_and_keeps_deduplicating(h: Harness) -> None:
     again = rebuilt.apply(
         MeterEvent("e1", "fieldBoundaryCreated", T0, OWNER, "u0", geometry=geoms[0], field_id="f0"),
         NOW,
+        h.next_seq(),
     )
     assert again.record and again.record.reason == "duplicate"
 
@@ -247,7 +254,9 @@ def test_replayed_audit_event_after_partial_write_keeps_its_delta(h: Harness) ->
     del h.store[marker_key]
     rebuilt = h.rebuilt()
     replay = rebuilt.apply(
-        MeterEvent("x", "fieldBoundaryCreated", T0, OWNER, "u1", geometry=a, field_id="f1"), NOW
+        MeterEvent("x", "fieldBoundaryCreated", T0, OWNER, "u1", geometry=a, field_id="f1"),
+        NOW,
+        h.seq,
     )
     assert replay.record is not None
     assert replay.record.by_product["AUDIT_FIELDS_BOUNDARY"].owner_m2 == pytest.approx(area(a))
@@ -258,13 +267,13 @@ def test_replayed_audit_event_after_partial_write_keeps_its_delta(h: Harness) ->
 def test_tick_emits_only_for_the_owners_of_its_partition() -> None:
     """Snapshot records must land in the owner's changelog partition, not the tick's."""
     meter = Meter(grace=timedelta(0))
-    for owner in ("a@x", "b@x"):
+    for seq, owner in enumerate(("a@x", "b@x")):
         ev = MeterEvent(
             f"{owner}-1", "providerFileProcessingFinished", T0, owner, "u1", geometry=sq(10, 50)
         )
-        meter.apply(ev, NOW)
-    first = meter.tick(NOW, owns=lambda owner: owner == "a@x")
+        meter.apply(ev, NOW, seq)
+    first = meter.tick(NOW, 10, owns=lambda owner: owner == "a@x")
     assert first.snapshots and {s.api_owner for s in first.snapshots} == {"a@x"}
-    second = meter.tick(NOW, owns=lambda owner: owner == "b@x")
+    second = meter.tick(NOW, 11, owns=lambda owner: owner == "b@x")
     assert second.snapshots and {s.api_owner for s in second.snapshots} == {"b@x"}
-    assert meter.tick(NOW).snapshots == []
+    assert meter.tick(NOW, 12).snapshots == []

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from shapely.geometry.base import BaseGeometry
 
 from aggregates import UniqueAreaLedger, decode_piece, encode_piece, geodesic_area_m2
+from aggregates.union import SEQ_BITS
 from tests.aggregates.strategies import events
 
 Oracle = Callable[[Sequence[BaseGeometry]], float]
@@ -65,17 +66,43 @@ def test_late_event_claims_area_from_later_days() -> None:
 
 def test_changes_write_existing_pieces_before_new_ones() -> None:
     ledger = UniqueAreaLedger()
-    ledger.add(BOX, 10)
+    ledger.add(BOX, 10, seq=0)
     assert [value is not None for _, value in ledger.take_changes()] == [True]
-    ledger.add(HALF, 5)
+    ledger.add(HALF, 5, seq=1)
     changes = ledger.take_changes()
-    assert [piece_id for piece_id, _ in changes] == [0, 1]
+    assert [piece_id >> SEQ_BITS for piece_id, _ in changes] == [0, 1]
     assert ledger.take_changes() == []
-    ledger.add(BOX, 1)
+    ledger.add(BOX, 1, seq=2)
     changes = ledger.take_changes()
-    first_new = next(i for i, (piece_id, _) in enumerate(changes) if piece_id >= 2)
-    assert all(piece_id < 2 for piece_id, _ in changes[:first_new])
+    first_new = next(i for i, (piece_id, _) in enumerate(changes) if piece_id >> SEQ_BITS == 2)
+    assert all(piece_id >> SEQ_BITS < 2 for piece_id, _ in changes[:first_new])
     assert (0, None) in changes
+
+
+def test_ids_come_from_the_input_so_a_stale_ledger_cannot_overwrite_stored_pieces() -> None:
+    """A ledger built from part of the store (as after a half-finished recovery) must not
+    hand out an id the store already holds: the next input's ids carry its own number."""
+    full = UniqueAreaLedger()
+    full.add(BOX, 1, seq=7)
+    full.add(shapely.box(10.0, 50.0, 10.002, 50.002), 1, seq=8)
+    stored = dict(full.take_changes())
+    stale = UniqueAreaLedger.from_pieces([next(iter(stored.items()))])  # lost seq 8's piece
+    stale.add(shapely.box(20.0, 50.0, 20.001, 50.001), 1, seq=9)
+    assert not set(dict(stale.take_changes())) & set(stored)
+
+
+def test_a_replayed_input_credits_the_pieces_its_interrupted_attempt_stored() -> None:
+    """Crash after an input's pieces reached the store but before its marker did: the
+    replay reports the input's whole area once, and the total counts it once."""
+    first = UniqueAreaLedger()
+    first.add(HALF, 1, seq=3)
+    stored = dict(first.take_changes())
+    whole = first.add(BOX, 2, seq=4)
+    stored.update(first.take_changes())
+    replayed = UniqueAreaLedger.from_pieces((i, v) for i, v in stored.items() if v is not None)
+    assert replayed.add(BOX, 2, seq=4) == pytest.approx(whole, rel=1e-9)
+    assert replayed.total_m2 == pytest.approx(first.total_m2, rel=1e-9)
+    assert replayed.take_changes() == []
 
 
 def test_codec_round_trips() -> None:

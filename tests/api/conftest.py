@@ -41,6 +41,7 @@ class World:
     table: dict[str, bytes] = field(default_factory=dict)
     sent: list[tuple[str, bytes]] = field(default_factory=list)
     n: int = 0
+    seq: int = 0
 
     def persist(self, out: Outcome) -> None:
         for k, v in out.writes:
@@ -53,8 +54,13 @@ class World:
               ts: datetime = T0, **kw: Any) -> None:
         self.n += 1
         ev = MeterEvent(f"e{self.n}", type_, ts, owner, user, geometry=geom, **kw)
-        self.persist(self.meter.apply(ev, NOW))
-        self.persist(self.meter.tick(NOW))
+        self.persist(self.meter.apply(ev, NOW, self.next_seq()))
+        self.persist(self.meter.tick(NOW, self.next_seq()))
+
+    def next_seq(self) -> int:
+        """The offset the next metering message would have."""
+        self.seq += 1
+        return self.seq
 
     def key_for(self, owner: str) -> str:
         token = new_owner_key(owner)
@@ -70,10 +76,23 @@ class World:
             self.persist(key_outcome(ApiKeyMessage.model_validate(message)))
         elif message["kind"] == "quota":
             q = QuotaMessage.model_validate(message)
-            self.persist(self.meter.set_quota(q.contract_id, q.quota_m2, q.now))
+            self.persist(self.meter.set_quota(q.contract_id, q.quota_m2, q.now, self.next_seq()))
 
     def exists(self, owner: str, sha256: str) -> bool:
         return key_record(owner, sha256) in self.table
+
+
+@dataclass
+class OneMeter:
+    """Every owner in one recovered Meter, as on a single worker that owns everything."""
+
+    meter: Meter
+
+    def meter_of(self, api_owner: str) -> Meter:
+        return self.meter
+
+    def meter_with_contract(self, contract_id: str) -> Meter | None:
+        return self.meter if contract_id in self.meter.contracts else None
 
 
 def populated() -> World:
@@ -104,7 +123,7 @@ async def client(world: World, tmp_path: Path) -> AsyncIterator[TestClient[Any, 
     api: Api = web_app[API_KEY]
     api.locator = LocalOnly()
     api.keys = world
-    api.meter = lambda: world.meter
+    api.meters = OneMeter(world.meter)
     api.send = world.send
     api.clock = lambda: NOW
     async with TestClient(TestServer(web_app)) as c:

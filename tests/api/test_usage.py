@@ -46,7 +46,8 @@ def test_series_is_zero_filled_and_restarts_with_each_term() -> None:
 def test_plan_projects_the_daily_average_to_the_term_end() -> None:
     w = World()
     w.event(OWNER, "u1", sq(0, 0), ts=datetime(2026, 3, 1, 12, tzinfo=UTC))
-    w.persist(w.meter.set_quota(FILE, 30 * geodesic_area_m2(sq(0, 0)), datetime.now(UTC)))
+    quota = 30 * geodesic_area_m2(sq(0, 0))
+    w.persist(w.meter.set_quota(FILE, quota, datetime.now(UTC), w.next_seq()))
     contract = w.meter.contracts[FILE]
     p = plan(w.meter, contract, date(2026, 3, 10), Unit.M2)
     assert (p.days_elapsed, p.days_remaining) == (10, 355)
