@@ -65,6 +65,9 @@ class QuotaAlertOut(Wire):
 
 
 class DeadLetterOut(Wire):
+    """The original record, cut to a size the broker accepts; size and sha256 are always
+    those of the whole original, so a truncated payload can still be matched to it."""
+
     error: str
     reason: str
     topic: str
@@ -72,3 +75,6 @@ class DeadLetterOut(Wire):
     offset: int
     payload: str
     payload_encoding: str
+    payload_truncated: bool
+    payload_size: int
+    payload_sha256: str

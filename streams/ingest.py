@@ -1,17 +1,58 @@
-"""Ingest agents, one per input topic: validate, normalise, re-key by API owner."""
+"""Ingest agents, one per input topic: validate, normalise, re-key by API owner.
+
+Every record ends as a metering message or a dead letter, and no record can stop an
+agent: an agent that dies stops metering for every owner of its partitions.
+"""
 
 from __future__ import annotations
 
-import base64
+import asyncio
+import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
-from schemas.codec import dumps
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
+from faust.types import TopicT
+
 from schemas.events import TOPIC_TYPES
-from schemas.internal import EventMessage
-from schemas.outputs import DeadLetterOut
 from streams.app import DEAD_LETTER_TOPIC, Runtime
-from streams.decode import Rejection, decode_input
+from streams.decode import (
+    Limits,
+    Origin,
+    Rejection,
+    dead_letter,
+    decode_input,
+    encode_for_metering,
+)
+
+log = logging.getLogger(__name__)
+
+RETRY_FIRST_SECONDS = 0.5
+RETRY_MAX_SECONDS = 10.0
+
+
+class Throttled:
+    """At most one log line per kind every `every` seconds, with the number held back:
+    a broker outage or a flood of poison must not write a line per record."""
+
+    def __init__(self, every: float = 30.0) -> None:
+        self.every = every
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def warning(self, kind: str, msg: str, *args: Any, exc: BaseException | None = None) -> None:
+        now = time.monotonic()
+        if kind in self._last and now - self._last[kind] < self.every:
+            self._held[kind] = self._held.get(kind, 0) + 1
+            return
+        self._last[kind] = now
+        held = self._held.pop(kind, 0)
+        log.warning(f"{msg} ({held} more held back)", *args, exc_info=exc)
+
+
+throttled = Throttled()
 
 
 def register(rt: Runtime) -> None:
@@ -21,41 +62,104 @@ def register(rt: Runtime) -> None:
 
 def _ingest_agent(rt: Runtime, topic_name: str) -> Callable[[Any], Awaitable[None]]:
     allowed = TOPIC_TYPES[topic_name]
+    limits = Limits.from_settings(rt.settings)
 
     async def ingest(stream: AsyncIterator[Any]) -> None:
         async for event in stream.events():  # type: ignore[attr-defined]
-            result = decode_input(event.value, topic_name, allowed, rt.settings.max_vertices)
-            if isinstance(result, Rejection):
-                await _dead_letter(rt, event.message, result)
-            else:
-                await _forward(rt, result)
-            rt.metrics.observe_lag(rt.app.consumer, event.message)
+            msg = event.message
+            origin = Origin(msg.topic, msg.partition, msg.offset, msg.key, msg.value)
+            await _ingest_one(rt, origin, allowed, limits)
 
     ingest.__name__ = f"ingest_{topic_name.replace('.', '_').replace('-', '_')}"
     return ingest
 
 
-async def _forward(rt: Runtime, message: EventMessage) -> None:
-    await rt.metering.send(
-        key=message.event.api_owner.encode(), value=dumps(message.model_dump(mode="json"))
-    )
-
-
-async def _dead_letter(rt: Runtime, message: Any, rejection: Rejection) -> None:
-    """Keep the original bytes (as text when they are UTF-8) so the record can be replayed."""
-    raw: bytes = message.value or b""
+async def _ingest_one(rt: Runtime, origin: Origin, allowed: frozenset[str], limits: Limits) -> None:
+    """Forward or dead-letter one record; an exception costs that record, not the stream."""
     try:
-        payload, encoding = raw.decode(), "utf-8"
-    except UnicodeDecodeError:
-        payload, encoding = base64.b64encode(raw).decode(), "base64"
-    letter = DeadLetterOut(
-        error=rejection.error,
-        reason=rejection.reason,
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        payload=payload,
-        payload_encoding=encoding,
+        routed = _route(origin, allowed, limits)
+    except Exception as exc:  # a bug triggered by one input must not stop metering
+        routed = _internal_error(origin, exc)
+    if isinstance(routed, Rejection):
+        await _dead_letter(rt, origin, routed)
+        return
+    key, value = routed
+    try:
+        await _send(rt.metering, key, value)
+    except Exception as exc:  # not broker trouble (that is waited out): the record's own
+        await _dead_letter(rt, origin, _internal_error(origin, exc))
+
+
+def _route(
+    origin: Origin, allowed: frozenset[str], limits: Limits
+) -> tuple[bytes, bytes] | Rejection:
+    """The metering topic's key and value, or why the record cannot be metered."""
+    message = decode_input(origin.value, origin.topic, allowed, limits, datetime.now(UTC))
+    if isinstance(message, Rejection):
+        return message
+    source = f"{origin.topic}/{origin.partition}/{origin.offset}"
+    value = encode_for_metering(message.model_copy(update={"source": source}))
+    if isinstance(value, Rejection):
+        return value
+    return message.event.api_owner.encode(), value
+
+
+def _internal_error(origin: Origin, exc: Exception) -> Rejection:
+    throttled.warning(
+        "internal_error",
+        "internal error on %s[%d]@%d",
+        origin.topic,
+        origin.partition,
+        origin.offset,
+        exc=exc,
     )
+    return Rejection("internal_error", f"{type(exc).__name__}: {exc}")
+
+
+async def _dead_letter(rt: Runtime, origin: Origin, rejection: Rejection) -> None:
+    """A dead letter that cannot be sent is logged and counted (reason label `unsent`):
+    losing the trace of a bad record must not cost the good ones behind it."""
+    try:
+        key, value = dead_letter(rejection, origin, rt.settings.dead_letter_max_payload_bytes)
+        await _send(rt.outputs[DEAD_LETTER_TOPIC], key, value)
+    except Exception as exc:
+        rt.metrics.dead_letters.labels("unsent").inc()
+        throttled.warning(
+            "dead_letter_unsent",
+            "dead letter (%s) for %s[%d]@%d not sent",
+            rejection.reason,
+            origin.topic,
+            origin.partition,
+            origin.offset,
+            exc=exc,
+        )
+        return
     rt.metrics.dead_letters.labels(rejection.reason).inc()
-    await rt.outputs[DEAD_LETTER_TOPIC].send(key=message.key, value=dumps(letter.to_wire()))
+
+
+async def _send(topic: TopicT, key: bytes | None, value: bytes) -> None:
+    """Broker trouble is waited out, never turned into a dead letter: a valid event
+    dead-lettered because the broker was away would be area lost. Anything else raises."""
+    delay = RETRY_FIRST_SECONDS
+    while True:
+        try:
+            await topic.send(key=key, value=value)
+            return
+        except Exception as exc:
+            if not _broker_trouble(exc):
+                raise
+            throttled.warning("broker", "send to %s waits for the broker", topic, exc=exc)
+        await asyncio.sleep(delay)
+        delay = min(2 * delay, RETRY_MAX_SECONDS)
+
+
+def _broker_trouble(exc: BaseException) -> bool:
+    """Faust wraps aiokafka's errors (ProducerSendError from KafkaError): look through."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, KafkaTimeoutError | KafkaConnectionError):
+            return True
+        if isinstance(cause, KafkaError):
+            return bool(cause.retriable)
+        cause = cause.__cause__
+    return False

@@ -40,3 +40,24 @@ class Settings(BaseSettings):
         description="Consumer session timeout: how soon a crashed worker's "
         "partitions move to a live one.",
     )
+    max_event_age_days: float = Field(
+        400.0,
+        gt=0,
+        le=36_500,
+        description="Events dated further back are implausible and dead-lettered "
+        "(timestamp_out_of_range): one event dated 1970 would otherwise move a contract.",
+    )
+    max_clock_skew_seconds: float = Field(
+        3600.0,
+        ge=0,
+        le=31_536_000,
+        description="Events dated further ahead of the worker's clock are dead-lettered "
+        "(timestamp_out_of_range).",
+    )
+    dead_letter_max_payload_bytes: int = Field(
+        256 * 1024,
+        ge=1024,
+        le=448 * 1024,
+        description="Dead letters carry at most this much of the original record and as "
+        "much of its key, so key and value together stay under the broker's 1 MB limit.",
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -11,11 +11,12 @@ from aggregates.meter import Meter
 from aggregates.products import Product
 from schemas.codec import dumps
 from schemas.events import TOPIC_TYPES
-from streams.decode import Rejection, decode_input, to_domain
+from streams.decode import Limits, Rejection, decode_input, to_domain
 from streams.replay import TOPIC_OF_TYPE
 from tests.support.scenario import Scenario, build
 
 NOW = datetime(2026, 3, 20, tzinfo=UTC)
+LIMITS = Limits(10_000, max_event_age=timedelta(days=400), max_clock_skew=timedelta(hours=1))
 
 
 @pytest.fixture(scope="module")
@@ -25,11 +26,11 @@ def scenario() -> Scenario:
 
 def test_meter_totals_equal_union_all_oracle(scenario: Scenario) -> None:
     meter = Meter()
-    for ev in scenario.events:
+    for seq, ev in enumerate(scenario.events):
         topic = TOPIC_OF_TYPE[ev["type"]]
-        message = decode_input(dumps(ev), topic, TOPIC_TYPES[topic], 10_000)
+        message = decode_input(dumps(ev), topic, TOPIC_TYPES[topic], LIMITS, NOW)
         assert not isinstance(message, Rejection), message
-        meter.apply(to_domain(message), NOW)
+        meter.apply(to_domain(message), NOW, seq)
     oracle = scenario.oracle()
     for (product, scope), expected in sorted(oracle.items()):
         cid = contract_id_for(scenario.owner, Product(product))
@@ -40,7 +41,7 @@ def test_meter_totals_equal_union_all_oracle(scenario: Scenario) -> None:
 def test_bad_records_are_rejected_with_reasons(scenario: Scenario) -> None:
     reasons = []
     for topic, raw in scenario.bad_records:
-        result = decode_input(raw, topic, TOPIC_TYPES[topic], 10_000)
+        result = decode_input(raw, topic, TOPIC_TYPES[topic], LIMITS, NOW)
         assert isinstance(result, Rejection), raw
         reasons.append(result.reason)
     assert "bad_json" in reasons and "geometry_out_of_range" in reasons

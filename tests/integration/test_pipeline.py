@@ -202,7 +202,9 @@ def test_day_and_term_rollover_and_late_correction(broker: Broker, tmp_path: Pat
     tl.add("fieldBoundaryDeleted", t0 + timedelta(days=100), fieldId="gone")
     tl.add("fieldBoundaryCreated", t0 + timedelta(days=400), "u2", fieldId="new", geometry=new)
     tl.add("providerFileProcessingFinished", t0 + timedelta(days=2), fileId="a", geometry=late)
-    worker = Worker(broker, "it-rollover", tmp_path / "worker").start()
+    # The timeline spans 400 days from 2025-03-01: wider than the default plausibility window.
+    wide = {"ACREAGE_MAX_EVENT_AGE_DAYS": "3650"}
+    worker = Worker(broker, "it-rollover", tmp_path / "worker", extra_env=wide).start()
     wait_for_group(broker, "it-rollover", members=1)
     try:
         produce_events(broker.bootstrap, tl.events)
