@@ -30,7 +30,7 @@ trap 'stop_all; exit 0' INT TERM
 trap stop_all EXIT
 
 for _ in $(seq 1 120); do
-  curl -fs "$API/metrics" >/dev/null 2>&1 && break
+  curl -fs "$API/health" >/dev/null 2>&1 && break
   kill -0 "$WORKER" 2>/dev/null || { echo "worker failed, see $DATA/worker.log"; exit 1; }
   sleep 0.5
 done
@@ -42,11 +42,59 @@ echo "replaying sample fields from $SHARED/data ..."
   --users farmer-a,farmer-b --limit 300
 "$ACREAGE" replay deploy/sample-events.jsonl
 
+# /ready: 200 once the worker owns its partitions, has built its metering state from the
+# recovered table and has caught up. Prints one line of progress (lag) until then.
+readiness() {
+  .venv/bin/python - "$API/ready" <<'PY'
+import json, sys, urllib.error, urllib.request
+
+try:
+    with urllib.request.urlopen(sys.argv[1], timeout=3) as response:
+        body, ready = json.load(response), True
+except urllib.error.HTTPError as exc:
+    body, ready = json.load(exc), False
+except OSError as exc:
+    print(f"worker not answering ({exc})")
+    sys.exit(1)
+lag = body["lag"]
+waiting: dict[str, int] = {}
+for item in body["not_ready"]:
+    behind = "partition" in item and item["reason"].startswith("lag ")
+    reason = "partitions behind" if behind else item["reason"]
+    waiting[reason] = waiting.get(reason, 0) + 1
+if any(reason.startswith("lag unknown") for reason in waiting):
+    line = "lag not read yet"
+else:
+    line = f"metering lag {lag['metering']}, input lag {lag['inputs']}"
+if waiting:
+    line += "; waiting for: " + ", ".join(
+        f"{reason} ({n})" if n > 1 else reason for reason, n in waiting.items()
+    )
+print(line)
+sys.exit(0 if ready else 1)
+PY
+}
+
+READY_WAIT="${ACREAGE_READY_WAIT:-300}"
+echo "waiting for metering to catch up (up to ${READY_WAIT}s) ..."
+deadline=$((SECONDS + READY_WAIT))
+until status=$(readiness); do
+  kill -0 "$WORKER" 2>/dev/null || { echo "worker failed, see $DATA/worker.log"; exit 1; }
+  if ((SECONDS >= deadline)); then
+    echo "not ready after ${READY_WAIT}s: $status"
+    echo "see $DATA/worker.log and $API/ready; stopping."
+    exit 1
+  fi
+  echo "  $status"
+  sleep 3
+done
+echo "  $status"
+
 cat <<EOT
 
-Acreage is running.
+Acreage is running: metering has caught up.
   API            $API   (admin key: $ACREAGE_ADMIN_KEY)
-  metrics        $API/metrics
+  metrics        $API/metrics   health: $API/health   ready: $API/ready
   OpenAPI        $API/openapi.json
   broker         127.0.0.1:$KAFKA_PORT   worker log: $DATA/worker.log
 

@@ -53,26 +53,44 @@ def _broker(args: argparse.Namespace) -> int:
 
 
 def run_worker(settings: Settings) -> int:
-    """Runs until SIGINT/SIGTERM; only a clean exit vouches for the local table files."""
+    """Runs until SIGINT/SIGTERM; only a clean exit vouches for the local table files.
+
+    A stop request arms a deadline (`streams.shutdown`): with the broker down the
+    graceful stop never ends, and the process hard-exits non-zero instead, without the
+    marker. A stall healed by the watchdog also ends non-zero, without the marker.
+    """
     import faust
 
     from streams.app import create_app
     from streams.logs import logging_config
+    from streams.shutdown import DEADLINE
     from streams.state_guard import close_state_dir, open_state_dir
     from streams.topics import ensure_topics
 
-    config = logging_config(settings.log_level)
+    class Worker(faust.Worker):
+        def _on_sigint(self) -> None:
+            DEADLINE.arm()
+            super()._on_sigint()
+
+        def _on_sigterm(self) -> None:
+            DEADLINE.arm()
+            super()._on_sigterm()
+
+    config = logging_config(settings.log_level, settings.log_burst, settings.log_window_seconds)
     logging.config.dictConfig(config)
     ensure_topics(settings)
     rt = create_app(settings)
     open_state_dir(settings.data_dir, Path(rt.app.conf.tabledir))
-    worker = faust.Worker(rt.app, loglevel=settings.log_level, logging_config=config, quiet=True)
+    worker = Worker(rt.app, loglevel=settings.log_level, logging_config=config, quiet=True)
     # The start-up spinner sets the root logger to DEBUG, which makes every library
     # build debug records it then drops: ~8 % of a busy worker's CPU.
     worker.spinner = None
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
+        DEADLINE.disarm()
+        if DEADLINE.failure is not None:
+            return DEADLINE.failure
         if exc.code in (0, None):
             close_state_dir(settings.data_dir)
         return int(exc.code or 0)

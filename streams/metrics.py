@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -38,21 +37,36 @@ class Metrics:
         self.pieces = Gauge("acreage_stored_pieces", "Disjoint pieces held in unions.", registry=r)
         self.lag = Gauge(
             "acreage_consumer_lag",
-            "Messages not yet processed per partition.",
+            "Records the group has not committed yet (end offset - committed offset), "
+            "per partition of every consumed topic, owned by this worker or not.",
             ["topic", "partition"],
+            registry=r,
+        )
+        self.assigned = Gauge(
+            "acreage_partition_assigned",
+            "1 when the partition is assigned to this worker, else 0.",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.lag_read_ok = Gauge(
+            "acreage_lag_scrape_ok",
+            "1 when the last lag reading from the broker succeeded; on 0 the lag "
+            "gauges keep their last values.",
+            registry=r,
+        )
+        self.stall_heals = Counter(
+            "acreage_stall_heals",
+            "Stalled partitions or rebalances the watchdog healed by restarting the worker.",
             registry=r,
         )
         self.snapshots = Counter(
             "acreage_snapshots", "Daily snapshots sent, by finality.", ["final"], registry=r
         )
-
-    def observe_lag(self, consumer: Any, message: Any) -> None:
-        """Records behind the partition's end after this one, for input and metering
-        topics alike: a value that stops falling marks a stuck partition."""
-        tp = message.tp
-        highwater = consumer.highwater(tp)
-        if highwater is not None:
-            self.lag.labels(tp.topic, tp.partition).set(max(0, highwater - message.offset - 1))
+        self.metering_errors = Counter(
+            "acreage_metering_errors",
+            "Metering messages that raised; each is dead-lettered as internal_error.",
+            registry=r,
+        )
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

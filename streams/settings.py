@@ -61,3 +61,25 @@ class Settings(BaseSettings):
         description="Dead letters carry at most this much of the original record and as "
         "much of its key, so key and value together stay under the broker's 1 MB limit.",
     )
+    lag_seconds: float = Field(
+        5.0, gt=0, description="How often every partition's lag is read from the broker."
+    )
+    stall_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="An owned partition with lag whose committed offset has not moved for "
+        "this long, or a rebalance with lag and no table-recovery progress for this long, "
+        "is a stall: the worker exits non-zero for its supervisor to restart it.",
+    )
+    ready_max_lag: int = Field(
+        100,
+        ge=0,
+        description="/ready answers 200 only when every owned partition's lag is at most this.",
+    )
+    log_burst: int = Field(
+        5,
+        ge=1,
+        description="Identical log records (same logger and template) let through "
+        "per log_window_seconds; the rest are counted in one summary line.",
+    )
+    log_window_seconds: float = Field(60.0, gt=0, description="See log_burst.")

@@ -1,4 +1,5 @@
-"""Web views served by every worker: Prometheus metrics (the REST API lives in streams.api)."""
+"""Web views served by every worker: Prometheus metrics, /health and /ready, and the
+REST API (streams.api); also starts the partition watchdog whose readings they share."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ def register(rt: Runtime) -> None:
                 rt.metrics.exposition(), content_type=CONTENT_TYPE_LATEST.split(";")[0]
             )
 
-    from streams import api  # the REST API of SPEC §6 (streams/api/)
+    from streams import api, health, watchdog  # the REST API of SPEC §6 (streams/api/)
 
+    health.register(rt, watchdog.register(rt))
     api.register(rt)
