@@ -96,6 +96,8 @@ class Meter:
         self._by_owner: dict[str, dict[Product, str]] = defaultdict(dict)
         self.ledgers: dict[LedgerKey, UniqueAreaLedger] = {}
         self.live: dict[tuple[str, str], LiveUnion] = {}
+        self._user_scopes: dict[tuple[str, int], set[str]] = defaultdict(set)
+        self._live_users: dict[str, set[str]] = defaultdict(set)
         self._live_meta: dict[tuple[str, str, str], LiveEntry] = {}
         self.audit_days: dict[tuple[str, str], dict[int, float]] = defaultdict(
             lambda: defaultdict(float)
@@ -140,6 +142,16 @@ class Meter:
             return owner_union.total_m2 if owner_union else 0.0
         ledger = self.ledgers.get((contract_id, term, scope))
         return ledger.total_m2 if ledger else 0.0
+
+    def billable_m2(self, contract_id: str, term: int) -> float:
+        """SPEC §3: a term's billable area is the sum of its Leaf-user totals, overlaps
+        between users included; quotas and alerts compare this, not the owner scope."""
+        contract = self.contracts[contract_id]
+        if contract.product is Product.AUDIT_FIELDS_BOUNDARY:
+            owner = contract.api_owner
+            return sum(self.live[(owner, s)].total_m2 for s in self._live_users[owner])
+        scopes = self._user_scopes.get((contract_id, term), ())
+        return sum(self.ledgers[(contract_id, term, s)].total_m2 for s in scopes)
 
     def preview(
         self, api_owner: str, leaf_user_id: str, product: Product, geom: BaseGeometry, day: date
@@ -255,7 +267,7 @@ class Meter:
         lkey = (contract.contract_id, term.index, scope)
         ledger = self.ledgers.get(lkey)
         if ledger is None:
-            ledger = self.ledgers[lkey] = UniqueAreaLedger()
+            ledger = self._ledger(lkey)
         added = ledger.add(geom, ordinal, seq)
         for piece_id, value in ledger.take_changes():
             out.writes.append((key(Kind.PIECE, contract.api_owner, *lkey, piece_id), value))
@@ -297,6 +309,7 @@ class Meter:
     def _mutate_live(self, ev: MeterEvent) -> ProductArea:
         assert ev.field_id is not None
         deltas = []
+        self._live_users[ev.api_owner].add(user_scope(ev.leaf_user_id))
         for scope in (user_scope(ev.leaf_user_id), OWNER_SCOPE):
             union = self.live.setdefault((ev.api_owner, scope), LiveUnion())
             fkey = _field_key(ev.leaf_user_id, ev.field_id, scope)
@@ -370,7 +383,7 @@ class Meter:
         self._put_contract(contract)
         out.writes.append(_contract_write(contract))
         term = contract.term(now.date())
-        used = self.total_m2(contract_id, term.index, OWNER_SCOPE)
+        used = self.billable_m2(contract_id, term.index)
         self._remember_alerts(contract, term.index, AlertState(0, seq, ()), out)
         self._alert(contract, term, used, 0, now, seq, out)
         return out
@@ -383,7 +396,7 @@ class Meter:
             if contract.quota_m2 is None:
                 continue
             term = contract.term(day)
-            used = self.total_m2(cid, term.index, OWNER_SCOPE)
+            used = self.billable_m2(cid, term.index)
             state = self._alerted.get((cid, term.index))
             self._alert(contract, term, used, state.level if state else 0, now, seq, out)
 
@@ -614,13 +627,22 @@ class Meter:
             elif kind is Kind.SENT:
                 meter._sent[owner] = int(value)
         for lkey, stored in pieces.items():
-            meter.ledgers[lkey] = UniqueAreaLedger.from_pieces(stored)
-        for lkey2, entries in live_items.items():
-            meter.live[lkey2] = LiveUnion.from_items(entries)
+            meter._ledger(lkey, UniqueAreaLedger.from_pieces(stored))
+        for (owner, scope), entries in live_items.items():
+            meter.live[(owner, scope)] = LiveUnion.from_items(entries)
+            if scope != OWNER_SCOPE:
+                meter._live_users[owner].add(scope)
         for event_id, value in markers:
             meter._restore_marker(event_id, load(value))
         meter._mark_all_dirty()
         return meter
+
+    def _ledger(self, lkey: LedgerKey, ledger: UniqueAreaLedger | None = None) -> UniqueAreaLedger:
+        cid, term, scope = lkey
+        if scope != OWNER_SCOPE:
+            self._user_scopes[(cid, term)].add(scope)
+        ledger = self.ledgers[lkey] = ledger or UniqueAreaLedger()
+        return ledger
 
     def _mark_all_dirty(self) -> None:
         """Days changed since the last tick are not stored; after a rebuild every day is

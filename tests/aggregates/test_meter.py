@@ -226,6 +226,37 @@ def test_quota_alerts_fire_once_per_threshold(h: Harness) -> None:
     assert [x.threshold_percent for x in raised.alerts] == [50]
 
 
+def test_quotas_compare_the_billable_area_the_sum_of_user_totals(h: Harness) -> None:
+    """SPEC §3: two users processing the same ground are billed twice; the owner scope
+    (half of that here) is only the footprint."""
+    a = sq(10, 50)
+    h.event("providerFileProcessingFinished", "u1", a)
+    h.event("providerFileProcessingFinished", "u2", a)
+    for product in (Product.OPERATIONS_FILE, Product.UNIFIED_AREA):
+        cid = contract_id_for(OWNER, product)
+        assert h.meter.billable_m2(cid, 0) == pytest.approx(2 * area(a), rel=1e-9)
+        out = h.persist(h.meter.set_quota(cid, area(a) * 2, NOW, h.next_seq()))
+        assert [x.threshold_percent for x in out.alerts] == [50, 80, 100], product
+    assert h.rebuilt().billable_m2(cid, 0) == pytest.approx(2 * area(a), rel=1e-9)
+
+
+def test_audit_billable_area_is_the_sum_of_user_live_unions(h: Harness) -> None:
+    a = sq(10, 50)
+    h.event("fieldBoundaryCreated", "u1", a, field_id="f1")
+    h.event("fieldBoundaryCreated", "u2", a, field_id="f2")
+    cid = contract_id_for(OWNER, Product.AUDIT_FIELDS_BOUNDARY)
+    assert h.meter.billable_m2(cid, 0) == pytest.approx(2 * area(a), rel=1e-9)
+    h.event("fieldBoundaryDeleted", "u2", field_id="f2", ts=T0 + timedelta(hours=1))
+    assert h.rebuilt().billable_m2(cid, 0) == pytest.approx(area(a), rel=1e-9)
+
+
+def test_a_quota_of_zero_alerts_at_once(h: Harness) -> None:
+    h.event("providerFileProcessingFinished", "u1", sq(10, 50))
+    cid = contract_id_for(OWNER, Product.OPERATIONS_FILE)
+    out = h.persist(h.meter.set_quota(cid, 0.0, NOW, h.next_seq()))
+    assert [x.threshold_percent for x in out.alerts] == [50, 80, 100]
+
+
 def test_rebuilt_meter_matches_and_keeps_deduplicating(h: Harness) -> None:
     geoms = [sq(10 + i * 0.0004, 50) for i in range(6)]
     for i, g in enumerate(geoms):
