@@ -25,6 +25,7 @@ from shapely.geometry.base import BaseGeometry
 
 from aggregates.area import geodesic_area_m2
 from aggregates.contracts import OWNER_SCOPE, Contract, new_contract, user_scope
+from aggregates.fields import FieldHistory, Version, boundary_for
 from aggregates.geometry import clip_to
 from aggregates.live import LiveUnion
 from aggregates.periods import Term, day_of
@@ -40,16 +41,19 @@ from aggregates.records import (
 from aggregates.snapshots import Emitted, figures_for, is_closed, needs_emit
 from aggregates.state import (
     AlertState,
+    HeldOperation,
     Kind,
     LiveEntry,
     decode_alerts,
     decode_contract,
     decode_emitted,
+    decode_held,
     decode_live,
     dump,
     encode_alerts,
     encode_contract,
     encode_emitted,
+    encode_held,
     encode_live,
     join_parts,
     key,
@@ -76,7 +80,7 @@ class Seen:
 class Outcome:
     """Everything one input caused, in the order it must be made durable."""
 
-    record: UsageRecord | None = None
+    records: list[UsageRecord] = field(default_factory=list)
     writes: list[Write] = field(default_factory=list)
     alerts: list[QuotaAlert] = field(default_factory=list)
     snapshots: list[DailySnapshot] = field(default_factory=list)
@@ -88,10 +92,19 @@ def _field_key(leaf_user_id: str, field_id: str, scope: str) -> str:
 
 
 class Meter:
-    """Unions, live boundaries and snapshot bookkeeping for the API owners of one worker."""
+    """Unions, live boundaries and snapshot bookkeeping for the API owners of one worker.
 
-    def __init__(self, grace: timedelta = timedelta(minutes=30)) -> None:
+    An operation that names a field waits `field_wait` after it arrives (processing time)
+    before it is counted, clipped to that field's boundary in force at its event time:
+    boundaries and operations come on different topics, and waiting lets every boundary
+    version published with it arrive first, whatever the interleaving.
+    """
+
+    def __init__(
+        self, grace: timedelta = timedelta(minutes=30), field_wait: timedelta | None = None
+    ) -> None:
         self.grace = grace
+        self.field_wait = grace if field_wait is None else field_wait
         self.contracts: dict[str, Contract] = {}
         self._by_owner: dict[str, dict[Product, str]] = defaultdict(dict)
         self.ledgers: dict[LedgerKey, UniqueAreaLedger] = {}
@@ -103,6 +116,9 @@ class Meter:
             lambda: defaultdict(float)
         )
         self._seen: dict[tuple[str, str], Seen] = {}
+        self._failed: set[tuple[str, str, int]] = set()
+        self._fields: dict[tuple[str, str, str], FieldHistory] = defaultdict(FieldHistory)
+        self._held: dict[tuple[str, str], HeldOperation] = {}
         self._sent: dict[str, int] = {}
         self._seeded: set[tuple[str, int]] = set()
         self._emitted: dict[tuple[str, str, int], Emitted] = {}
@@ -178,27 +194,87 @@ class Meter:
         `source` names the input record (topic, partition, offset) the event came from.
         """
         out = Outcome()
-        products = products_for(ev.type, ev.provider)
-        names = [p.value for p in products]
         seen = self._seen.get((ev.api_owner, ev.event_id))
         if seen is not None:
             if seen.seq != seq and (source is None or seen.source != source):
-                out.record = self._record(ev, names, False, {}, "duplicate")
+                names = [p.value for p in products_for(ev.type, ev.provider)]
+                out.records.append(self._record(ev, names, False, {}, "duplicate"))
             return out
         if ev.status == "FAILED":
-            out.record = self._record(ev, names, False, {}, "failed")
+            self._fail(ev, seq, source, out)
+        elif self._waits_for_field(ev):
+            self._hold(HeldOperation(ev, now, seq, source), out)
         else:
-            day = day_of(ev.timestamp)
-            self._seed_carry_over(ev.api_owner, day, seq, out)
-            by_product, reason = self._count(ev, products, day, seq, out)
-            counted = any(a.user_m2 or a.owner_m2 for a in by_product.values()) or reason is None
-            out.record = self._record(ev, names, counted, by_product, reason)
-            self._check_quotas(ev.api_owner, day, now, seq, out)
-        self._seen[(ev.api_owner, ev.event_id)] = Seen(seq, source)
-        marker = self._encode_marker(out.record, seq, source)
-        out.writes.append((key(Kind.EVENT, ev.api_owner, ev.event_id), marker))
-        self.records[ev.api_owner].append(out.record)  # usage-records (API)
+            self._seen[(ev.api_owner, ev.event_id)] = Seen(seq, source)
+            self._meter(ev, now, seq, source, out)
         return out
+
+    def _meter(
+        self, ev: MeterEvent, now: datetime, seq: int, source: str | None, out: Outcome
+    ) -> None:
+        products = products_for(ev.type, ev.provider)
+        day = day_of(ev.timestamp)
+        self._seed_carry_over(ev.api_owner, day, seq, out)
+        self._remember_version(ev, out)
+        by_product, reason = self._count(ev, products, day, seq, out)
+        counted = any(a.user_m2 or a.owner_m2 for a in by_product.values()) or reason is None
+        record = self._record(ev, [p.value for p in products], counted, by_product, reason)
+        self._check_quotas(ev.api_owner, day, now, seq, out)
+        marker = self._encode_marker(record, seq, source)
+        out.writes.append((key(Kind.EVENT, ev.api_owner, ev.event_id), marker))
+        out.records.append(record)
+        self.records[ev.api_owner].append(record)  # usage-records (API)
+
+    def _fail(self, ev: MeterEvent, seq: int, source: str | None, out: Outcome) -> None:
+        """A FAILED event is recorded but does not use up its id (SPEC §5): the retry
+        that succeeds, with the same id, must count."""
+        if (ev.api_owner, ev.event_id, seq) in self._failed:
+            return
+        record = self._record(ev, [p.value for p in products_for(ev.type, ev.provider)],
+                              False, {}, "failed")
+        self._failed.add((ev.api_owner, ev.event_id, seq))
+        marker = self._encode_marker(record, seq, source)
+        out.writes.append((key(Kind.FAILED, ev.api_owner, ev.event_id, seq), marker))
+        out.records.append(record)
+        self.records[ev.api_owner].append(record)  # usage-records (API)
+
+    # ---- operations waiting for their field ----------------------------------------
+
+    @staticmethod
+    def _waits_for_field(ev: MeterEvent) -> bool:
+        return (
+            ev.type == "operationProcessingFinished"
+            and ev.field_id is not None
+            and ev.geometry is not None
+        )
+
+    def _hold(self, held: HeldOperation, out: Outcome) -> None:
+        ev = held.event
+        self._held[(ev.api_owner, ev.event_id)] = held
+        self._seen[(ev.api_owner, ev.event_id)] = Seen(held.seq, held.source)
+        out.writes.append((key(Kind.HELD, ev.api_owner, ev.event_id), encode_held(held)))
+
+    def _release(self, now: datetime, seq: int, owns: Callable[[str], bool], out: Outcome) -> None:
+        """Operations whose wait is over are counted now; the held record goes last, after
+        the marker, so a crash in between cannot lose the operation."""
+        due = [
+            k for k, held in self._held.items()
+            if held.arrived + self.field_wait <= now and owns(held.event.api_owner)
+        ]
+        for owner, event_id in sorted(due):
+            held = self._held.pop((owner, event_id))
+            self._meter(held.event, now, seq, held.source, out)
+            out.writes.append((key(Kind.HELD, owner, event_id), None))
+
+    def _remember_version(self, ev: MeterEvent, out: Outcome) -> None:
+        if not ev.type.startswith("fieldBoundary") or ev.field_id is None:
+            return
+        geom = None if ev.type == "fieldBoundaryDeleted" else ev.geometry
+        version = Version(ev.timestamp, ev.event_id, geom)
+        self._fields[(ev.api_owner, ev.leaf_user_id, ev.field_id)].put(version)
+        row = key(Kind.VERSION, ev.api_owner, ev.leaf_user_id, ev.field_id,
+                  ev.timestamp.isoformat(), ev.event_id)
+        out.writes.append((row, shapely.to_wkb(geom) if geom is not None else b""))
 
     def _count(
         self, ev: MeterEvent, products: tuple[Product, ...], day: date, seq: int, out: Outcome
@@ -224,13 +300,13 @@ class Meter:
     def _clip_to_field(
         self, ev: MeterEvent, geom: BaseGeometry | None
     ) -> tuple[BaseGeometry | None, str | None]:
-        """Operations only count inside the field they name, when that field is known."""
+        """Operations count inside the boundary their field had at their event time."""
         if geom is None or ev.field_id is None:
             return geom, None
-        union = self.live.get((ev.api_owner, user_scope(ev.leaf_user_id)))
-        boundary = union.get(ev.field_id) if union else None
+        history = self._fields.get((ev.api_owner, ev.leaf_user_id, ev.field_id))
+        boundary, why = boundary_for(history, ev.timestamp)
         if boundary is None:
-            return geom, None
+            return geom, why
         clipped = clip_to(geom, boundary)
         if clipped is None:
             return None, "outside-field"
@@ -451,6 +527,7 @@ class Meter:
         snapshot records it writes land in that owner's changelog partition.
         """
         out = Outcome()
+        self._release(now, seq, owns, out)
         mine = [k for k in self._dirty if owns(self.contracts[k[0]].api_owner)]
         for lkey in mine:
             cid, term, scope = lkey
@@ -594,10 +671,15 @@ class Meter:
 
     @classmethod
     def from_state(
-        cls, items: Iterable[tuple[str, bytes]], grace: timedelta = timedelta(minutes=30)
+        cls,
+        items: Iterable[tuple[str, bytes]],
+        grace: timedelta = timedelta(minutes=30),
+        field_wait: timedelta | None = None,
     ) -> Meter:
         """Rebuild from the table after recovery; R-trees are bulk-loaded per scope."""
-        meter = cls(grace)
+        meter = cls(grace, field_wait)
+        held: list[HeldOperation] = []
+        failed: list[tuple[str, int, bytes]] = []
         pieces: dict[LedgerKey, list[tuple[int, bytes]]] = defaultdict(list)
         live_items: dict[tuple[str, str], list[tuple[str, BaseGeometry]]] = defaultdict(list)
         markers: list[tuple[str, bytes]] = []
@@ -626,6 +708,15 @@ class Meter:
                 meter._alerted[(parts[0], int(parts[1]))] = decode_alerts(value)
             elif kind is Kind.SENT:
                 meter._sent[owner] = int(value)
+            elif kind is Kind.VERSION:
+                user, field_id, moment, event_id = parts
+                geom = shapely.from_wkb(value) if value else None
+                version = Version(datetime.fromisoformat(moment), event_id, geom)
+                meter._fields[(owner, user, field_id)].put(version)
+            elif kind is Kind.HELD:
+                held.append(decode_held(value))
+            elif kind is Kind.FAILED:
+                failed.append((parts[0], int(parts[1]), value))
         for lkey, stored in pieces.items():
             meter._ledger(lkey, UniqueAreaLedger.from_pieces(stored))
         for (owner, scope), entries in live_items.items():
@@ -634,8 +725,21 @@ class Meter:
                 meter._live_users[owner].add(scope)
         for event_id, value in markers:
             meter._restore_marker(event_id, load(value))
+        for event_id, seq, value in failed:
+            record = load(value)
+            meter._failed.add((str(record["owner"]), event_id, seq))
+            meter._restore_record(event_id, record)
+        for operation in held:
+            meter._restore_held(operation)
         meter._mark_all_dirty()
         return meter
+
+    def _restore_held(self, held: HeldOperation) -> None:
+        """A held record whose marker exists was released just before a crash."""
+        k = (held.event.api_owner, held.event.event_id)
+        if k not in self._seen:
+            self._held[k] = held
+            self._seen[k] = Seen(held.seq, held.source)
 
     def _ledger(self, lkey: LedgerKey, ledger: UniqueAreaLedger | None = None) -> UniqueAreaLedger:
         cid, term, scope = lkey
@@ -661,7 +765,7 @@ class Meter:
         source = marker.get("src")
         seq = int(str(marker["seq"]))
         self._seen[(owner, event_id)] = Seen(seq, str(source) if source else None)
-        self.records[owner].append(_record_of_marker(event_id, marker))
+        self._restore_record(event_id, marker)
         areas = marker.get("areas")
         audit = areas.get(Product.AUDIT_FIELDS_BOUNDARY.value) if isinstance(areas, dict) else None
         if not audit:
@@ -673,6 +777,9 @@ class Meter:
         ordinal = day_of(datetime.fromisoformat(str(marker["ts"]))).toordinal()
         for scope, delta in zip((user_scope(user), OWNER_SCOPE), audit, strict=True):
             self.audit_days[(contract.contract_id, scope)][ordinal] += delta
+
+    def _restore_record(self, event_id: str, marker: dict[str, Any]) -> None:
+        self.records[str(marker["owner"])].append(_record_of_marker(event_id, marker))
 
 
 def _contract_write(contract: Contract) -> Write:

@@ -17,9 +17,11 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
+import shapely
+
 from aggregates.contracts import Contract
 from aggregates.products import Product
-from aggregates.records import QuotaAlert
+from aggregates.records import MeterEvent, QuotaAlert
 from aggregates.snapshots import Emitted
 
 SEP = "\x1f"
@@ -38,6 +40,9 @@ class Kind(StrEnum):
     ALERTED = "q"
     API_KEY = "k"  # hashed API key of an owner (streams.api.keys); Meter ignores it
     SENT = "o"  # how far an owner's outputs are known to have reached the broker
+    VERSION = "v"  # one boundary version of a field, for clipping operations
+    HELD = "h"  # an operation waiting for its field
+    FAILED = "x"  # a FAILED event's record; it does not use up the event id
 
 
 def escape(part: object) -> str:
@@ -155,6 +160,49 @@ def decode_emitted(raw: bytes) -> Emitted:
     return Emitted(
         v["r"], v["a"], v["t"], v["f"], v["s"], v["q"], datetime.fromisoformat(v["at"])
     )
+
+
+@dataclass(frozen=True, slots=True)
+class HeldOperation:
+    """An operation waiting for its field: counted `field_wait` after it `arrived`."""
+
+    event: MeterEvent
+    arrived: datetime
+    seq: int
+    source: str | None
+
+
+def encode_held(h: HeldOperation) -> bytes:
+    ev = h.event
+    assert ev.geometry is not None
+    return dump(
+        {
+            "id": ev.event_id,
+            "type": ev.type,
+            "ts": ev.timestamp.isoformat(),
+            "owner": ev.api_owner,
+            "user": ev.leaf_user_id,
+            "field": ev.field_id,
+            "wkb": shapely.to_wkb(ev.geometry, hex=True),
+            "arrived": h.arrived.isoformat(),
+            "seq": h.seq,
+            "src": h.source,
+        }
+    )
+
+
+def decode_held(raw: bytes) -> HeldOperation:
+    v = load(raw)
+    event = MeterEvent(
+        v["id"],
+        v["type"],
+        datetime.fromisoformat(v["ts"]),
+        v["owner"],
+        v["user"],
+        field_id=v["field"],
+        geometry=shapely.from_wkb(v["wkb"]),
+    )
+    return HeldOperation(event, datetime.fromisoformat(v["arrived"]), v["seq"], v["src"])
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,8 @@ export ACREAGE_BROKER="kafka://127.0.0.1:$KAFKA_PORT"
 export ACREAGE_DATA_DIR="$DATA/worker"
 export ACREAGE_ADMIN_KEY="${ACREAGE_ADMIN_KEY:-dev-admin-key}"
 export ACREAGE_WEB_PORT="${ACREAGE_WEB_PORT:-6066}"
+# Operations wait this long for boundaries replayed with them (production default: the grace).
+export ACREAGE_FIELD_WAIT_SECONDS="${ACREAGE_FIELD_WAIT_SECONDS:-10}"
 API="http://127.0.0.1:$ACREAGE_WEB_PORT"
 ACREAGE=.venv/bin/acreage
 
@@ -18,7 +20,20 @@ mkdir -p "$DATA"
 bash deploy/kafka/broker.sh start --data-dir "$DATA/kafka" --port "$KAFKA_PORT" \
   --controller-port "$((KAFKA_PORT + 1))"
 
-"$ACREAGE" worker >>"$DATA/worker.log" 2>&1 &
+# The supervisor a deployment would have: the stall watchdog exits 75 to be restarted.
+supervise() {
+  local child code
+  trap 'kill -TERM "$child" 2>/dev/null; wait "$child"; exit $?' TERM INT
+  while true; do
+    "$ACREAGE" worker >>"$DATA/worker.log" 2>&1 &
+    child=$!
+    wait "$child" && exit 0
+    code=$?
+    [[ $code -eq 75 ]] || exit "$code"
+    echo "worker exited 75 (stall healed); restarting" >>"$DATA/worker.log"
+  done
+}
+supervise &
 WORKER=$!
 stop_all() {
   trap - INT TERM EXIT
@@ -89,6 +104,8 @@ until status=$(readiness); do
   sleep 3
 done
 echo "  $status"
+echo "operations wait ${ACREAGE_FIELD_WAIT_SECONDS}s for their fields' boundaries ..."
+sleep "$((${ACREAGE_FIELD_WAIT_SECONDS%.*} + 3))"
 
 cat <<EOT
 

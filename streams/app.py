@@ -86,7 +86,13 @@ def create_app(settings: Settings | None = None) -> Runtime:
         outputs={
             name: _raw_topic(app, name, s, compacting=name == DAILY_TOPIC) for name in OUTPUT_TOPICS
         },
-        holder=MeterHolder(state, timedelta(seconds=s.grace_seconds), s.partitions),
+        holder=MeterHolder(
+            state,
+            timedelta(seconds=s.grace_seconds),
+            timedelta(seconds=s.grace_seconds if s.field_wait_seconds is None
+                      else s.field_wait_seconds),
+            s.partitions,
+        ),
     )
     from streams import ingest, metering, ticks, web
 

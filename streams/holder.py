@@ -44,9 +44,12 @@ class PartitionState:
 class MeterHolder:
     """The Meters of the metering partitions assigned to this worker."""
 
-    def __init__(self, table: Any, grace: timedelta, partitions: int) -> None:
+    def __init__(
+        self, table: Any, grace: timedelta, field_wait: timedelta, partitions: int
+    ) -> None:
         self._table = table
         self._grace = grace
+        self._field_wait = field_wait
         self._partitions = partitions
         self._states: dict[int, PartitionState] = {}
         self._assigned: set[int] = set()
@@ -114,7 +117,7 @@ class MeterHolder:
     def _rebuild(self, partition: int) -> PartitionState:
         started = time.perf_counter()
         items = ((_text(k), v) for k, v in self._partition_items(partition))
-        meter = Meter.from_state(items, self._grace)
+        meter = Meter.from_state(items, self._grace, self._field_wait)
         log.info(
             "partition %d rebuilt: %d owners, %d scopes in %.2fs",
             partition,

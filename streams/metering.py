@@ -69,6 +69,7 @@ async def _meter_one(rt: Runtime, record: Any) -> None:
         await _failed(rt, record, exc)
         return
     _persist(rt, outcome)
+    _count(rt, outcome)
     await _send_record(rt, outcome)
     state.pending.alerts.extend(outcome.alerts)
     state.pending.snapshots.extend(outcome.snapshots)
@@ -93,9 +94,7 @@ def _handle(rt: Runtime, meter: Meter, message: Message, partition: int, seq: in
             return Outcome()
         return meter.set_quota(message.contract_id, message.quota_m2, message.now, seq)
     with rt.metrics.latency.time():
-        outcome = meter.apply(to_domain(message), datetime.now(UTC), seq, message.source)
-    _count(rt, outcome)
-    return outcome
+        return meter.apply(to_domain(message), datetime.now(UTC), seq, message.source)
 
 
 async def _failed(rt: Runtime, record: Any, exc: Exception) -> None:
@@ -122,10 +121,10 @@ def _persist(rt: Runtime, outcome: Outcome) -> None:
 
 
 async def _send_record(rt: Runtime, outcome: Outcome) -> None:
-    if outcome.record is not None:
-        record = UsageRecordOut.model_validate(outcome.record)
+    for record in outcome.records:
+        body = UsageRecordOut.model_validate(record)
         await rt.outputs[RECORDS_TOPIC].send(
-            key=outcome.record.api_owner.encode(), value=dumps(record.to_wire())
+            key=record.api_owner.encode(), value=dumps(body.to_wire())
         )
 
 
@@ -165,10 +164,8 @@ async def _send_snapshot(rt: Runtime, snap: Any) -> Any:
 
 
 def _count(rt: Runtime, outcome: Outcome) -> None:
-    record = outcome.record
-    if record is None:
-        return
-    rt.metrics.events.labels(record.type, record.reason or "counted").inc()
-    for product, area in record.by_product.items():
-        if area.owner_m2 > 0:
-            rt.metrics.area_added.labels(product).inc(area.owner_m2)
+    for record in outcome.records:
+        rt.metrics.events.labels(record.type, record.reason or "counted").inc()
+        for product, area in record.by_product.items():
+            if area.owner_m2 > 0:
+                rt.metrics.area_added.labels(product).inc(area.owner_m2)

@@ -83,3 +83,11 @@ class Settings(BaseSettings):
         "per log_window_seconds; the rest are counted in one summary line.",
     )
     log_window_seconds: float = Field(60.0, gt=0, description="See log_burst.")
+    field_wait_seconds: float | None = Field(
+        None,
+        ge=0,
+        description="How long an operation that names a field waits, after it arrives, for "
+        "boundary events published with it, before it is clipped to the boundary in force "
+        "at its event time (or counted unclipped when the field is unknown). Default: "
+        "grace_seconds.",
+    )

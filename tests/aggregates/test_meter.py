@@ -56,6 +56,10 @@ class Harness:
         )
         return self.persist(self.meter.apply(ev, NOW, self.next_seq()))
 
+    def tick(self) -> Outcome:
+        """A clock tick after every wait: held operations are counted."""
+        return self.persist(self.meter.tick(NOW, self.next_seq()))
+
     def total(self, product: Product, scope: str, day: date = T0.date()) -> float:  # noqa: B008
         cid = contract_id_for(OWNER, product)
         term = self.meter.contracts[cid].term(day).index
@@ -94,9 +98,9 @@ def test_duplicate_ids_and_failed_events_add_nothing_but_are_recorded(h: Harness
     first = h.event("providerFileProcessingFinished", "u1", a, event_id="x")
     dup = h.event("providerFileProcessingFinished", "u1", sq(11, 50), event_id="x")
     failed = h.event("providerFileProcessingFinished", "u1", sq(12, 50), status="FAILED")
-    assert first.record and first.record.counted
-    assert dup.record and dup.record.reason == "duplicate" and not dup.record.counted
-    assert failed.record and failed.record.reason == "failed" and not failed.record.counted
+    assert first.records and first.records[0].counted
+    assert dup.records and dup.records[0].reason == "duplicate" and not dup.records[0].counted
+    assert failed.records and failed.records[0].reason == "failed" and not failed.records[0].counted
     assert h.total(Product.OPERATIONS_FILE, OWNER_SCOPE) == pytest.approx(area(a), rel=1e-9)
 
 
@@ -120,18 +124,14 @@ def test_operation_is_clipped_to_its_known_field(h: Harness) -> None:
     field = sq(10, 50)
     op = sq(10.0005, 50.0005)
     h.event("fieldBoundaryCreated", "u1", field, field_id="f1")
-    h.event(
-        "operationProcessingFinished",
-        "u1",
-        op,
-        field_id="f1",
-    )
-    unknown = h.event("operationProcessingFinished", "u1", sq(20, 50), field_id="nope")
-    outside = h.event("operationProcessingFinished", "u1", sq(30, 50), field_id="f1")
+    h.event("operationProcessingFinished", "u1", op, field_id="f1")
+    h.event("operationProcessingFinished", "u1", sq(20, 50), field_id="nope", event_id="unknown")
+    h.event("operationProcessingFinished", "u1", sq(30, 50), field_id="f1", event_id="outside")
+    released = {r.event_id: r for r in h.tick().records}
     expected = area(shapely.intersection(field, op), sq(20, 50))
     assert h.total(Product.OPERATIONS_OPERATION, OWNER_SCOPE) == pytest.approx(expected, rel=1e-6)
-    assert unknown.record and unknown.record.counted
-    assert outside.record and outside.record.reason == "outside-field"
+    assert released["unknown"].counted and released["unknown"].reason == "field-unknown"
+    assert released["outside"].reason == "outside-field"
 
 
 def test_audit_is_live_and_delete_keeps_area_still_covered(h: Harness) -> None:
@@ -151,7 +151,7 @@ def test_older_update_arriving_late_does_not_replace_newer_boundary(h: Harness) 
     h.event("fieldBoundaryCreated", "u1", new, field_id="f1", ts=T0 + timedelta(hours=2))
     late = h.event("fieldBoundaryUpdated", "u1", old, field_id="f1", ts=T0 + timedelta(hours=1))
     assert h.total(Product.AUDIT_FIELDS_BOUNDARY, OWNER_SCOPE) == pytest.approx(area(new), rel=1e-9)
-    assert late.record and late.record.by_product["AUDIT_FIELDS_BOUNDARY"].owner_m2 == 0.0
+    assert late.records and late.records[0].by_product["AUDIT_FIELDS_BOUNDARY"].owner_m2 == 0.0
     # The late update was still processed, so it counts for the period product.
     assert h.total(Product.FIELDS_BOUNDARY, OWNER_SCOPE) == pytest.approx(area(new, old), rel=1e-9)
 
@@ -274,7 +274,7 @@ def test_rebuilt_meter_matches_and_keeps_deduplicating(h: Harness) -> None:
         NOW,
         h.next_seq(),
     )
-    assert again.record and again.record.reason == "duplicate"
+    assert again.records and again.records[0].reason == "duplicate"
 
 
 def test_replayed_audit_event_after_partial_write_keeps_its_delta(h: Harness) -> None:
@@ -289,8 +289,8 @@ def test_replayed_audit_event_after_partial_write_keeps_its_delta(h: Harness) ->
         NOW,
         h.seq,
     )
-    assert replay.record is not None
-    assert replay.record.by_product["AUDIT_FIELDS_BOUNDARY"].owner_m2 == pytest.approx(area(a))
+    assert replay.records
+    assert replay.records[0].by_product["AUDIT_FIELDS_BOUNDARY"].owner_m2 == pytest.approx(area(a))
     cid = contract_id_for(OWNER, Product.AUDIT_FIELDS_BOUNDARY)
     assert sum(rebuilt.by_day(cid, 0, OWNER_SCOPE).values()) == pytest.approx(area(a), rel=1e-9)
 

@@ -26,19 +26,19 @@ def file_event(event_id: str, user: str, geom: object, owner: str = OWNER) -> Me
 def test_our_own_replay_sends_no_second_record_but_an_upstream_duplicate_does() -> None:
     meter = Meter(grace=timedelta(0))
     first = meter.apply(file_event("e1", "u1", sq(10, 50)), NOW, seq=5, source="t/0/9")
-    assert first.record is not None and first.record.counted
-    assert meter.apply(file_event("e1", "u1", sq(10, 50)), NOW, seq=5).record is None
+    assert first.records and first.records[0].counted
+    assert meter.apply(file_event("e1", "u1", sq(10, 50)), NOW, seq=5).records == []
     reforwarded = meter.apply(file_event("e1", "u1", sq(10, 50)), NOW, seq=6, source="t/0/9")
-    assert reforwarded.record is None
+    assert reforwarded.records == []
     upstream = meter.apply(file_event("e1", "u1", sq(10, 50)), NOW, seq=7, source="t/0/10")
-    assert upstream.record is not None and upstream.record.reason == "duplicate"
+    assert upstream.records and upstream.records[0].reason == "duplicate"
 
 
 def test_the_same_event_id_under_two_owners_counts_for_both() -> None:
     meter = Meter(grace=timedelta(0))
     meter.apply(file_event("e1", "u1", sq(10, 50), owner="a@x"), NOW, seq=1)
     second = meter.apply(file_event("e1", "u1", sq(10, 50), owner="b@x"), NOW, seq=2)
-    assert second.record is not None and second.record.counted
+    assert second.records and second.records[0].counted
     cid = contract_id_for("b@x", Product.OPERATIONS_FILE)
     assert meter.total_m2(cid, 0, OWNER_SCOPE) == pytest.approx(area(sq(10, 50)), rel=1e-9)
 

@@ -91,6 +91,9 @@ class Worker:
             ACREAGE_TICK_SECONDS="0.5",
             ACREAGE_PARTITIONS="4",
             ACREAGE_LOG_LEVEL="warn",
+            # Operations wait this long for boundaries published with them (the default is
+            # the 30 min grace); long enough for a test's burst to reach the metering topic.
+            ACREAGE_FIELD_WAIT_SECONDS="10",
         )
         env.update(self.extra_env)
         return env
