@@ -17,26 +17,36 @@ from typing import TYPE_CHECKING
 
 from shapely.geometry.base import BaseGeometry
 
+from aggregates.area import geodesic_area_m2
 from aggregates.contracts import OWNER_SCOPE, Contract, user_scope
+from aggregates.geometry import clip_to
+from aggregates.live import LiveUnion
+from aggregates.overlay import intersecting, object_array, subtract_all
 from aggregates.periods import Term
 from aggregates.products import Product
-from aggregates.records import UsageRecord
-from aggregates.snapshots import figures_for, is_closed
+from aggregates.records import ProductArea, UsageRecord
+from aggregates.snapshots import CHANGE_EPSILON_M2, figures_for, is_closed
+from aggregates.state import join_parts
 
 if TYPE_CHECKING:
     from aggregates.meter import Meter
 
 __all__ = [
     "CheckResult",
+    "Confidence",
     "ContractUsage",
     "DayConsumption",
     "DayUsage",
+    "FieldClip",
     "PeriodType",
     "PeriodUsage",
     "Plan",
     "ProductSummary",
+    "Projection",
+    "QuotaVerdict",
     "Unit",
     "UserTotal",
+    "billable_by_day",
     "by_period",
     "check",
     "consumption_on",
@@ -47,10 +57,13 @@ __all__ = [
     "leaf_users",
     "owner_contracts",
     "plan",
+    "preview_live",
+    "projection",
     "records",
     "summary",
     "to_m2",
     "top_users",
+    "user_totals",
 ]
 
 USER_PREFIX = user_scope("")
@@ -105,12 +118,18 @@ def find_contract(meter: Meter, api_owner: str | None, contract_id: str) -> Cont
 
 @dataclass(frozen=True, slots=True)
 class ContractUsage:
-    """A contract as the billing API shows it: current term, quota and use of it."""
+    """A contract as the billing API shows it: current term, quota and use of it.
+
+    `used_m2` is the billable area (SPEC §3: the sum of the term's Leaf-user totals,
+    overlaps between users included), which is what the quota, the percentages and the
+    alerts compare; `footprint_m2` is the API owner's unique area (overlaps removed).
+    """
 
     contract: Contract
     term: Term
     used_m2: float
     quota_m2: float | None
+    footprint_m2: float
 
     @property
     def remaining_m2(self) -> float | None:
@@ -124,18 +143,32 @@ class ContractUsage:
             return 100.0 if self.used_m2 > 0 else 0.0
         return 100.0 * self.used_m2 / self.quota_m2
 
+    @property
+    def overlap_m2(self) -> float:
+        """Area billed under several Leaf users but counted once in the footprint."""
+        return max(0.0, self.used_m2 - self.footprint_m2)
+
 
 def contract_usage(meter: Meter, contract: Contract, today: date) -> ContractUsage:
-    """Use of the term holding `today`, against the quota `contract` carries."""
+    """Use of the term holding `today` (billable area), against the quota `contract` carries."""
     term = contract.term(today)
-    used = meter.total_m2(contract.contract_id, term.index, OWNER_SCOPE)
-    return ContractUsage(contract, term, used, contract.quota_m2)
+    billable = meter.billable_m2(contract.contract_id, term.index)
+    footprint = meter.total_m2(contract.contract_id, term.index, OWNER_SCOPE)
+    return ContractUsage(contract, term, billable, contract.quota_m2, footprint)
 
 
 def leaf_users(meter: Meter, contract: Contract) -> list[str]:
     """Every Leaf user that ever held area under a contract, sorted."""
     scopes = meter.scopes(contract.contract_id)
     return sorted(s.removeprefix(USER_PREFIX) for s in scopes if s.startswith(USER_PREFIX))
+
+
+def user_totals(meter: Meter, contract: Contract, term: int) -> list[tuple[str, float]]:
+    """Each Leaf user's total in a term; they sum to the term's billable area."""
+    return [
+        (u, meter.total_m2(contract.contract_id, term, user_scope(u)))
+        for u in leaf_users(meter, contract)
+    ]
 
 
 # ---- daily series ------------------------------------------------------------------
@@ -286,10 +319,11 @@ def by_period(
     end: date,
     now: datetime,
 ) -> list[PeriodUsage]:
-    """Days and months come from the ledgers (as snapshots do); hours from usage records.
+    """Days come from the ledgers (as snapshots do); months and hours are built from days.
 
-    Ledgers attribute area per day only, so an hour shows what the events of that hour
-    added when they were processed, on top of the previous day's total.
+    A month is the sum of its days. An hour is a share of its day (see `_hours`), so the
+    hours of a day sum to that day, and hour, day and month series of one scope end on
+    the same total.
     """
     days = daily_series(meter, contract, scope, start, end, now)
     if period_type is PeriodType.DAY:
@@ -313,25 +347,80 @@ def _months(days: list[DayUsage]) -> list[PeriodUsage]:
     ]
 
 
-def _hours(
-    meter: Meter, contract: Contract, scope: str, days: list[DayUsage]
-) -> list[PeriodUsage]:
+def _record_hours(
+    meter: Meter, contract: Contract, scope: str, days: set[date]
+) -> tuple[dict[datetime, float], set[datetime]]:
+    """What the usage records of `days` added in `scope`, per UTC hour of event time, and
+    the hours that hold at least one counted record of the product."""
     added: dict[datetime, float] = defaultdict(float)
+    active: set[datetime] = set()
     product = contract.product.value
     for r in meter.records.get(contract.api_owner, ()):
         area = r.by_product.get(product)
         if area is None or (scope != OWNER_SCOPE and user_scope(r.leaf_user_id) != scope):
             continue
-        hour = r.timestamp.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        at = r.timestamp.astimezone(UTC)
+        if at.date() not in days:
+            continue
+        hour = at.replace(minute=0, second=0, microsecond=0)
         added[hour] += area.owner_m2 if scope == OWNER_SCOPE else area.user_m2
-    out = []
+        active.add(hour)
+    return added, active
+
+
+def _hours(
+    meter: Meter, contract: Contract, scope: str, days: list[DayUsage]
+) -> list[PeriodUsage]:
+    """Each day's area (the ledger's, as in the daily snapshot) split over its 24 hours.
+
+    Rule: an hour gets what the usage records of that hour added in the scope (event
+    time). The ledger is the truth for the day, and late events move area between days
+    after the records were written (a late event claims area an event of a later day had
+    added), and a FIELDS_BOUNDARY term start carries area without any record, so:
+    - if the records of the day added less than the day holds, the remainder goes to the
+      day's last hour with a counted record (00:00 when the day has none);
+    - if they added more (area has since moved to an earlier day), every hour of a
+      period-bounded product is scaled down by day / records, so no hour is negative.
+    AUDIT's signed changes are never scaled: its remainder, of either sign, goes to the
+    last active hour. The hours of a day therefore sum to the day's `area_added`, the
+    running total of a period-bounded product never falls within a term, and the day's
+    last hour ends on the day's total.
+    """
+    bounded = contract.product.period_bounded
+    added, active = _record_hours(meter, contract, scope, {d.day for d in days})
+    out: list[PeriodUsage] = []
+    previous: DayUsage | None = None
     for d in days:
-        running = d.total_m2 - d.added_m2
-        for h in range(24):
-            at = _midnight(d.day) + timedelta(hours=h)
-            running += added.get(at, 0.0)
-            out.append(PeriodUsage(at, added.get(at, 0.0), running))
+        hours = [_midnight(d.day) + timedelta(hours=h) for h in range(24)]
+        shares = _split_day(d.added_m2, [added.get(at, 0.0) for at in hours],
+                            [at in active for at in hours], bounded)
+        same_term = previous is not None and (
+            not bounded or contract.term(previous.day).start == contract.term(d.day).start
+        )
+        running = previous.total_m2 if same_term and previous else d.total_m2 - d.added_m2
+        for h, at in enumerate(hours):
+            running += shares[h]
+            if h == 23:
+                running = d.total_m2
+            elif bounded:
+                running = min(running, d.total_m2)
+            out.append(PeriodUsage(at, shares[h], running))
+        previous = d
     return out
+
+
+def _split_day(
+    day_m2: float, record_m2: list[float], active: list[bool], bounded: bool
+) -> list[float]:
+    """`day_m2` over 24 hours by the rule of `_hours`."""
+    weights = [max(0.0, w) for w in record_m2] if bounded else list(record_m2)
+    recorded = sum(weights)
+    if bounded and recorded > day_m2:
+        scale = max(0.0, day_m2) / recorded
+        return [w * scale for w in weights]
+    last = max((h for h, on in enumerate(active) if on), default=0)
+    weights[last] += day_m2 - recorded
+    return weights
 
 
 # ---- top users ---------------------------------------------------------------------
@@ -339,7 +428,7 @@ def _hours(
 
 @dataclass(frozen=True, slots=True)
 class UserTotal:
-    """A Leaf user's unique area in a term and its share of the owner's unique area."""
+    """A Leaf user's unique area in a term and its share of the term's billable area."""
 
     leaf_user_id: str
     total_m2: float
@@ -347,29 +436,44 @@ class UserTotal:
 
 
 def top_users(meter: Meter, contract: Contract, day: date) -> list[UserTotal]:
-    """Users by unique area in the term holding `day`, largest first, ties by id."""
-    term = contract.term(day).index
-    owner = meter.total_m2(contract.contract_id, term, OWNER_SCOPE)
-    totals = [
-        (u, meter.total_m2(contract.contract_id, term, user_scope(u)))
-        for u in leaf_users(meter, contract)
-    ]
+    """Users by unique area in the term holding `day`, largest first, ties by id.
+
+    A share is of the billable area (the sum of every user's total), so the shares add up
+    to 100 %; the owner's unique area is smaller whenever users overlap.
+    """
+    totals = user_totals(meter, contract, contract.term(day).index)
+    billable = sum(m2 for _, m2 in totals)
     totals.sort(key=lambda t: (-t[1], t[0]))
-    return [UserTotal(u, m2, 100.0 * m2 / owner if owner > 0 else 0.0) for u, m2 in totals]
+    return [
+        UserTotal(u, m2, 100.0 * m2 / billable if billable > 0 else 0.0) for u, m2 in totals
+    ]
 
 
 # ---- pre-flight check --------------------------------------------------------------
 
 
+class FieldClip(StrEnum):
+    """What a check did with an OPERATIONS_OPERATION's `field_id` (SPEC §2)."""
+
+    CLIPPED = "clipped"  # the field is live for the user: only the part inside it counts
+    OUTSIDE_FIELD = "outside_field"  # nothing of the operation lies inside the field
+    FIELD_UNKNOWN = "field_unknown"  # no such live field yet: it would wait, then count whole
+
+
 @dataclass(frozen=True, slots=True)
-class CheckResult:
-    """What processing a geometry would add, and whether the contract's quota allows it."""
+class QuotaVerdict:
+    """One contract an event would consume, and whether its quota has room for it.
+
+    `user_m2` is what the billable area (sum of Leaf-user totals) would grow by, and so what
+    the quota is charged; `owner_m2` is what the owner's footprint would grow by.
+    """
 
     product: Product
     contract: Contract | None
     user_m2: float
     owner_m2: float
     used_m2: float
+    footprint_m2: float
     quota_m2: float | None
 
     @property
@@ -379,33 +483,166 @@ class CheckResult:
     @property
     def can_proceed(self) -> bool:
         available = self.available_m2
-        return available is None or self.owner_m2 <= available
+        return available is None or self.user_m2 <= available
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """What processing a geometry would add, and whether every quota it consumes allows it.
+
+    `verdicts[0]` is the product asked about; a period-bounded product other than UNIFIED
+    also consumes UNIFIED_AREA (SPEC §3), which is `verdicts[1]`.
+    """
+
+    product: Product
+    verdicts: list[QuotaVerdict]
+    field_clip: FieldClip | None = None
+
+    @property
+    def main(self) -> QuotaVerdict:
+        return self.verdicts[0]
+
+    @property
+    def contract(self) -> Contract | None:
+        return self.main.contract
+
+    @property
+    def user_m2(self) -> float:
+        return self.main.user_m2
+
+    @property
+    def owner_m2(self) -> float:
+        return self.main.owner_m2
+
+    @property
+    def used_m2(self) -> float:
+        return self.main.used_m2
+
+    @property
+    def footprint_m2(self) -> float:
+        return self.main.footprint_m2
+
+    @property
+    def quota_m2(self) -> float | None:
+        return self.main.quota_m2
+
+    @property
+    def available_m2(self) -> float | None:
+        return self.main.available_m2
+
+    @property
+    def blocked_by(self) -> list[Product]:
+        """The products whose quota the event would exceed."""
+        return [v.product for v in self.verdicts if not v.can_proceed]
+
+    @property
+    def can_proceed(self) -> bool:
+        return not self.blocked_by
 
     def message(self, unit: Unit) -> str:
-        required = _fmt(self.owner_m2, unit)
-        if self.quota_m2 is None:
-            return f"Would add {required} to {self.product.value}; the contract has no quota."
-        if self.can_proceed:
-            left = _fmt(self.available_m2 or 0.0, unit)
-            return f"Would add {required}; {left} of the quota left."
-        return (
-            f"Would add {required} but only {_fmt(self.available_m2 or 0.0, unit)} of the "
-            f"{_fmt(self.quota_m2, unit)} quota is left."
-        )
+        parts = []
+        if self.field_clip is FieldClip.CLIPPED:
+            parts.append("Clipped to the field's boundary.")
+        elif self.field_clip is FieldClip.OUTSIDE_FIELD:
+            parts.append("The operation lies outside its field: it would count nothing.")
+        elif self.field_clip is FieldClip.FIELD_UNKNOWN:
+            parts.append("The field is not known yet: the operation would wait for it and "
+                         "count unclipped if it does not arrive; previewed unclipped.")
+        for v in self.verdicts:
+            would = f"Would add {_fmt(v.user_m2, unit)} to {v.product.value}"
+            if v.quota_m2 is None:
+                parts.append(f"{would}; the contract has no quota.")
+            elif v.can_proceed:
+                parts.append(f"{would}; {_fmt(v.available_m2 or 0.0, unit)} of the quota left.")
+            else:
+                parts.append(
+                    f"{would} but only {_fmt(v.available_m2 or 0.0, unit)} of the "
+                    f"{_fmt(v.quota_m2, unit)} quota is left."
+                )
+        if self.blocked_by:
+            names = " and ".join(p.value for p in self.blocked_by)
+            parts.append(f"Blocked by the {names} quota.")
+        return " ".join(parts)
 
 
 def check(
     meter: Meter, api_owner: str, leaf_user_id: str, product: Product, geom: BaseGeometry,
-    day: date,
+    day: date, field_id: str | None = None,
 ) -> CheckResult:
-    """Meter.preview plus the quota: required is the owner-scope area, which is billed."""
-    area = meter.preview(api_owner, leaf_user_id, product, geom, day)
+    """Preview an event without changing anything, against every quota it would consume.
+
+    Quotas are charged the billable area, so `required` is what the Leaf user's union
+    would grow by. AUDIT is previewed against the live unions (a boundary replacing
+    `field_id` first removes the field's current boundary); an OPERATIONS_OPERATION with
+    a `field_id` the user has a live boundary for is clipped to it first, as metering
+    would; the clipped geometry is also what UNIFIED_AREA would receive.
+    """
+    clip: FieldClip | None = None
+    shape: BaseGeometry | None = geom
+    if product is Product.OPERATIONS_OPERATION and field_id is not None:
+        union = meter.live.get((api_owner, user_scope(leaf_user_id)))
+        boundary = union.get(field_id) if union else None
+        if boundary is None:
+            clip = FieldClip.FIELD_UNKNOWN
+        else:
+            shape = clip_to(geom, boundary)
+            clip = FieldClip.CLIPPED if shape is not None else FieldClip.OUTSIDE_FIELD
+    targets = [product]
+    if product.period_bounded and product is not Product.UNIFIED_AREA:
+        targets.append(Product.UNIFIED_AREA)
+    verdicts = []
+    for target in targets:
+        if shape is None:
+            area = ProductArea(0.0, 0.0)
+        elif target is Product.AUDIT_FIELDS_BOUNDARY:
+            area = preview_live(meter, api_owner, leaf_user_id, field_id, shape)
+        else:
+            area = meter.preview(api_owner, leaf_user_id, target, shape, day)
+        verdicts.append(_verdict(meter, api_owner, target, area, day))
+    return CheckResult(product, verdicts, clip)
+
+
+def _verdict(
+    meter: Meter, api_owner: str, product: Product, area: ProductArea, day: date
+) -> QuotaVerdict:
     contract = meter.contract_for(api_owner, product)
     if contract is None:
-        return CheckResult(product, None, area.user_m2, area.owner_m2, 0.0, None)
+        return QuotaVerdict(product, None, area.user_m2, area.owner_m2, 0.0, 0.0, None)
     usage = contract_usage(meter, contract, day)
-    return CheckResult(product, contract, area.user_m2, area.owner_m2, usage.used_m2,
-                       usage.quota_m2)
+    return QuotaVerdict(product, contract, area.user_m2, area.owner_m2, usage.used_m2,
+                        usage.footprint_m2, usage.quota_m2)
+
+
+def preview_live(
+    meter: Meter, api_owner: str, leaf_user_id: str, field_id: str | None, geom: BaseGeometry
+) -> ProductArea:
+    """What putting `geom` as boundary `field_id` would change the live unions by.
+
+    The same arithmetic as `LiveUnion.put`: the field's current boundary loses what no
+    other live boundary covers, then `geom` gains what no other live boundary covers.
+    Without a field id the boundary is new. Signed: an update may shrink the union.
+    """
+    deltas = []
+    for scope in (user_scope(leaf_user_id), OWNER_SCOPE):
+        union = meter.live.get((api_owner, scope))
+        key = None
+        if field_id is not None:
+            key = field_id if scope != OWNER_SCOPE else join_parts(leaf_user_id, field_id)
+        deltas.append(_live_delta(union, key, geom))
+    return ProductArea(deltas[0], deltas[1])
+
+
+def _live_delta(union: LiveUnion | None, key: str | None, geom: BaseGeometry) -> float:
+    if union is None or len(union) == 0:
+        return geodesic_area_m2(geom)
+    others = object_array([g for k, g in union.items() if k != key])
+
+    def uncovered(shape: BaseGeometry) -> float:
+        return geodesic_area_m2(subtract_all(shape, others[intersecting(shape, others)]))
+
+    current = union.get(key) if key is not None else None
+    lost = uncovered(current) if current is not None else 0.0
+    return uncovered(geom) - lost
 
 
 def _fmt(m2: float, unit: Unit) -> str:
@@ -415,23 +652,121 @@ def _fmt(m2: float, unit: Unit) -> str:
 # ---- plan --------------------------------------------------------------------------
 
 
+# The projection reads the last PROJECTION_WINDOW_DAYS days and drops TRIM_DAYS of the
+# largest and of the smallest daily figures: a 10 % trimmed mean.
+PROJECTION_WINDOW_DAYS = 30
+TRIM_DAYS = 3
+# Active days (billable area changed) in the window from which confidence is medium, high;
+# high also needs the whole window within the contract's life.
+MEDIUM_CONFIDENCE_DAYS = 5
+HIGH_CONFIDENCE_DAYS = 15
+
+
+class Confidence(StrEnum):
+    """How much the projection rests on: active days in the last 30, and history."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+@dataclass(frozen=True, slots=True)
+class Projection:
+    """A robust daily rate of the billable area, and the plain mean beside it.
+
+    `rate_m2` is the 10 % trimmed mean of the billable area added on each of the last
+    30 days up to today (idle days, and days before the contract started, count as 0):
+    the 3 largest and the 3 smallest days are dropped and the other 24 averaged, so up
+    to 3 bursty days (an import, a term's carry-over) do not set the pace for a year.
+    `mean_m2` is the untrimmed mean of the same 30 days (every burst counted).
+
+    Confidence: high with at least 15 active days (the billable area changed) in the
+    window and a contract at least 30 days old; medium with at least 5 active days; low
+    otherwise. A young contract's rate leans towards 0 (its days before the start count
+    as idle), so it is never more than medium.
+    """
+
+    rate_m2: float
+    mean_m2: float
+    active_days: int
+    history_days: int
+
+    @property
+    def confidence(self) -> Confidence:
+        if (
+            self.active_days >= HIGH_CONFIDENCE_DAYS
+            and self.history_days >= PROJECTION_WINDOW_DAYS
+        ):
+            return Confidence.HIGH
+        if self.active_days >= MEDIUM_CONFIDENCE_DAYS:
+            return Confidence.MEDIUM
+        return Confidence.LOW
+
+
+def billable_by_day(meter: Meter, contract: Contract, days: list[date]) -> list[float]:
+    """The billable area (sum over Leaf users) each day added, read from each day's term;
+    AUDIT's are signed changes of the users' live unions. Days before the contract: 0."""
+    by_term: dict[int, set[int]] = defaultdict(set)
+    for d in days:
+        if d >= contract.start:
+            term = contract.term(d).index if contract.product.period_bounded else 0
+            by_term[term].add(d.toordinal())
+    users = leaf_users(meter, contract)
+    added: dict[int, float] = defaultdict(float)
+    for term, ordinals in by_term.items():
+        for user in users:
+            for day, m2 in meter.by_day(contract.contract_id, term, user_scope(user)).items():
+                if day in ordinals:
+                    added[day] += m2
+    return [added.get(d.toordinal(), 0.0) for d in days]
+
+
+def projection(meter: Meter, contract: Contract, last_day: date) -> Projection:
+    """The robust daily rate of `Projection` over the 30 days ending on `last_day`."""
+    days = [last_day - timedelta(days=i) for i in range(PROJECTION_WINDOW_DAYS - 1, -1, -1)]
+    daily = billable_by_day(meter, contract, days)
+    kept = sorted(daily)[TRIM_DAYS:len(daily) - TRIM_DAYS]
+    active = sum(1 for m2 in daily if abs(m2) > CHANGE_EPSILON_M2)
+    history = sum(1 for d in days if d >= contract.start)
+    return Projection(sum(kept) / len(kept), sum(daily) / len(daily), active, history)
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """Term utilisation and its straight-line projection to the term's end."""
+    """Term utilisation (billable area) and its projection to the term's end."""
 
     usage: ContractUsage
     days_elapsed: int
     days_remaining: int
     users_total_m2: float
     recommendations: list[str]
+    projection: Projection
 
     @property
     def daily_average_m2(self) -> float:
-        return self.usage.used_m2 / self.days_elapsed
+        """The robust daily rate the projection carries forward (`Projection.rate_m2`)."""
+        return self.projection.rate_m2
+
+    def _projected(self, rate_m2: float) -> float:
+        return max(0.0, self.usage.used_m2 + rate_m2 * self.days_remaining)
 
     @property
     def projected_m2(self) -> float:
-        return self.usage.used_m2 + self.daily_average_m2 * self.days_remaining
+        return self._projected(self.projection.rate_m2)
+
+    @property
+    def projected_low_m2(self) -> float:
+        """The lower of the trimmed-mean and the plain-mean projections."""
+        return self._projected(min(self.projection.rate_m2, self.projection.mean_m2))
+
+    @property
+    def projected_high_m2(self) -> float:
+        """The higher of the two: bursts like the window's recurring as often."""
+        return self._projected(max(self.projection.rate_m2, self.projection.mean_m2))
+
+    @property
+    def confidence(self) -> Confidence:
+        return self.projection.confidence
 
     @property
     def will_exceed(self) -> bool:
@@ -444,22 +779,23 @@ class Plan:
         return _exceed_day(self.usage, self.daily_average_m2, self.days_elapsed)
 
     @property
+    def footprint_m2(self) -> float:
+        return self.usage.footprint_m2
+
+    @property
     def overlap_m2(self) -> float:
-        return max(0.0, self.users_total_m2 - self.usage.used_m2)
+        return max(0.0, self.users_total_m2 - self.usage.footprint_m2)
 
 
 def plan(meter: Meter, contract: Contract, today: date, unit: Unit) -> Plan:
-    """Average per elapsed day (today included) carried forward to the term's last day."""
+    """Billable area now, plus the robust daily rate carried to the term's last day."""
     usage = contract_usage(meter, contract, today)
     clamped = min(max(today, usage.term.start), usage.term.last_day)
     elapsed = (clamped - usage.term.start).days + 1
     remaining = (usage.term.last_day - clamped).days
-    users = sum(
-        meter.total_m2(contract.contract_id, usage.term.index, user_scope(u))
-        for u in leaf_users(meter, contract)
-    )
-    draft = Plan(usage, elapsed, remaining, users, [])
-    return Plan(usage, elapsed, remaining, users, recommendations(draft, unit))
+    rate = projection(meter, contract, clamped)
+    draft = Plan(usage, elapsed, remaining, usage.used_m2, [], rate)
+    return Plan(usage, elapsed, remaining, usage.used_m2, recommendations(draft, unit), rate)
 
 
 def _exceed_day(usage: ContractUsage, per_day: float, elapsed: int) -> date | None:
@@ -476,7 +812,7 @@ def _exceed_day(usage: ContractUsage, per_day: float, elapsed: int) -> date | No
 
 
 def recommendations(p: Plan, unit: Unit) -> list[str]:
-    """Plain-language advice; the overlap one explains why user totals exceed the bill."""
+    """Plain-language advice; the overlap one explains why the bill exceeds the footprint."""
     out = [*_overlap_advice(p, unit)]
     quota = p.usage.quota_m2
     if quota is None:
@@ -488,23 +824,34 @@ def recommendations(p: Plan, unit: Unit) -> list[str]:
             f"At {_fmt(p.daily_average_m2, unit)} a day the quota is reached on "
             f"{p.exceed_on}; raise it to at least {_fmt(p.projected_m2, unit)} for this term."
         )
-    elif quota > 0 and p.projected_m2 < 0.5 * quota:
+    elif quota > 0 and p.projected_high_m2 > quota:
+        out.append(
+            f"Bursts like the last 30 days' could reach {_fmt(p.projected_high_m2, unit)}, "
+            "over the quota; watch the alerts."
+        )
+    elif quota > 0 and p.projected_high_m2 < 0.5 * quota:
         out.append(
             f"The projection is {_fmt(p.projected_m2, unit)}, under half the quota: "
             "a smaller plan would do."
+        )
+    if p.confidence is Confidence.LOW:
+        out.append(
+            f"The projection rests on {p.projection.active_days} active day(s) in the last "
+            f"{PROJECTION_WINDOW_DAYS}: treat it as rough (range "
+            f"{_fmt(p.projected_low_m2, unit)} to {_fmt(p.projected_high_m2, unit)})."
         )
     return out
 
 
 def _overlap_advice(p: Plan, unit: Unit) -> Iterable[str]:
-    used = p.usage.used_m2
-    if p.overlap_m2 <= 0 or p.overlap_m2 < OVERLAP_RATIO * max(used, 1e-9):
+    footprint = p.usage.footprint_m2
+    if p.overlap_m2 <= 0 or p.overlap_m2 < OVERLAP_RATIO * max(footprint, 1e-9):
         return
     yield (
         f"The same area is connected under several Leaf users: their totals add up to "
-        f"{_fmt(p.users_total_m2, unit)} while the API owner's unique area is "
-        f"{_fmt(used, unit)}. The {_fmt(p.overlap_m2, unit)} overlap "
-        f"({100.0 * p.overlap_m2 / max(used, 1e-9):.0f} % of the owner total) is counted again "
-        "in every Leaf user's scope; connect each field under one user to avoid paying for it "
-        "more than once."
+        f"{_fmt(p.users_total_m2, unit)} (the billable area) while the API owner's unique "
+        f"area is {_fmt(footprint, unit)}. The {_fmt(p.overlap_m2, unit)} overlap "
+        f"({100.0 * p.overlap_m2 / max(footprint, 1e-9):.0f} % of the owner total) is billed "
+        "again in every Leaf user's scope; connect each field under one user to avoid paying "
+        "for it more than once."
     )

@@ -9,15 +9,26 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from aggregates.products import Product
-from aggregates.usage import PeriodType, Unit
+from aggregates.usage import Confidence, FieldClip, PeriodType, Unit
 
 MAX_PAGE_SIZE = 100
 MAX_PAGE = 1_000_000  # keeps every number in a response within 64 bits
 UNIT_DOC = "Unit of every area in the response; 1 acre = 4046.8564224 m²."
+USED_DOC = (
+    "Billable area of the current term: the sum of the Leaf-user totals (overlaps between "
+    "users included, SPEC §3). The quota, percent_used and the alerts compare this."
+)
+FOOTPRINT_DOC = "The API owner's unique area in the term (overlaps between users removed)."
+PROJECTION_DOC = (
+    "Robust daily rate of the billable area: the 10 % trimmed mean of the billable area "
+    "added on each of the last 30 days up to today (idle days and days before the contract "
+    "count as 0; the 3 largest and 3 smallest days are dropped, the other 24 averaged), so "
+    "up to 3 bursty days such as an import do not set the pace for the term."
+)
 
 
 class Camel(BaseModel):
@@ -145,6 +156,14 @@ class CheckIn(Snake):
     leaf_user_id: str = Field(min_length=1, max_length=256)
     api_owner: str | None = Field(None, min_length=1, description="Admin key only.")
     timestamp: datetime | None = Field(None, description="Event time to check at; now.")
+    field_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=256,
+        validation_alias=AliasChoices("field_id", "fieldId"),
+        description="OPERATIONS_OPERATION: clip to this field of the Leaf user. "
+        "AUDIT_FIELDS_BOUNDARY: the boundary replaces this field's current one.",
+    )
 
 
 # ---- /billing and /admin responses ---------------------------------------------------
@@ -163,9 +182,10 @@ class ContractOut(Camel):
     start_date: date
     current_term: TermOut
     quota: float | None
-    used: float
-    remaining: float | None
-    percent_used: float | None
+    used: float = Field(description=USED_DOC)
+    remaining: float | None = Field(description="Quota minus used, at least 0.")
+    percent_used: float | None = Field(description="used / quota, in percent.")
+    footprint: float = Field(description=FOOTPRINT_DOC)
     unit: Unit
 
 
@@ -217,7 +237,8 @@ class ProductSummaryOut(Snake):
     overlap: float
     total_area: float = Field(description="The owner's term total at end_date.")
     quota: float | None
-    percent_used: float | None
+    used: float = Field(description=USED_DOC)
+    percent_used: float | None = Field(description="used / quota, in percent.")
     leaf_users: int
     unit: Unit
 
@@ -284,7 +305,10 @@ class TopUserOut(Snake):
     rank: int
     leaf_user_id: str
     total_area: float
-    share_percent: float = Field(description="Of the API owner's unique area in the term.")
+    share_percent: float = Field(
+        description="Of the term's billable area (the sum of every Leaf user's total), so "
+        "the shares of all users add up to 100."
+    )
     unit: Unit
 
 
@@ -300,6 +324,24 @@ class TopUsersOut(Snake):
     users: list[TopUserOut]
 
 
+class QuotaCheckOut(Snake):
+    """One contract the event would consume: the product's own, and UNIFIED_AREA's."""
+
+    product: Product
+    contract_id: str | None
+    required: float = Field(
+        description="What the quota is charged: what the Leaf user's union would grow by "
+        "(the billable area is the sum of Leaf-user totals)."
+    )
+    area_added_owner: float = Field(description="What the owner's footprint would grow by.")
+    used: float = Field(description=USED_DOC)
+    footprint: float = Field(description=FOOTPRINT_DOC)
+    quota: float | None
+    available: float | None = Field(description="Quota minus used, at least 0.")
+    can_proceed: bool
+    unit: Unit
+
+
 class CheckOut(Snake):
     api_owner: str
     leaf_user_id: str
@@ -307,13 +349,30 @@ class CheckOut(Snake):
     contract_id: str | None
     area_added_user: float
     area_added_owner: float
-    required: float = Field(description="What the quota is charged: the owner-scope area.")
+    required: float = Field(
+        description="What the product's quota is charged: the billable area the event would "
+        "add, i.e. what the Leaf user's union would grow by."
+    )
     available: float | None
-    used: float
+    used: float = Field(description=USED_DOC)
     quota: float | None
-    can_proceed: bool
+    can_proceed: bool = Field(
+        description="False when the product's quota or, for a period-bounded product, the "
+        "UNIFIED_AREA quota would be exceeded; blocked_by names which."
+    )
     message: str
     unit: Unit
+    footprint: float = Field(description=FOOTPRINT_DOC)
+    blocked_by: list[Product] = Field(description="Products whose quota would be exceeded.")
+    quotas: list[QuotaCheckOut] = Field(
+        description="Every contract the event would consume, the product's first."
+    )
+    field_id: str | None
+    field_clip: FieldClip | None = Field(
+        description="OPERATIONS_OPERATION with field_id: clipped to the field, outside_field "
+        "(nothing would count) or field_unknown (previewed unclipped: metering waits for the "
+        "field, then counts the operation whole)."
+    )
 
 
 class PlanOut(Snake):
@@ -324,14 +383,34 @@ class PlanOut(Snake):
     term_end: date | None
     days_elapsed: int
     days_remaining: int
-    used: float
+    used: float = Field(description=USED_DOC)
     quota: float | None
-    percent_used: float | None
-    daily_average: float
-    projected_term_total: float
-    will_exceed_limit: bool
+    percent_used: float | None = Field(description="used / quota, in percent.")
+    daily_average: float = Field(description=PROJECTION_DOC)
+    projected_term_total: float = Field(
+        description="used + daily_average x days_remaining: the billable area expected at "
+        "the term's end."
+    )
+    will_exceed_limit: bool = Field(description="projected_term_total is above the quota.")
     projected_exceed_date: date | None
-    leaf_users_total: float
-    overlap: float
+    leaf_users_total: float = Field(description="Sum of Leaf-user totals (equals used).")
+    overlap: float = Field(description="used minus footprint.")
     recommendations: list[str]
     unit: Unit
+    footprint: float = Field(description=FOOTPRINT_DOC)
+    projected_term_total_low: float = Field(
+        description="The lower of the trimmed-mean projection and the projection at the "
+        "plain mean of the same 30 days (every burst counted)."
+    )
+    projected_term_total_high: float = Field(
+        description="The higher of the two: where the term ends if bursts like the last "
+        "30 days' recur as often."
+    )
+    active_days: int = Field(
+        description="Days of the last 30 on which the billable area changed."
+    )
+    confidence: Confidence = Field(
+        description="How much the projection rests on: high with at least 15 active days in "
+        "the last 30 and a contract at least 30 days old, medium with at least 5 active days, "
+        "low otherwise."
+    )

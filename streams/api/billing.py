@@ -38,7 +38,7 @@ def contract_out(u: ContractUsage, unit: Unit) -> ContractOut:
         contract_id=c.contract_id, api_owner=c.api_owner, product=c.product,
         start_date=c.start, current_term=term_out(u.term), quota=area(u.quota_m2),
         used=convert(u.used_m2, unit), remaining=area(u.remaining_m2),
-        percent_used=u.percent_used, unit=unit,
+        percent_used=u.percent_used, footprint=convert(u.footprint_m2, unit), unit=unit,
     )
 
 

@@ -23,6 +23,7 @@ from schemas.api import (
     PlanOut,
     PlanQuery,
     ProductSummaryOut,
+    QuotaCheckOut,
     RecordOut,
     SummaryOut,
     SummaryQuery,
@@ -63,7 +64,8 @@ def product_summary_out(s: figures.ProductSummary, unit: Unit) -> ProductSummary
         leaf_users_area_added=convert(s.users_added_m2, unit),
         overlap=convert(s.overlap_m2, unit), total_area=convert(s.total_m2, unit),
         quota=None if quota is None else convert(quota, unit),
-        percent_used=s.usage.percent_used, leaf_users=s.leaf_users, unit=unit,
+        used=convert(s.usage.used_m2, unit), percent_used=s.usage.percent_used,
+        leaf_users=s.leaf_users, unit=unit,
     )
 
 
@@ -148,6 +150,19 @@ async def top_users(call: Call) -> Reply:
     ), total=len(ranked))
 
 
+def _area(m2: float | None, unit: Unit) -> float | None:
+    return None if m2 is None else convert(m2, unit)
+
+
+def quota_check_out(v: figures.QuotaVerdict, unit: Unit) -> QuotaCheckOut:
+    return QuotaCheckOut(
+        product=v.product, contract_id=_id(v.contract), required=convert(v.user_m2, unit),
+        area_added_owner=convert(v.owner_m2, unit), used=convert(v.used_m2, unit),
+        footprint=convert(v.footprint_m2, unit), quota=_area(v.quota_m2, unit),
+        available=_area(v.available_m2, unit), can_proceed=v.can_proceed, unit=unit,
+    )
+
+
 async def check(call: Call) -> Reply:
     """Nothing is sent anywhere: a check reads the unions and changes nothing."""
     body: CheckIn = call.body
@@ -158,17 +173,18 @@ async def check(call: Call) -> Reply:
         raise bad_parameter("geometry", f"geometry: {exc}") from None
     day = day_of(body.timestamp) if body.timestamp else call.now.date()
     owner = _owner(call)
-    r = figures.check(call.meter, owner, body.leaf_user_id, body.product, geom, day)
-    available = r.available_m2
+    r = figures.check(call.meter, owner, body.leaf_user_id, body.product, geom, day,
+                      body.field_id)
     return Reply(CheckOut(
         api_owner=owner, leaf_user_id=body.leaf_user_id, product=body.product,
         contract_id=_id(r.contract),
         area_added_user=convert(r.user_m2, unit), area_added_owner=convert(r.owner_m2, unit),
-        required=convert(r.owner_m2, unit),
-        available=None if available is None else convert(available, unit),
-        used=convert(r.used_m2, unit),
-        quota=None if r.quota_m2 is None else convert(r.quota_m2, unit),
+        required=convert(r.user_m2, unit), available=_area(r.available_m2, unit),
+        used=convert(r.used_m2, unit), quota=_area(r.quota_m2, unit),
         can_proceed=r.can_proceed, message=r.message(unit), unit=unit,
+        footprint=convert(r.footprint_m2, unit), blocked_by=r.blocked_by,
+        quotas=[quota_check_out(v, unit) for v in r.verdicts], field_id=body.field_id,
+        field_clip=r.field_clip,
     ))
 
 
@@ -184,11 +200,15 @@ async def plan(call: Call) -> Reply:
         api_owner=owner, product=q.product, contract_id=contract.contract_id,
         term_start=u.term.start, term_end=u.term.end, days_elapsed=p.days_elapsed,
         days_remaining=p.days_remaining, used=convert(u.used_m2, q.unit),
-        quota=None if u.quota_m2 is None else convert(u.quota_m2, q.unit),
+        quota=_area(u.quota_m2, q.unit),
         percent_used=u.percent_used, daily_average=convert(p.daily_average_m2, q.unit),
         projected_term_total=convert(p.projected_m2, q.unit), will_exceed_limit=p.will_exceed,
         projected_exceed_date=p.exceed_on, leaf_users_total=convert(p.users_total_m2, q.unit),
         overlap=convert(p.overlap_m2, q.unit), recommendations=p.recommendations, unit=q.unit,
+        footprint=convert(p.footprint_m2, q.unit),
+        projected_term_total_low=convert(p.projected_low_m2, q.unit),
+        projected_term_total_high=convert(p.projected_high_m2, q.unit),
+        active_days=p.projection.active_days, confidence=p.confidence,
     ))
 
 
@@ -200,7 +220,8 @@ def _no_plan(owner: str, q: PlanQuery) -> PlanOut:
         projected_exceed_date=None, leaf_users_total=0.0, overlap=0.0,
         recommendations=[f"No {q.product.value} usage yet: its contract starts with the "
                          "first counted event."],
-        unit=q.unit,
+        unit=q.unit, footprint=0.0, projected_term_total_low=0.0,
+        projected_term_total_high=0.0, active_days=0, confidence=figures.Confidence.LOW,
     )
 
 

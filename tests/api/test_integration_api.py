@@ -199,7 +199,9 @@ def test_integration_api_equals_snapshots_and_oracle_on_both_workers(cluster: Cl
         assert contracts[0] == contracts[1] and contracts[0]
         for contract in contracts[0]:
             product, cid = contract["product"], contract["contractId"]
-            assert close(contract["used"], oracle[(product, OWNER_SCOPE)]), product
+            assert close(contract["footprint"], oracle[(product, OWNER_SCOPE)]), product
+            billable = sum(v for (p, s), v in oracle.items() if p == product and s != OWNER_SCOPE)
+            assert close(contract["used"], billable), product  # SPEC §3: sum of user totals
             mine = [s for s in snaps.values() if s["contractId"] == cid]
             start, end = min(s["date"] for s in mine), max(s["date"] for s in mine)
             for scope in {s["scope"] for s in mine}:

@@ -7,13 +7,14 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from shapely.geometry import box as shapely_box
 
 from aggregates import geodesic_area_m2
 from aggregates.contracts import OWNER_SCOPE, contract_id_for, user_scope
 from aggregates.meter import Meter
 from aggregates.products import Product
 from aggregates.usage import M2_PER_UNIT, Unit
-from tests.api.conftest import ADMIN, OTHER, OWNER, T0, World, sq
+from tests.api.conftest import ADMIN, NOW, OTHER, OWNER, T0, World, sq
 
 Client = TestClient[Any, Any]
 FILE = contract_id_for(OWNER, Product.OPERATIONS_FILE)
@@ -45,18 +46,33 @@ async def test_contracts_list_pages_and_counts(client: Client, world: World) -> 
     assert all(c["apiOwner"] == OWNER and c["unit"] == "acres" for c in body)
 
 
-async def test_contract_used_in_every_unit(client: Client, world: World) -> None:
+async def test_contract_used_is_billable_in_every_unit(client: Client, world: World) -> None:
+    """Issue 8 item 8: `used` is the billable area (sum of Leaf-user totals), the owner's
+    unique area is the footprint beside it."""
     key = world.key_for(OWNER)
-    m2 = world.meter.total_m2(FILE, 0, OWNER_SCOPE)
-    assert m2 == pytest.approx(geodesic_area_m2(sq(0, 0)) + geodesic_area_m2(sq(0.002, 0)))
+    footprint = world.meter.total_m2(FILE, 0, OWNER_SCOPE)
+    one = geodesic_area_m2(sq(0, 0))
+    assert footprint == pytest.approx(one + geodesic_area_m2(sq(0.002, 0)))
+    billable = sum(world.meter.total_m2(FILE, 0, user_scope(u)) for u in ("u1", "u2"))
+    assert billable == pytest.approx(footprint + one)  # u1 and u2 share one square
     for unit in Unit:
         _, body, _ = await get(client, f"/billing/contracts/{FILE}", key, unit=unit.value)
-        assert body["used"] == pytest.approx(m2 / M2_PER_UNIT[unit])
+        assert body["used"] == pytest.approx(billable / M2_PER_UNIT[unit])
+        assert body["footprint"] == pytest.approx(footprint / M2_PER_UNIT[unit])
         assert body["unit"] == unit.value and body["quota"] is None
         assert body["currentTerm"] == {"index": 0, "startDate": "2026-03-01",
                                        "endDate": "2027-03-01"}
     _, body, _ = await get(client, f"/billing/contracts/{FILE}", key)
-    assert body["used"] == pytest.approx(m2 / 4046.8564224)
+    assert body["used"] == pytest.approx(billable / 4046.8564224)
+    set_quota(world, FILE, 2 * billable)
+    _, body, _ = await get(client, f"/billing/contracts/{FILE}", key, unit="m2")
+    assert body["percentUsed"] == pytest.approx(50.0)
+    assert body["remaining"] == pytest.approx(billable)
+    _, summary, _ = await get(client, "/usage/summary", key, unit="m2", start_date="2026-03-01",
+                              end_date="2026-03-10")
+    files = next(p for p in summary["products"] if p["product"] == "OPERATIONS_FILE")
+    assert files["percent_used"] == pytest.approx(50.0)
+    assert files["used"] == pytest.approx(billable)
 
 
 async def test_consumption_day_owner_and_users(client: Client, world: World) -> None:
@@ -95,6 +111,18 @@ async def test_daily_breakdown_is_zero_filled_and_matches_snapshots(
         startTime=start.isoformat(), endTime=end.isoformat(), unit="m2")
     assert user_rows[-1]["totalArea"] == pytest.approx(
         world.meter.total_m2(FILE, 0, user_scope("u2")))
+
+
+def set_quota(world: World, contract_id: str, quota_m2: float) -> None:
+    """As the metering agent applies a quota message."""
+    world.persist(world.meter.set_quota(contract_id, quota_m2, NOW, world.next_seq()))
+
+
+async def post_check(client: Client, token: str, **body: Any) -> Any:
+    resp = await client.post("/usage/check?unit=m2", headers=bearer(token), json=body)
+    out = await resp.json()
+    assert resp.status == 200, out
+    return out
 
 
 def datetime_ordinal(iso: str) -> int:
@@ -169,6 +197,130 @@ async def test_quota_put_then_check_and_plan(client: Client, world: World) -> No
     assert plan["will_exceed_limit"] is True
     assert any("same area is connected under several Leaf users" in r
                for r in plan["recommendations"])
+
+
+async def test_check_charges_the_billable_area(client: Client, world: World) -> None:
+    """Issue 8 item 8: an area already in the owner's union still bills a new Leaf user."""
+    key = world.key_for(OWNER)
+    one = geodesic_area_m2(sq(0, 0))
+    billable = world.meter.billable_m2(FILE, 0)
+    set_quota(world, FILE, billable + 0.5 * one)
+    body = await post_check(client, key, geometry=SQUARE, product="OPERATIONS_FILE",
+                            leaf_user_id="u3")
+    assert body["area_added_owner"] == pytest.approx(0.0, abs=1e-3)
+    assert body["required"] == pytest.approx(one, rel=1e-6)  # was 0: the owner-scope area
+    assert body["used"] == pytest.approx(billable)
+    assert body["footprint"] == pytest.approx(world.meter.total_m2(FILE, 0, OWNER_SCOPE))
+    assert body["available"] == pytest.approx(0.5 * one)
+    assert body["can_proceed"] is False and body["blocked_by"] == ["OPERATIONS_FILE"]
+    # u1 already holds the square: nothing billable would be added.
+    body = await post_check(client, key, geometry=SQUARE, product="OPERATIONS_FILE",
+                            leaf_user_id="u1")
+    assert body["required"] == pytest.approx(0.0, abs=1e-3) and body["can_proceed"] is True
+
+
+async def test_check_honours_the_unified_quota(client: Client, world: World) -> None:
+    """Issue 8 item 9: a satellite check said it could proceed with UNIFIED at 417 %."""
+    key = world.key_for(OWNER)
+    unified = contract_id_for(OWNER, Product.UNIFIED_AREA)
+    set_quota(world, unified, world.meter.billable_m2(unified, 0) / 4.17)
+    far = {"type": "Polygon", "coordinates": [[[5, 5], [5.001, 5], [5.001, 5.001], [5, 5.001],
+                                               [5, 5]]]}
+    body = await post_check(client, key, geometry=far, product="SATELLITE_PROCESS_PLANET",
+                            leaf_user_id="u1")
+    assert body["contract_id"] is None and body["quota"] is None  # no PLANET contract yet
+    assert body["can_proceed"] is False and body["blocked_by"] == ["UNIFIED_AREA"]
+    assert [q["product"] for q in body["quotas"]] == ["SATELLITE_PROCESS_PLANET", "UNIFIED_AREA"]
+    planet, uni = body["quotas"]
+    assert planet["can_proceed"] is True and uni["can_proceed"] is False
+    assert uni["contract_id"] == unified and uni["available"] == 0.0
+    assert uni["required"] == pytest.approx(geodesic_area_m2(sq(5, 5)), rel=1e-6)
+    assert "UNIFIED_AREA quota" in body["message"]
+    set_quota(world, unified, 10 * world.meter.billable_m2(unified, 0))
+    body = await post_check(client, key, geometry=far, product="SATELLITE_PROCESS_PLANET",
+                            leaf_user_id="u1")
+    assert body["can_proceed"] is True and body["blocked_by"] == []
+
+
+async def test_check_previews_audit_against_the_live_union(client: Client, world: World) -> None:
+    """Issue 8 item 9: AUDIT previews what the boundary adds to the live union."""
+    key = world.key_for(OWNER)
+    f1 = sq(0, 0.002)  # u1's live field f1
+    field = {"type": "Polygon", "coordinates": [[[0, 0.002], [0.001, 0.002], [0.001, 0.003],
+                                                 [0, 0.003], [0, 0.002]]]}
+    body = await post_check(client, key, geometry=field, product="AUDIT_FIELDS_BOUNDARY",
+                            leaf_user_id="u1")
+    assert body["required"] == pytest.approx(0.0, abs=1e-3)  # was the whole field
+    assert body["area_added_owner"] == pytest.approx(0.0, abs=1e-3)
+    assert [q["product"] for q in body["quotas"]] == ["AUDIT_FIELDS_BOUNDARY"]
+    body = await post_check(client, key, geometry=field, product="AUDIT_FIELDS_BOUNDARY",
+                            leaf_user_id="u2")
+    assert body["required"] == pytest.approx(geodesic_area_m2(f1), rel=1e-6)
+    assert body["area_added_owner"] == pytest.approx(0.0, abs=1e-3)
+    # Replacing f1 by a boundary twice as tall adds one field; replacing it elsewhere adds 0.
+    taller = {"type": "Polygon", "coordinates": [[[0, 0.002], [0.001, 0.002], [0.001, 0.004],
+                                                  [0, 0.004], [0, 0.002]]]}
+    body = await post_check(client, key, geometry=taller, product="AUDIT_FIELDS_BOUNDARY",
+                            leaf_user_id="u1", field_id="f1")
+    assert body["required"] == pytest.approx(geodesic_area_m2(sq(0, 0.003)), rel=1e-6)
+    body = await post_check(client, key, geometry=SQUARE, product="AUDIT_FIELDS_BOUNDARY",
+                            leaf_user_id="u1", field_id="f1")
+    assert body["required"] == pytest.approx(0.0, abs=1e-3)
+    assert world.meter.live[(OWNER, user_scope("u1"))].get("f1") is not None  # unchanged
+
+
+async def test_check_clips_an_operation_to_its_field(client: Client, world: World) -> None:
+    """Issue 8 item 9: an operation only counts inside its field when the field is known."""
+    key = world.key_for(OWNER)
+    wide = {"type": "Polygon", "coordinates": [[[0, 0.0025], [0.003, 0.0025], [0.003, 0.0035],
+                                                [0, 0.0035], [0, 0.0025]]]}
+    inside = geodesic_area_m2(shapely_box(0, 0.0025, 0.001, 0.003))
+    body = await post_check(client, key, geometry=wide, product="OPERATIONS_OPERATION",
+                            leaf_user_id="u1", fieldId="f1")
+    assert body["field_clip"] == "clipped" and body["field_id"] == "f1"
+    assert body["required"] == pytest.approx(inside, rel=1e-6)
+    uni = body["quotas"][1]  # the field's boundary already put that part in UNIFIED
+    assert uni["product"] == "UNIFIED_AREA" and uni["required"] == pytest.approx(0.0, abs=1e-3)
+    body = await post_check(client, key, geometry=wide, product="OPERATIONS_OPERATION",
+                            leaf_user_id="u1", field_id="nope")
+    assert body["field_clip"] == "field_unknown"
+    assert body["required"] == pytest.approx(geodesic_area_m2(shapely_box(0, 0.0025, 0.003,
+                                                                          0.0035)), rel=1e-6)
+    body = await post_check(client, key, geometry=SQUARE, product="OPERATIONS_OPERATION",
+                            leaf_user_id="u1", field_id="f1")
+    assert body["field_clip"] == "outside_field" and body["required"] == 0.0
+    assert body["can_proceed"] is True
+    body = await post_check(client, key, geometry=wide, product="OPERATIONS_OPERATION",
+                            leaf_user_id="u2", field_id="f1")  # f1 is u1's field, not u2's
+    assert body["field_clip"] == "field_unknown"
+
+
+async def test_top_user_shares_add_up_to_100(client: Client, world: World) -> None:
+    """Issue 8 item 10: shares were of the owner's unique area and summed to 150 % here."""
+    key = world.key_for(OWNER)
+    _, body, _ = await get(client, "/usage/top-users", key, product="OPERATIONS_FILE",
+                           date="2026-03-05", unit="m2")
+    users = body["users"]
+    assert sum(u["share_percent"] for u in users) == pytest.approx(100.0)
+    billable = world.meter.billable_m2(FILE, 0)
+    for u in users:
+        assert u["share_percent"] == pytest.approx(100.0 * u["total_area"] / billable)
+
+
+async def test_plan_states_billable_footprint_and_confidence(
+    client: Client, world: World
+) -> None:
+    key = world.key_for(OWNER)
+    _, plan, _ = await get(client, "/usage/plan", key, product="OPERATIONS_FILE", unit="m2")
+    billable = world.meter.billable_m2(FILE, 0)
+    footprint = world.meter.total_m2(FILE, 0, OWNER_SCOPE)
+    assert plan["used"] == pytest.approx(billable)
+    assert plan["footprint"] == pytest.approx(footprint)
+    assert plan["overlap"] == pytest.approx(billable - footprint)
+    assert plan["confidence"] == "low" and plan["active_days"] == 3
+    assert plan["projected_term_total_low"] <= plan["projected_term_total"]
+    assert plan["projected_term_total"] <= plan["projected_term_total_high"]
+    assert plan["projected_term_total"] == pytest.approx(billable)  # 3 active days: trimmed
 
 
 # ---- security -----------------------------------------------------------------------
