@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import shapely
@@ -28,7 +28,7 @@ from aggregates.contracts import OWNER_SCOPE, Contract, new_contract, user_scope
 from aggregates.fields import FieldHistory, Version, boundary_for
 from aggregates.geometry import clip_to
 from aggregates.live import LiveUnion
-from aggregates.periods import Term, day_of
+from aggregates.periods import Term, add_years, day_end, day_of
 from aggregates.products import Product, products_for
 from aggregates.quota import new_crossings
 from aggregates.records import (
@@ -59,7 +59,6 @@ from aggregates.state import (
     key,
     load,
     split_key,
-    split_parts,
 )
 from aggregates.union import UniqueAreaLedger
 
@@ -119,6 +118,10 @@ class Meter:
         self._failed: set[tuple[str, str, int]] = set()
         self._fields: dict[tuple[str, str, str], FieldHistory] = defaultdict(FieldHistory)
         self._held: dict[tuple[str, str], HeldOperation] = {}
+        self._latest: dict[str, datetime] = {}
+        self._audit_last: dict[str, int] = {}
+        self._noticed: dict[tuple[str, int], datetime] = {}
+        self._final_contracts: set[str] = set()
         self._sent: dict[str, int] = {}
         self._seeded: set[tuple[str, int]] = set()
         self._emitted: dict[tuple[str, str, int], Emitted] = {}
@@ -214,9 +217,10 @@ class Meter:
     ) -> None:
         products = products_for(ev.type, ev.provider)
         day = day_of(ev.timestamp)
-        self._seed_carry_over(ev.api_owner, day, seq, out)
+        self._latest[ev.api_owner] = max(self._latest.get(ev.api_owner, ev.timestamp), ev.timestamp)
         self._remember_version(ev, out)
         by_product, reason = self._count(ev, products, day, seq, out)
+        self._carry_late(ev, seq, out)
         counted = any(a.user_m2 or a.owner_m2 for a in by_product.values()) or reason is None
         record = self._record(ev, [p.value for p in products], counted, by_product, reason)
         self._check_quotas(ev.api_owner, day, now, seq, out)
@@ -230,8 +234,9 @@ class Meter:
         that succeeds, with the same id, must count."""
         if (ev.api_owner, ev.event_id, seq) in self._failed:
             return
-        record = self._record(ev, [p.value for p in products_for(ev.type, ev.provider)],
-                              False, {}, "failed")
+        record = self._record(
+            ev, [p.value for p in products_for(ev.type, ev.provider)], False, {}, "failed"
+        )
         self._failed.add((ev.api_owner, ev.event_id, seq))
         marker = self._encode_marker(record, seq, source)
         out.writes.append((key(Kind.FAILED, ev.api_owner, ev.event_id, seq), marker))
@@ -258,7 +263,8 @@ class Meter:
         """Operations whose wait is over are counted now; the held record goes last, after
         the marker, so a crash in between cannot lose the operation."""
         due = [
-            k for k, held in self._held.items()
+            k
+            for k, held in self._held.items()
             if held.arrived + self.field_wait <= now and owns(held.event.api_owner)
         ]
         for owner, event_id in sorted(due):
@@ -272,8 +278,14 @@ class Meter:
         geom = None if ev.type == "fieldBoundaryDeleted" else ev.geometry
         version = Version(ev.timestamp, ev.event_id, geom)
         self._fields[(ev.api_owner, ev.leaf_user_id, ev.field_id)].put(version)
-        row = key(Kind.VERSION, ev.api_owner, ev.leaf_user_id, ev.field_id,
-                  ev.timestamp.isoformat(), ev.event_id)
+        row = key(
+            Kind.VERSION,
+            ev.api_owner,
+            ev.leaf_user_id,
+            ev.field_id,
+            ev.timestamp.isoformat(),
+            ev.event_id,
+        )
         out.writes.append((row, shapely.to_wkb(geom) if geom is not None else b""))
 
     def _count(
@@ -360,10 +372,12 @@ class Meter:
         contract = self._ensure_contract(ev.api_owner, Product.AUDIT_FIELDS_BOUNDARY, day, out)
         meta_key = (ev.api_owner, ev.leaf_user_id, ev.field_id)
         previous = self._live_meta.get(meta_key)
-        if previous is not None and previous.event_id == ev.event_id:
+        replay = previous is not None and previous.event_id == ev.event_id
+        if replay:
+            assert previous is not None
             deltas = ProductArea(previous.delta_user_m2, previous.delta_owner_m2)
         elif previous is not None and previous.timestamp > ev.timestamp.isoformat():
-            return ProductArea(0.0, 0.0)
+            deltas = ProductArea(0.0, 0.0)
         else:
             deltas = self._mutate_live(ev)
             wkb = shapely.to_wkb(ev.geometry) if ev.geometry is not None else None
@@ -373,14 +387,49 @@ class Meter:
             self._live_meta[meta_key] = entry
             out.writes.append((key(Kind.LIVE, *meta_key), encode_live(entry)))
         ordinal = day.toordinal()
-        term = contract.term(day).index
-        for scope, delta in (
-            (user_scope(ev.leaf_user_id), deltas.user_m2),
-            (OWNER_SCOPE, deltas.owner_m2),
-        ):
-            self.audit_days[(contract.contract_id, scope)][ordinal] += delta
-            self._dirty[(contract.contract_id, term, scope)].add(ordinal)
+        last = self._audit_last.get(ev.api_owner, ordinal)
+        if replay or ordinal < last:
+            self._recompute_audit_days(contract, ev.leaf_user_id, ordinal, out)
+        else:
+            cid = contract.contract_id
+            for scope, delta in (
+                (user_scope(ev.leaf_user_id), deltas.user_m2),
+                (OWNER_SCOPE, deltas.owner_m2),
+            ):
+                self._audit_day(
+                    contract, scope, ordinal, self.audit_days[(cid, scope)][ordinal] + delta, out
+                )
+        self._audit_last[ev.api_owner] = max(last, ordinal)
         return deltas
+
+    def _recompute_audit_days(
+        self, contract: Contract, leaf_user_id: str, first: int, out: Outcome
+    ) -> None:
+        """A day's AUDIT total is the live union at its end (SPEC §2). An event older than
+        the owner's latest AUDIT day, or a replay, rewrites every day from its own on,
+        from the boundary histories: the live union only knows the present."""
+        owner = contract.api_owner
+        histories = [(u, h) for (o, u, _), h in self._fields.items() if o == owner]
+        for scope in (user_scope(leaf_user_id), OWNER_SCOPE):
+            mine = [h for u, h in histories if scope == OWNER_SCOPE or user_scope(u) == scope]
+            days = sorted(
+                {day_of(v.timestamp).toordinal() for h in mine for v in h.versions} | {first}
+            )
+            by_day = self.audit_days[(contract.contract_id, scope)]
+            running = sum(delta for day, delta in by_day.items() if day < first)
+            for day in (d for d in days if d >= first):
+                total = _live_area_at(mine, day_end(date.fromordinal(day)))
+                self._audit_day(contract, scope, day, total - running, out)
+                running = total
+
+    def _audit_day(
+        self, contract: Contract, scope: str, ordinal: int, delta: float, out: Outcome
+    ) -> None:
+        cid = contract.contract_id
+        self.audit_days[(cid, scope)][ordinal] = delta
+        self._dirty[(cid, contract.term(date.fromordinal(ordinal)).index, scope)].add(ordinal)
+        row = key(Kind.AUDIT_DAY, contract.api_owner, cid, scope, ordinal)
+        out.writes.append((row, repr(delta).encode()))
 
     def _mutate_live(self, ev: MeterEvent) -> ProductArea:
         assert ev.field_id is not None
@@ -397,7 +446,7 @@ class Meter:
         self, api_owner: str, product: Product, day: date, out: Outcome
     ) -> Contract:
         existing = self.contract_for(api_owner, product)
-        if existing is not None and (day >= existing.start or self._past_first_term(existing)):
+        if existing is not None and (day >= existing.start or self._start_is_fixed(existing)):
             return existing
         if existing is not None:
             contract = existing.backdated(day)
@@ -409,40 +458,84 @@ class Meter:
         out.writes.append(_contract_write(contract))
         return contract
 
-    def _past_first_term(self, contract: Contract) -> bool:
-        """Once a second term exists its start is billed history and may not move."""
+    def _start_is_fixed(self, contract: Contract) -> bool:
+        """SPEC §3: a start may move back only while none of the contract's days is final
+        (nor a second term exists): after that its days are billed history."""
         cid = contract.contract_id
-        return any(c == cid and t > 0 for (c, t, _) in self.ledgers) or any(
-            c == cid for (c, _) in self._seeded
+        return (
+            cid in self._final_contracts
+            or any(c == cid and t > 0 for (c, t, _) in self.ledgers)
+            or any(c == cid for (c, _) in self._seeded)
         )
 
     def _put_contract(self, contract: Contract) -> None:
         self.contracts[contract.contract_id] = contract
         self._by_owner[contract.api_owner][contract.product] = contract.contract_id
 
-    def _seed_carry_over(self, api_owner: str, day: date, seq: int, out: Outcome) -> None:
-        """Boundaries live when a FIELDS_BOUNDARY term starts count in that term too.
+    def _carry_over(
+        self, now: datetime, seq: int, owns: Callable[[str], bool], out: Outcome
+    ) -> None:
+        """Boundaries live at a FIELDS_BOUNDARY term's start count in that term (SPEC §2),
+        whether or not any event follows. A term is seeded once its start plus the grace
+        has passed on the owner's clock (the tick's, or its latest event time if later),
+        and `field_wait` after that was first noticed, so boundaries dated before the start
+        and published with the rest have arrived; later ones are carried as they come."""
+        for cid, contract in list(self.contracts.items()):
+            if contract.product is not Product.FIELDS_BOUNDARY or not owns(contract.api_owner):
+                continue
+            clock = max(now, self._latest.get(contract.api_owner, now))
+            for index in range(1, contract.term(clock.date()).index + 1):
+                if (cid, index) in self._seeded:
+                    continue
+                if _start_of(add_years(contract.start, index)) + self.grace > clock:
+                    break
+                noticed = self._noticed.setdefault((cid, index), now)
+                if noticed + self.field_wait > now:
+                    break
+                self._seed(contract, index, seq, out)
 
-        Seeding happens before the first event dated in a new term is counted, so the
-        live set is the one the previous term ended with.
-        """
-        contract = self.contract_for(api_owner, Product.FIELDS_BOUNDARY)
-        if contract is None:
+    def _seed(self, contract: Contract, index: int, seq: int, out: Outcome) -> None:
+        owner = contract.api_owner
+        start = _start_of(add_years(contract.start, index))
+        self._seeded.add((contract.contract_id, index))
+        for (o, user, _), history in list(self._fields.items()):
+            version = history.in_force(start - _INSTANT) if o == owner else None
+            if version is not None and version.geometry is not None:
+                self._carry(contract, index, user, version.geometry, seq, out)
+        row = key(Kind.SEEDED, owner, contract.contract_id, index)
+        out.writes.append((row, b"1"))
+
+    def _carry_late(self, ev: MeterEvent, seq: int, out: Outcome) -> None:
+        """A boundary dated before a term that was already seeded, and in force at its
+        start, is carried into it now. (A late delete cannot un-carry: see README.)"""
+        contract = self.contract_for(ev.api_owner, Product.FIELDS_BOUNDARY)
+        if contract is None or ev.field_id is None or not ev.type.startswith("fieldBoundary"):
             return
-        term = contract.term(day)
-        if term.index == 0 or (contract.contract_id, term.index) in self._seeded:
-            return
-        self._seeded.add((contract.contract_id, term.index))
-        unified = self._ensure_contract(api_owner, Product.UNIFIED_AREA, term.start, out)
-        owner_union = self.live.get((api_owner, OWNER_SCOPE))
-        for fkey, geom in owner_union.items() if owner_union else ():
-            leaf_user_id = split_parts(fkey)[0]
-            for target in (contract, unified):
-                target_term = target.term(term.start)
-                ordinal = max(term.start, target_term.start).toordinal()
-                for scope in (user_scope(leaf_user_id), OWNER_SCOPE):
-                    self._add_to(target, target_term, scope, geom, ordinal, seq, out)
-        out.writes.append((key(Kind.SEEDED, api_owner, contract.contract_id, term.index), b"1"))
+        history = self._fields[(ev.api_owner, ev.leaf_user_id, ev.field_id)]
+        for cid, index in sorted(self._seeded):
+            start = _start_of(add_years(contract.start, index))
+            if cid != contract.contract_id or ev.timestamp >= start:
+                continue
+            version = history.in_force(start - _INSTANT)
+            if version is not None and version.event_id == ev.event_id and version.geometry:
+                self._carry(contract, index, ev.leaf_user_id, version.geometry, seq, out)
+
+    def _carry(
+        self,
+        contract: Contract,
+        index: int,
+        leaf_user_id: str,
+        geom: BaseGeometry,
+        seq: int,
+        out: Outcome,
+    ) -> None:
+        start = add_years(contract.start, index)
+        unified = self._ensure_contract(contract.api_owner, Product.UNIFIED_AREA, start, out)
+        for target in (contract, unified):
+            target_term = target.term(start)
+            ordinal = max(start, target_term.start).toordinal()
+            for scope in (user_scope(leaf_user_id), OWNER_SCOPE):
+                self._add_to(target, target_term, scope, geom, ordinal, seq, out)
 
     # ---- quotas ------------------------------------------------------------------
 
@@ -528,6 +621,7 @@ class Meter:
         """
         out = Outcome()
         self._release(now, seq, owns, out)
+        self._carry_over(now, seq, owns, out)
         mine = [k for k in self._dirty if owns(self.contracts[k[0]].api_owner)]
         for lkey in mine:
             cid, term, scope = lkey
@@ -616,6 +710,7 @@ class Meter:
         self._emitted[(cid, scope, day)] = emitted
         self._emitted_days[(cid, scope)].add(day)
         if emitted.final:
+            self._final_contracts.add(cid)
             self._pending_final.discard((cid, scope, day))
         else:
             self._pending_final.add((cid, scope, day))
@@ -717,6 +812,8 @@ class Meter:
                 held.append(decode_held(value))
             elif kind is Kind.FAILED:
                 failed.append((parts[0], int(parts[1]), value))
+            elif kind is Kind.AUDIT_DAY:
+                meter.audit_days[(parts[0], parts[1])][int(parts[2])] = float(value)
         for lkey, stored in pieces.items():
             meter._ledger(lkey, UniqueAreaLedger.from_pieces(stored))
         for (owner, scope), entries in live_items.items():
@@ -731,6 +828,9 @@ class Meter:
             meter._restore_record(event_id, record)
         for operation in held:
             meter._restore_held(operation)
+        for (owner, _, _), history in meter._fields.items():
+            last = max(day_of(v.timestamp).toordinal() for v in history.versions)
+            meter._audit_last[owner] = max(meter._audit_last.get(owner, last), last)
         meter._mark_all_dirty()
         return meter
 
@@ -766,20 +866,28 @@ class Meter:
         seq = int(str(marker["seq"]))
         self._seen[(owner, event_id)] = Seen(seq, str(source) if source else None)
         self._restore_record(event_id, marker)
-        areas = marker.get("areas")
-        audit = areas.get(Product.AUDIT_FIELDS_BOUNDARY.value) if isinstance(areas, dict) else None
-        if not audit:
-            return
-        owner, user = str(marker["owner"]), str(marker["user"])
-        contract = self.contract_for(owner, Product.AUDIT_FIELDS_BOUNDARY)
-        if contract is None:
-            return
-        ordinal = day_of(datetime.fromisoformat(str(marker["ts"]))).toordinal()
-        for scope, delta in zip((user_scope(user), OWNER_SCOPE), audit, strict=True):
-            self.audit_days[(contract.contract_id, scope)][ordinal] += delta
+        ts = datetime.fromisoformat(str(marker["ts"]))
+        self._latest[owner] = max(self._latest.get(owner, ts), ts)
 
     def _restore_record(self, event_id: str, marker: dict[str, Any]) -> None:
         self.records[str(marker["owner"])].append(_record_of_marker(event_id, marker))
+
+
+_INSTANT = timedelta(microseconds=1)
+
+
+def _start_of(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def _live_area_at(histories: Iterable[FieldHistory], moment: datetime) -> float:
+    """Area of the union of every field's boundary in force at `moment`."""
+    shapes = []
+    for history in histories:
+        version = history.in_force(moment - _INSTANT)
+        if version is not None and version.geometry is not None:
+            shapes.append(version.geometry)
+    return geodesic_area_m2(shapely.union_all(shapes)) if shapes else 0.0
 
 
 def _contract_write(contract: Contract) -> Write:

@@ -43,6 +43,7 @@ class Kind(StrEnum):
     VERSION = "v"  # one boundary version of a field, for clipping operations
     HELD = "h"  # an operation waiting for its field
     FAILED = "x"  # a FAILED event's record; it does not use up the event id
+    AUDIT_DAY = "d"  # AUDIT's net change on one day, for one scope
 
 
 def escape(part: object) -> str:

@@ -163,6 +163,7 @@ def test_fields_boundary_carries_live_boundaries_into_next_term(h: Harness) -> N
     h.event("fieldBoundaryDeleted", "u1", field_id="gone", ts=T0 + timedelta(days=100))
     next_term = T0 + timedelta(days=400)
     h.event("fieldBoundaryCreated", "u2", created_next, field_id="new", ts=next_term)
+    h.tick()
     fb = Product.FIELDS_BOUNDARY
     assert h.total(fb, OWNER_SCOPE, T0.date()) == pytest.approx(area(kept, deleted), rel=1e-9)
     assert h.total(fb, OWNER_SCOPE, next_term.date()) == pytest.approx(
@@ -180,8 +181,9 @@ def test_fields_boundary_carries_live_boundaries_into_next_term(h: Harness) -> N
 
 
 def test_late_event_corrects_its_day_and_later_days_with_higher_revision(h: Harness) -> None:
-    d1, d2 = T0, T0 + timedelta(days=1)
-    a, b = sq(10, 50), sq(10.0005, 50)
+    d0, d1, d2 = T0 - timedelta(days=1), T0, T0 + timedelta(days=1)
+    a, b, z = sq(10, 50), sq(10.0005, 50), sq(20, 50)
+    h.event("providerFileProcessingFinished", "u1", z, ts=d0)  # the term starts on d0
     h.event("providerFileProcessingFinished", "u1", b, ts=d2)
     first = h.persist(h.meter.tick(NOW, h.next_seq()))
     h.event("providerFileProcessingFinished", "u1", a, ts=d1)
@@ -192,10 +194,10 @@ def test_late_event_corrects_its_day_and_later_days_with_higher_revision(h: Harn
         if s.scope == OWNER_SCOPE and s.product == "OPERATIONS_FILE"
     }
     assert (d1.date(), 1) in owner and (d2.date(), 2) in owner
-    assert owner[(d1.date(), 1)].total_area_m2 == pytest.approx(area(a), rel=1e-9)
+    assert owner[(d1.date(), 1)].total_area_m2 == pytest.approx(area(z, a), rel=1e-9)
     day2 = owner[(d2.date(), 2)]
-    assert day2.total_area_m2 == pytest.approx(area(a, b), rel=1e-9)
-    assert day2.area_added_m2 == pytest.approx(area(a, b) - area(a), rel=1e-9)
+    assert day2.total_area_m2 == pytest.approx(area(z, a, b), rel=1e-9)
+    assert day2.area_added_m2 == pytest.approx(area(z, a, b) - area(z, a), rel=1e-9)
     assert all(s.final for s in first.snapshots + second.snapshots)
 
 
