@@ -23,8 +23,21 @@ class GeometryError(ValueError):
         self.reason = reason
 
 
+class AreaTooLarge(GeometryError):
+    """A valid shape larger than any event may bill: a broken footprint, not a field."""
+
+    def __init__(self, area_m2: float, max_area_m2: float) -> None:
+        super().__init__(
+            "area_too_large",
+            f"area {area_m2 / 1e6:.1f} km² is over the {max_area_m2 / 1e6:.1f} km² allowed",
+        )
+
+
 def normalize_geometry(
-    geojson: dict[str, Any], *, max_vertices: int = DEFAULT_MAX_VERTICES
+    geojson: dict[str, Any],
+    *,
+    max_vertices: int = DEFAULT_MAX_VERTICES,
+    max_area_m2: float = float("inf"),
 ) -> BaseGeometry:
     """Parse, repair, orient and grid-snap a GeoJSON Polygon/MultiPolygon.
 
@@ -61,8 +74,11 @@ def normalize_geometry(
     repaired = polygonal_part(shapely.make_valid(raw, method="structure", keep_collapsed=False))
     dense = shapely.segmentize(repaired, MAX_SEGMENT_DEG)
     snapped = polygonal_part(shapely.set_precision(dense, GRID_DEG))
-    if snapped.is_empty or geodesic_area_m2(snapped) < EPSILON_M2:
+    area = 0.0 if snapped.is_empty else geodesic_area_m2(snapped)
+    if area < EPSILON_M2:
         raise GeometryError("no_area", "geometry has no area after repair")
+    if area > max_area_m2:
+        raise AreaTooLarge(area, max_area_m2)
     oriented: BaseGeometry = shapely.orient_polygons(snapped)
     return oriented
 
@@ -123,12 +139,27 @@ def _parse_ring(ring: Any, budget: list[int]) -> np.ndarray:
         raise GeometryError("too_many_vertices", "geometry has more vertices than allowed")
     xy = array[:, :2].astype(float)
     _check_range(xy)
+    _check_wrap(xy)
     if not np.array_equal(xy[0], xy[-1]):
         # GeoJSON requires closed rings; closing one is an unambiguous repair.
         xy = np.vstack([xy, xy[:1]])
     if len(xy) < 4:
         raise GeometryError("malformed", "a ring needs at least 3 distinct positions")
     return xy
+
+
+def _check_wrap(xy: np.ndarray) -> None:
+    """Rings are straight lines in lon/lat (RFC 7946). One that winds once around a pole,
+    or jumps across the antimeridian, would be read as a band around the whole globe:
+    reject it with its own reason (RFC 7946 §3.1.9 asks producers to cut such shapes)."""
+    steps = np.diff(np.vstack([xy, xy[:1]])[:, 0])
+    wrapped = (steps + 180.0) % 360.0 - 180.0
+    if abs(wrapped.sum()) > 180.0:
+        raise GeometryError("encircles_pole", "a ring winds around a pole; cut it into parts")
+    if (np.abs(steps) > 180.0).any():
+        raise GeometryError(
+            "crosses_antimeridian", "a ring crosses the antimeridian; cut it at ±180° longitude"
+        )
 
 
 def _check_range(xy: np.ndarray) -> None:

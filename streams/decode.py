@@ -15,6 +15,7 @@ import shapely
 from pydantic import ValidationError
 
 from aggregates import GeometryError, normalize_geometry
+from aggregates.geometry import AreaTooLarge
 from aggregates.records import MeterEvent
 from schemas.codec import JSONDecodeError, dumps, loads
 from schemas.events import EventEnvelope, InputEvent
@@ -47,6 +48,7 @@ class Limits:
     max_vertices: int
     max_event_age: timedelta
     max_clock_skew: timedelta
+    max_area_m2: float = float("inf")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
@@ -54,6 +56,7 @@ class Limits:
             max_vertices=settings.max_vertices,
             max_event_age=timedelta(days=settings.max_event_age_days),
             max_clock_skew=timedelta(seconds=settings.max_clock_skew_seconds),
+            max_area_m2=settings.max_event_area_km2 * 1e6,
         )
 
 
@@ -90,7 +93,11 @@ def decode_input(
     if event.status == "FAILED" or event.geometry is None:
         return EventMessage(event=envelope)
     try:
-        geom = normalize_geometry(event.geometry, max_vertices=limits.max_vertices)
+        geom = normalize_geometry(
+            event.geometry, max_vertices=limits.max_vertices, max_area_m2=limits.max_area_m2
+        )
+    except AreaTooLarge as exc:
+        return Rejection(exc.reason, str(exc))
     except GeometryError as exc:
         return Rejection(f"geometry_{exc.reason}", str(exc))
     return EventMessage(event=envelope, wkb=shapely.to_wkb(geom, hex=True))

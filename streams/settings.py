@@ -91,3 +91,9 @@ class Settings(BaseSettings):
         "at its event time (or counted unclipped when the field is unknown). Default: "
         "grace_seconds.",
     )
+    max_event_area_km2: float = Field(
+        50_000.0,
+        gt=0,
+        description="An event covering more than this is dead-lettered (area_too_large): "
+        "a Sentinel-2 tile is about 12,000 km², so anything larger is a broken footprint.",
+    )

@@ -7,6 +7,7 @@ import pytest
 import shapely
 
 from aggregates import GRID_DEG, GeometryError, clip_to, geodesic_area_m2, normalize_geometry
+from aggregates.geometry import AreaTooLarge
 from aggregates.overlay import MAX_SEGMENT_DEG
 from tests.aggregates.conftest import load_features
 
@@ -143,7 +144,8 @@ def test_densify_bounds_edges_and_leaves_field_edges_alone() -> None:
 
 
 def test_densifying_an_absurd_perimeter_is_rejected() -> None:
-    zigzag = [[-179.0, -80.0], [179.0, -80.0], [179.0, 80.0], [-179.0, 80.0], [-179.0, -80.0]]
+    zigzag = [[-179.0, -80.0], [0.0, -80.0], [179.0, -80.0], [179.0, 80.0], [0.0, 80.0],
+              [-179.0, 80.0], [-179.0, -80.0]]
     with pytest.raises(GeometryError) as caught:
         normalize_geometry(polygon(zigzag))
     assert caught.value.reason == "too_many_vertices"
@@ -156,3 +158,32 @@ def test_clip_to_keeps_only_the_inside() -> None:
     assert clipped is not None
     assert geodesic_area_m2(clipped) == pytest.approx(geodesic_area_m2(field) / 2, rel=1e-3)
     assert clip_to(shapely.box(12, 50, 12.001, 50.001), field) is None
+
+
+@pytest.mark.parametrize(
+    ("ring", "reason"),
+    [
+        ([[179.5, 10], [-179.5, 10], [-179.5, 11], [179.5, 11]], "crosses_antimeridian"),
+        ([[0, 80], [90, 80], [180, 80], [-90, 80]], "encircles_pole"),
+        ([[-120, -70], [0, -70], [120, -70]], "encircles_pole"),
+    ],
+)
+def test_rings_around_the_globe_get_their_own_reason(ring: list[list[float]], reason: str) -> None:
+    """Read as straight lon/lat lines these are bands around the earth; they once came
+    out as too_many_vertices, which told the producer nothing."""
+    with pytest.raises(GeometryError) as err:
+        normalize_geometry({"type": "Polygon", "coordinates": [ring]})
+    assert err.value.reason == reason
+
+
+def test_a_ring_near_the_antimeridian_that_does_not_cross_it_is_fine() -> None:
+    ring = [[179.0, 10], [179.9, 10], [179.9, 11], [179.0, 11]]
+    assert normalize_geometry({"type": "Polygon", "coordinates": [ring]}).area > 0
+
+
+def test_an_event_larger_than_allowed_is_area_too_large() -> None:
+    square = {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1]]]}
+    assert normalize_geometry(square, max_area_m2=20_000e6).area > 0  # ~12,300 km²
+    with pytest.raises(AreaTooLarge) as err:
+        normalize_geometry(square, max_area_m2=10_000e6)
+    assert err.value.reason == "area_too_large"

@@ -303,3 +303,21 @@ def test_dead_letter_error_is_one_bounded_line() -> None:
     _, value = dead_letter(Rejection("internal_error", "Boom: a\nb\n" + "c" * 5000), origin, 1024)
     error = loads(value)["error"]
     assert "\n" not in error and error.startswith("Boom: a b c") and len(error) <= 1000
+
+
+def test_an_event_over_the_configured_area_is_area_too_large() -> None:
+    """A 1°×1° square at the equator is about 12,300 km²."""
+    square = {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]]}
+    assert isinstance(decode(event(geometry=square)), EventMessage)
+    small = Limits.from_settings(Settings(max_event_area_km2=10_000))
+    result = decode_input(
+        dumps(event(geometry=square)), "events.provider-files",
+        TOPIC_TYPES["events.provider-files"], small, NOW,
+    )
+    rejected(result, "area_too_large")
+
+
+def test_a_ring_across_the_antimeridian_is_rejected_with_its_own_reason() -> None:
+    ring_ = [[179.5, 10], [-179.5, 10], [-179.5, 11], [179.5, 11], [179.5, 10]]
+    rejected(decode(event(geometry={"type": "Polygon", "coordinates": [ring_]})),
+             "geometry_crosses_antimeridian")
