@@ -100,10 +100,14 @@ class Meter:
     """
 
     def __init__(
-        self, grace: timedelta = timedelta(minutes=30), field_wait: timedelta | None = None
+        self,
+        grace: timedelta = timedelta(minutes=30),
+        field_wait: timedelta | None = None,
+        dedup_horizon: timedelta = timedelta(days=30),
     ) -> None:
         self.grace = grace
         self.field_wait = grace if field_wait is None else field_wait
+        self.dedup_horizon = dedup_horizon
         self.contracts: dict[str, Contract] = {}
         self._by_owner: dict[str, dict[Product, str]] = defaultdict(dict)
         self.ledgers: dict[LedgerKey, UniqueAreaLedger] = {}
@@ -115,6 +119,7 @@ class Meter:
             lambda: defaultdict(float)
         )
         self._seen: dict[tuple[str, str], Seen] = {}
+        self._seen_days: dict[str, dict[int, set[str]]] = defaultdict(lambda: defaultdict(set))
         self._failed: set[tuple[str, str, int]] = set()
         self._fields: dict[tuple[str, str, str], FieldHistory] = defaultdict(FieldHistory)
         self._held: dict[tuple[str, str], HeldOperation] = {}
@@ -208,7 +213,7 @@ class Meter:
         elif self._waits_for_field(ev):
             self._hold(HeldOperation(ev, now, seq, source), out)
         else:
-            self._seen[(ev.api_owner, ev.event_id)] = Seen(seq, source)
+            self._remember_seen(ev.api_owner, ev.event_id, Seen(seq, source), ev.timestamp)
             self._meter(ev, now, seq, source, out)
         return out
 
@@ -228,6 +233,23 @@ class Meter:
         out.writes.append((key(Kind.EVENT, ev.api_owner, ev.event_id), marker))
         out.records.append(record)
         self.records[ev.api_owner].append(record)  # usage-records (API)
+
+    def _remember_seen(self, owner: str, event_id: str, seen: Seen, moment: datetime) -> None:
+        self._seen[(owner, event_id)] = seen
+        self._seen_days[owner][day_of(moment).toordinal()].add(event_id)
+
+    def _forget_old_ids(self, owns: Callable[[str], bool]) -> None:
+        """SPEC §5: ids are remembered for `dedup_horizon` in event time, behind each owner's
+        latest event, so dedup state is bounded. An older re-delivery is metered again; its
+        area is already in the union, so it adds nothing, and its record says 0 m²."""
+        for owner, days in self._seen_days.items():
+            if not owns(owner) or owner not in self._latest:
+                continue
+            cutoff = day_of(self._latest[owner] - self.dedup_horizon).toordinal()
+            for day in [d for d in days if d < cutoff]:
+                for event_id in days.pop(day):
+                    if (owner, event_id) not in self._held:
+                        self._seen.pop((owner, event_id), None)
 
     def _fail(self, ev: MeterEvent, seq: int, source: str | None, out: Outcome) -> None:
         """A FAILED event is recorded but does not use up its id (SPEC §5): the retry
@@ -256,7 +278,7 @@ class Meter:
     def _hold(self, held: HeldOperation, out: Outcome) -> None:
         ev = held.event
         self._held[(ev.api_owner, ev.event_id)] = held
-        self._seen[(ev.api_owner, ev.event_id)] = Seen(held.seq, held.source)
+        self._remember_seen(ev.api_owner, ev.event_id, Seen(held.seq, held.source), ev.timestamp)
         out.writes.append((key(Kind.HELD, ev.api_owner, ev.event_id), encode_held(held)))
 
     def _release(self, now: datetime, seq: int, owns: Callable[[str], bool], out: Outcome) -> None:
@@ -622,6 +644,7 @@ class Meter:
         out = Outcome()
         self._release(now, seq, owns, out)
         self._carry_over(now, seq, owns, out)
+        self._forget_old_ids(owns)
         mine = [k for k in self._dirty if owns(self.contracts[k[0]].api_owner)]
         for lkey in mine:
             cid, term, scope = lkey
@@ -770,9 +793,10 @@ class Meter:
         items: Iterable[tuple[str, bytes]],
         grace: timedelta = timedelta(minutes=30),
         field_wait: timedelta | None = None,
+        dedup_horizon: timedelta = timedelta(days=30),
     ) -> Meter:
         """Rebuild from the table after recovery; R-trees are bulk-loaded per scope."""
-        meter = cls(grace, field_wait)
+        meter = cls(grace, field_wait, dedup_horizon)
         held: list[HeldOperation] = []
         failed: list[tuple[str, int, bytes]] = []
         pieces: dict[LedgerKey, list[tuple[int, bytes]]] = defaultdict(list)
@@ -839,7 +863,7 @@ class Meter:
         k = (held.event.api_owner, held.event.event_id)
         if k not in self._seen:
             self._held[k] = held
-            self._seen[k] = Seen(held.seq, held.source)
+            self._remember_seen(*k, Seen(held.seq, held.source), held.event.timestamp)
 
     def _ledger(self, lkey: LedgerKey, ledger: UniqueAreaLedger | None = None) -> UniqueAreaLedger:
         cid, term, scope = lkey
@@ -864,9 +888,9 @@ class Meter:
         owner = str(marker["owner"])
         source = marker.get("src")
         seq = int(str(marker["seq"]))
-        self._seen[(owner, event_id)] = Seen(seq, str(source) if source else None)
-        self._restore_record(event_id, marker)
         ts = datetime.fromisoformat(str(marker["ts"]))
+        self._remember_seen(owner, event_id, Seen(seq, str(source) if source else None), ts)
+        self._restore_record(event_id, marker)
         self._latest[owner] = max(self._latest.get(owner, ts), ts)
 
     def _restore_record(self, event_id: str, marker: dict[str, Any]) -> None:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
+from typing import Any
 
 import faust
 from faust.types import TableT
 
+from aggregates.meter import Meter
 from schemas.events import TOPIC_TYPES
 from streams.holder import MeterHolder
 from streams.metrics import Metrics
@@ -50,6 +53,16 @@ def _raw_topic(
     )
 
 
+def meter_rules(s: Settings) -> dict[str, Any]:
+    """The Meter's time rules, from the settings."""
+    wait = s.grace_seconds if s.field_wait_seconds is None else s.field_wait_seconds
+    return {
+        "grace": timedelta(seconds=s.grace_seconds),
+        "field_wait": timedelta(seconds=wait),
+        "dedup_horizon": timedelta(days=s.dedup_horizon_days),
+    }
+
+
 def create_app(settings: Settings | None = None) -> Runtime:
     s = settings or Settings()
     app = faust.App(
@@ -86,13 +99,7 @@ def create_app(settings: Settings | None = None) -> Runtime:
         outputs={
             name: _raw_topic(app, name, s, compacting=name == DAILY_TOPIC) for name in OUTPUT_TOPICS
         },
-        holder=MeterHolder(
-            state,
-            timedelta(seconds=s.grace_seconds),
-            timedelta(seconds=s.grace_seconds if s.field_wait_seconds is None
-                      else s.field_wait_seconds),
-            s.partitions,
-        ),
+        holder=MeterHolder(state, partial(Meter.from_state, **meter_rules(s)), s.partitions),
     )
     from streams import ingest, metering, ticks, web
 

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from aggregates.meter import Meter, Outcome
@@ -45,11 +44,10 @@ class MeterHolder:
     """The Meters of the metering partitions assigned to this worker."""
 
     def __init__(
-        self, table: Any, grace: timedelta, field_wait: timedelta, partitions: int
+        self, table: Any, build: Callable[[Iterable[tuple[str, bytes]]], Meter], partitions: int
     ) -> None:
         self._table = table
-        self._grace = grace
-        self._field_wait = field_wait
+        self._build = build
         self._partitions = partitions
         self._states: dict[int, PartitionState] = {}
         self._assigned: set[int] = set()
@@ -117,7 +115,7 @@ class MeterHolder:
     def _rebuild(self, partition: int) -> PartitionState:
         started = time.perf_counter()
         items = ((_text(k), v) for k, v in self._partition_items(partition))
-        meter = Meter.from_state(items, self._grace, self._field_wait)
+        meter = self._build(items)
         log.info(
             "partition %d rebuilt: %d owners, %d scopes in %.2fs",
             partition,

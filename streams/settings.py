@@ -97,3 +97,9 @@ class Settings(BaseSettings):
         description="An event covering more than this is dead-lettered (area_too_large): "
         "a Sentinel-2 tile is about 12,000 km², so anything larger is a broken footprint.",
     )
+    dedup_horizon_days: float = Field(
+        30.0,
+        gt=0,
+        description="Event ids are remembered this long behind an owner's latest event time; "
+        "an older re-delivery is metered again and adds no area (it is already counted).",
+    )
