@@ -18,13 +18,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from schemas.codec import dumps
 from schemas.events import TOPIC_TYPES
 from streams.replay import TOPIC_OF_TYPE
-from tests.support.kafka import Broker, Worker, read_topic, wait_for_group, wait_until
+from tests.support.kafka import Broker, Worker, produce_raw, read_topic, wait_for_group, wait_until
 from tests.support.scenario import Scenario, build
 from tests.support.snapshots import last_totals, latest_snapshots
 
@@ -143,19 +142,6 @@ async def _create_input_topics(bootstrap: str) -> None:
         await admin.close()
 
 
-async def _produce(bootstrap: str, records: list[tuple[str, bytes, bytes]]) -> None:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_request_size=BIG + 1024 * 1024
-    )
-    await producer.start()
-    try:
-        for topic, key, value in records:
-            await producer.send(topic, value, key=key)
-        await producer.flush()
-    finally:
-        await producer.stop()
-
-
 def interleave(events: list[dict[str, Any]], bad: list[Poison]) -> list[tuple[str, bytes, bytes]]:
     """Poison spread evenly through the valid events, on their own topics."""
     valid = [(TOPIC_OF_TYPE[e["type"]], e["apiOwner"].encode(), dumps(e)) for e in events]
@@ -168,7 +154,7 @@ def interleave(events: list[dict[str, Any]], bad: list[Poison]) -> list[tuple[st
 
 
 def produce(broker: Broker, events: list[dict[str, Any]], bad: list[Poison]) -> None:
-    asyncio.run(_produce(broker.bootstrap, interleave(events, bad)))
+    produce_raw(broker.bootstrap, interleave(events, bad), max_request_size=BIG + 1024 * 1024)
 
 
 def recorded_ids(broker: Broker, owner: str) -> set[str]:

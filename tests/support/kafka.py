@@ -136,8 +136,14 @@ class Worker:
         return int(self.proc.returncode)
 
 
-async def _produce(bootstrap: str, records: Iterable[tuple[str, bytes | None, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+async def _produce(
+    bootstrap: str,
+    records: Iterable[tuple[str, bytes | None, bytes]],
+    max_request_size: int = 1_048_576,
+) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_request_size=max_request_size
+    )
     await producer.start()
     try:
         for topic, key, value in records:
@@ -156,8 +162,14 @@ def produce_events(bootstrap: str, events: Iterable[dict[str, Any]]) -> None:
     )
 
 
-def produce_raw(bootstrap: str, records: Iterable[tuple[str, bytes | None, bytes]]) -> None:
-    asyncio.run(_produce(bootstrap, list(records)))
+def produce_raw(
+    bootstrap: str,
+    records: Iterable[tuple[str, bytes | None, bytes]],
+    max_request_size: int = 1_048_576,
+) -> None:
+    """`max_request_size` above the default lets a test send what the broker's topic
+    accepts but a default producer would refuse (poison records)."""
+    asyncio.run(_produce(bootstrap, list(records), max_request_size))
 
 
 async def _read_all(bootstrap: str, topic: str) -> list[tuple[bytes | None, Any]]:
