@@ -29,6 +29,7 @@ class FieldHistory:
     yields the same history and a replayed version is recognised."""
 
     versions: list[Version] = field(default_factory=list)
+    bounds: tuple[float, float, float, float] | None = None  # of every version's shape
     _keys: list[tuple[datetime, str]] = field(default_factory=list)
 
     def put(self, version: Version) -> None:
@@ -38,6 +39,18 @@ class FieldHistory:
             return
         self._keys.insert(at, sort_key)
         self.versions.insert(at, version)
+        if version.geometry is not None:
+            self.bounds = _envelope(self.bounds, version.geometry.bounds)
+
+    def before(self, version: Version) -> Version | None:
+        """The version this one follows in event time (None: it is the first)."""
+        at = bisect.bisect_left(self._keys, (version.timestamp, version.event_id))
+        return self.versions[at - 1] if at else None
+
+    def after(self, version: Version) -> Version | None:
+        """The version that follows this one in event time (None: it is the latest)."""
+        at = bisect.bisect_right(self._keys, (version.timestamp, version.event_id))
+        return self.versions[at] if at < len(self.versions) else None
 
     def in_force(self, moment: datetime) -> Version | None:
         """The latest version at or before `moment`; None when the field came later."""
@@ -46,6 +59,14 @@ class FieldHistory:
 
     def first(self) -> Version | None:
         return self.versions[0] if self.versions else None
+
+
+def _envelope(
+    a: tuple[float, float, float, float] | None, b: tuple[float, float, float, float]
+) -> tuple[float, float, float, float]:
+    if a is None:
+        return b
+    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
 
 
 def boundary_for(

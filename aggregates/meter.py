@@ -28,6 +28,7 @@ from aggregates.contracts import OWNER_SCOPE, Contract, new_contract, user_scope
 from aggregates.fields import FieldHistory, Version, boundary_for
 from aggregates.geometry import clip_to
 from aggregates.live import LiveUnion
+from aggregates.overlay import object_array, subtract_all
 from aggregates.periods import Term, add_years, day_end, day_of
 from aggregates.products import Product, products_for
 from aggregates.quota import new_crossings
@@ -121,7 +122,10 @@ class Meter:
         self._seen: dict[tuple[str, str], Seen] = {}
         self._seen_days: dict[str, dict[int, set[str]]] = defaultdict(lambda: defaultdict(set))
         self._failed: set[tuple[str, str, int]] = set()
-        self._fields: dict[tuple[str, str, str], FieldHistory] = defaultdict(FieldHistory)
+        # owner -> (leaf user, field id) -> every boundary version of that field
+        self._fields: dict[str, dict[tuple[str, str], FieldHistory]] = defaultdict(
+            lambda: defaultdict(FieldHistory)
+        )
         self._held: dict[tuple[str, str], HeldOperation] = {}
         self._latest: dict[str, datetime] = {}
         self._audit_last: dict[str, int] = {}
@@ -299,7 +303,7 @@ class Meter:
             return
         geom = None if ev.type == "fieldBoundaryDeleted" else ev.geometry
         version = Version(ev.timestamp, ev.event_id, geom)
-        self._fields[(ev.api_owner, ev.leaf_user_id, ev.field_id)].put(version)
+        self._fields[ev.api_owner][(ev.leaf_user_id, ev.field_id)].put(version)
         row = key(
             Kind.VERSION,
             ev.api_owner,
@@ -337,7 +341,7 @@ class Meter:
         """Operations count inside the boundary their field had at their event time."""
         if geom is None or ev.field_id is None:
             return geom, None
-        history = self._fields.get((ev.api_owner, ev.leaf_user_id, ev.field_id))
+        history = self._fields[ev.api_owner].get((ev.leaf_user_id, ev.field_id))
         boundary, why = boundary_for(history, ev.timestamp)
         if boundary is None:
             return geom, why
@@ -410,8 +414,10 @@ class Meter:
             out.writes.append((key(Kind.LIVE, *meta_key), encode_live(entry)))
         ordinal = day.toordinal()
         last = self._audit_last.get(ev.api_owner, ordinal)
-        if replay or ordinal < last:
+        if replay:
             self._recompute_audit_days(contract, ev.leaf_user_id, ordinal, out)
+        elif ordinal < last:
+            self._correct_audit_days(contract, ev, out)
         else:
             cid = contract.contract_id
             for scope, delta in (
@@ -424,14 +430,63 @@ class Meter:
         self._audit_last[ev.api_owner] = max(last, ordinal)
         return deltas
 
+    def _correct_audit_days(self, contract: Contract, ev: MeterEvent, out: Outcome) -> None:
+        """A day's AUDIT total is the live union at its end (SPEC §2); the live union only
+        knows the present. A version older than the owner's latest AUDIT day changes the
+        days on which it is in force, from its own day to its field's next version, by
+        area(new − U) − area(old − U), U being the other fields' shapes it meets that day:
+        a local overlay, whatever the number of fields."""
+        assert ev.field_id is not None
+        fields = self._fields[ev.api_owner]
+        history = fields[(ev.leaf_user_id, ev.field_id)]
+        geom = None if ev.type == "fieldBoundaryDeleted" else ev.geometry
+        version = Version(ev.timestamp, ev.event_id, geom)
+        before, after = history.before(version), history.after(version)
+        old = before.geometry if before else None
+        start = day_of(ev.timestamp).toordinal()
+        stop = day_of(after.timestamp).toordinal() if after else None
+        if stop is not None and stop <= start or (old is None and geom is None):
+            return
+        for scope in (user_scope(ev.leaf_user_id), OWNER_SCOPE):
+            others = [
+                h
+                for (user, fid), h in fields.items()
+                if (user, fid) != (ev.leaf_user_id, ev.field_id)
+                and (scope == OWNER_SCOPE or user_scope(user) == scope)
+                and _meets(h.bounds, old, geom)
+            ]
+            self._shift_audit_days(contract, scope, start, stop, old, geom, others, out)
+
+    def _shift_audit_days(
+        self,
+        contract: Contract,
+        scope: str,
+        start: int,
+        stop: int | None,
+        old: BaseGeometry | None,
+        new: BaseGeometry | None,
+        others: list[FieldHistory],
+        out: Outcome,
+    ) -> None:
+        by_day = self.audit_days[(contract.contract_id, scope)]
+        days = sorted({d for d in by_day if d > start and (stop is None or d < stop)} | {start})
+        shifted = 0.0
+        for day in days:
+            moment = day_end(date.fromordinal(day)) - _INSTANT
+            around = [v.geometry for h in others if (v := h.in_force(moment)) and v.geometry]
+            change = _uncovered_m2(new, around) - _uncovered_m2(old, around)
+            self._audit_day(contract, scope, day, by_day.get(day, 0.0) + change - shifted, out)
+            shifted = change
+        if stop is not None and shifted:
+            self._audit_day(contract, scope, stop, by_day.get(stop, 0.0) - shifted, out)
+
     def _recompute_audit_days(
         self, contract: Contract, leaf_user_id: str, first: int, out: Outcome
     ) -> None:
-        """A day's AUDIT total is the live union at its end (SPEC §2). An event older than
-        the owner's latest AUDIT day, or a replay, rewrites every day from its own on,
-        from the boundary histories: the live union only knows the present."""
+        """A replay may or may not find its own day figures stored: every day from its own
+        on is recomputed from the boundary histories, which is idempotent."""
         owner = contract.api_owner
-        histories = [(u, h) for (o, u, _), h in self._fields.items() if o == owner]
+        histories = [(u, h) for (u, _), h in self._fields[owner].items()]
         for scope in (user_scope(leaf_user_id), OWNER_SCOPE):
             mine = [h for u, h in histories if scope == OWNER_SCOPE or user_scope(u) == scope]
             days = sorted(
@@ -520,8 +575,8 @@ class Meter:
         owner = contract.api_owner
         start = _start_of(add_years(contract.start, index))
         self._seeded.add((contract.contract_id, index))
-        for (o, user, _), history in list(self._fields.items()):
-            version = history.in_force(start - _INSTANT) if o == owner else None
+        for (user, _), history in list(self._fields[owner].items()):
+            version = history.in_force(start - _INSTANT)
             if version is not None and version.geometry is not None:
                 self._carry(contract, index, user, version.geometry, seq, out)
         row = key(Kind.SEEDED, owner, contract.contract_id, index)
@@ -533,7 +588,7 @@ class Meter:
         contract = self.contract_for(ev.api_owner, Product.FIELDS_BOUNDARY)
         if contract is None or ev.field_id is None or not ev.type.startswith("fieldBoundary"):
             return
-        history = self._fields[(ev.api_owner, ev.leaf_user_id, ev.field_id)]
+        history = self._fields[ev.api_owner][(ev.leaf_user_id, ev.field_id)]
         for cid, index in sorted(self._seeded):
             start = _start_of(add_years(contract.start, index))
             if cid != contract.contract_id or ev.timestamp >= start:
@@ -831,7 +886,7 @@ class Meter:
                 user, field_id, moment, event_id = parts
                 geom = shapely.from_wkb(value) if value else None
                 version = Version(datetime.fromisoformat(moment), event_id, geom)
-                meter._fields[(owner, user, field_id)].put(version)
+                meter._fields[owner][(user, field_id)].put(version)
             elif kind is Kind.HELD:
                 held.append(decode_held(value))
             elif kind is Kind.FAILED:
@@ -852,9 +907,10 @@ class Meter:
             meter._restore_record(event_id, record)
         for operation in held:
             meter._restore_held(operation)
-        for (owner, _, _), history in meter._fields.items():
-            last = max(day_of(v.timestamp).toordinal() for v in history.versions)
-            meter._audit_last[owner] = max(meter._audit_last.get(owner, last), last)
+        for owner, histories in meter._fields.items():
+            meter._audit_last[owner] = max(
+                day_of(v.timestamp).toordinal() for h in histories.values() for v in h.versions
+            )
         meter._mark_all_dirty()
         return meter
 
@@ -902,6 +958,26 @@ _INSTANT = timedelta(microseconds=1)
 
 def _start_of(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def _meets(bounds: tuple[float, float, float, float] | None, *geoms: BaseGeometry | None) -> bool:
+    if bounds is None:
+        return False
+    for geom in geoms:
+        if geom is None:
+            continue
+        x0, y0, x1, y1 = geom.bounds
+        if bounds[0] <= x1 and x0 <= bounds[2] and bounds[1] <= y1 and y0 <= bounds[3]:
+            return True
+    return False
+
+
+def _uncovered_m2(geom: BaseGeometry | None, others: list[BaseGeometry]) -> float:
+    """Area of geom that none of `others` covers."""
+    if geom is None:
+        return 0.0
+    rest = subtract_all(geom, object_array(others)) if others else geom
+    return geodesic_area_m2(rest)
 
 
 def _live_area_at(histories: Iterable[FieldHistory], moment: datetime) -> float:

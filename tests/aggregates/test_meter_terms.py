@@ -102,3 +102,48 @@ def test_a_contract_start_moves_back_only_while_none_of_its_days_is_final() -> N
         area(B, C), rel=1e-9
     )
     assert isinstance(contract.start, date)
+
+
+def test_audit_days_in_any_arrival_order_equal_the_union_at_each_days_end() -> None:
+    """Overlapping fields of two users, created, updated and deleted over six days: every
+    arrival order gives each day the area of the union live at its end."""
+    import random
+
+    import shapely
+
+    from aggregates import geodesic_area_m2
+    from aggregates.contracts import user_scope
+
+    shapes = [sq(10 + 0.0006 * i, 50, 0.001) for i in range(6)]
+    events = []  # (event id, user, field, day, shape or None for a delete)
+    for i, shape in enumerate(shapes):
+        events.append((f"c{i}", f"u{i % 2}", f"f{i}", i % 3, shape))
+        if i % 2 == 0:
+            events.append((f"m{i}", f"u{i % 2}", f"f{i}", 3 + i % 2, sq(10.0003 * i, 50.0005)))
+        if i % 3 == 1:
+            events.append((f"d{i}", f"u{i % 2}", f"f{i}", 4, None))
+
+    def live_at_end(day: int, scope: str) -> float:
+        latest: dict[tuple[str, str], tuple[int, object]] = {}
+        for _, user, field, d, shape in events:
+            mine = scope == OWNER_SCOPE or user_scope(user) == scope
+            newer = (user, field) not in latest or latest[(user, field)][0] <= d
+            if d <= day and mine and newer:
+                latest[(user, field)] = (d, shape)
+        live = [s for _, s in latest.values() if s is not None]
+        return geodesic_area_m2(shapely.union_all(live)) if live else 0.0
+
+    cid = contract_id_for(OWNER, Product.AUDIT_FIELDS_BOUNDARY)
+    for seed in range(6):
+        h = Harness()
+        for event_id, user, field, day, shape in random.Random(seed).sample(events, len(events)):
+            ts = T0 + timedelta(days=day, hours=int(event_id[1:]))
+            kind = "fieldBoundaryDeleted" if shape is None else "fieldBoundaryCreated"
+            h.event(kind, user, shape, field_id=field, ts=ts, event_id=event_id)
+        for meter in (h.meter, h.rebuilt()):
+            for scope in (OWNER_SCOPE, user_scope("u0"), user_scope("u1")):
+                by_day, running = meter.by_day(cid, 0, scope), 0.0
+                for day in range(6):
+                    running += by_day.get((T0.date() + timedelta(days=day)).toordinal(), 0.0)
+                    expected = pytest.approx(live_at_end(day, scope), rel=1e-6, abs=1e-6)
+                    assert running == expected, (seed, scope, day)
