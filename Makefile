@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-unit test-integration lint bench bench-engine bench-pipeline broker-fetch clean
+.PHONY: run test test-unit test-integration lint bench bench-engine bench-pipeline broker-fetch clean soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ test-integration: $(STAMP) broker-fetch
 lint: $(STAMP)
 	$(VENV)/bin/ruff check schemas aggregates streams tests bench
 	$(VENV)/bin/mypy schemas aggregates streams
+
+## make soak: the fault matrix (kill -9, scale out/in, broker restart, cold start) 10 times;
+## prints stalls, losses, duplicates and 5xx per run and in total; all must be 0.
+soak: $(STAMP) broker-fetch
+	$(PY) -m tests.soak --runs $(or $(RUNS),10)
 
 bench: bench-engine bench-pipeline
 

@@ -91,12 +91,28 @@ def _shifted(geojson: dict[str, Any], dx: float) -> dict[str, Any]:
     return geo(shapely.transform(shapely.geometry.shape(geojson), lambda xy: xy + [dx, 0.0]))
 
 
-def build(owner: str, *, boundaries: int = 2200, seed: int = 7) -> Scenario:
-    """`boundaries` real fields (Chofu first, then East Africa) plus everything else."""
+def build(
+    owner: str,
+    *,
+    boundaries: int = 2200,
+    seed: int = 7,
+    first: int = 0,
+    operations: int = 150,
+    clip_operations: bool = True,
+    failed: int = 30,
+    duplicates: int = 100,
+) -> Scenario:
+    """`boundaries` real fields (Chofu first, then East Africa) plus everything else.
+
+    `first` skips that many fields, so several owners can get fields of their own.
+    `clip_operations=False` sends operations without a `fieldId`: they count unclipped, and
+    the oracle stays exact whatever order the input topics are read in. The defaults
+    reproduce the original scenario exactly (same events, same random draws).
+    """
     rng = random.Random(seed)
     features = (
         load_features("chofu_fude_2019.geojson") + load_features("east_africa_fields.geojson")
-    )[:boundaries]
+    )[first : first + boundaries]
     users = ("user-a", "user-b")
     sc = Scenario(owner, users)
     norm = [normalize_geometry(f["geometry"]) for f in features]
@@ -124,9 +140,13 @@ def build(owner: str, *, boundaries: int = 2200, seed: int = 7) -> Scenario:
         sc.count("OPERATIONS_FILE", user, normalize_geometry(geo(hull)))
 
     untouched = [i for i in range(len(norm)) if i % 60 and i % 50 != 13]
-    for i in rng.sample(untouched, 150):
+    for i in rng.sample(untouched, operations):
         user = users[i % 2]
         op = shapely.buffer(norm[i], 0.00005, quad_segs=2)
+        if not clip_operations:  # no fieldId: clipping across topics is issue 8's subject
+            sc.event("operationProcessingFinished", user, 3, operationId=f"op{i}", geometry=geo(op))
+            sc.count("OPERATIONS_OPERATION", user, normalize_geometry(geo(op)))
+            continue
         sc.event(
             "operationProcessingFinished",
             user,
@@ -175,7 +195,7 @@ def build(owner: str, *, boundaries: int = 2200, seed: int = 7) -> Scenario:
         sc.event("fieldBoundaryDeleted", user, 5, fieldId=f"f{i}")
         sc.live.pop((user, f"f{i}"), None)
 
-    for k in range(30):
+    for k in range(failed):
         sc.event(
             "satelliteImageProcessingFinished",
             users[k % 2],
@@ -187,7 +207,7 @@ def build(owner: str, *, boundaries: int = 2200, seed: int = 7) -> Scenario:
         )
         sc.failed += 1
     originals = [e for e in sc.events if e.get("status") != "FAILED"]
-    for ev in rng.sample(originals, 100):
+    for ev in rng.sample(originals, duplicates):
         sc.events.append(dict(ev))
         sc.duplicates += 1
 
