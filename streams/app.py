@@ -101,8 +101,9 @@ def create_app(settings: Settings | None = None) -> Runtime:
         },
         holder=MeterHolder(state, partial(Meter.from_state, **meter_rules(s)), s.partitions),
     )
-    from streams import ingest, metering, ticks, web
+    from streams import ingest, metering, stale_acks, ticks, web
 
+    stale_acks.register(rt)
     ingest.register(rt)
     metering.register(rt)
     ticks.register(rt)

@@ -105,5 +105,6 @@ async def forward(
                 content_type=resp.content_type,
                 headers=kept,
             )
-    except (TimeoutError, aiohttp.ClientError) as exc:
+    except (TimeoutError, aiohttp.ClientError, RuntimeError) as exc:
+        # RuntimeError: the worker is stopping and its client session is closed.
         raise rebalancing() from exc
