@@ -101,9 +101,9 @@ def create_app(settings: Settings | None = None) -> Runtime:
         },
         holder=MeterHolder(state, partial(Meter.from_state, **meter_rules(s)), s.partitions),
     )
-    from streams import ingest, metering, stale_acks, ticks, web
+    from streams import faust_guards, ingest, metering, ticks, web
 
-    stale_acks.register(rt)
+    faust_guards.register(rt)
     ingest.register(rt)
     metering.register(rt)
     ticks.register(rt)
