@@ -195,8 +195,11 @@ def test_day_and_term_rollover_and_late_correction(broker: Broker, tmp_path: Pat
     owner = owner_id()
     t0 = datetime(2025, 3, 1, 10, tzinfo=UTC)
     kept, gone, new = square(10, 50), square(11, 50), square(12, 50)
-    early, late = square(20, 50), square(20.0005, 50)
+    early, late, first = square(20, 50), square(20.0005, 50), square(30, 50)
     tl = Timeline(owner)
+    # The file contract starts on day 0, so the late day-1 file below lands inside its
+    # term; its days are final by then, and SPEC §3 keeps a final contract's start.
+    tl.add("providerFileProcessingFinished", t0, fileId="first", geometry=first)
     tl.add("fieldBoundaryCreated", t0, fieldId="kept", geometry=kept)
     tl.add("fieldBoundaryCreated", t0, fieldId="gone", geometry=gone)
     tl.add("fieldBoundaryDeleted", t0 + timedelta(days=100), fieldId="gone")
@@ -228,6 +231,9 @@ def test_day_and_term_rollover_and_late_correction(broker: Broker, tmp_path: Pat
             )
 
         assert wait_until(lambda: by("OPERATIONS_FILE", "api-owner", day(1)), 30, 0.5)
+        # Carry-over is seeded by a tick once the field wait has passed after it noticed
+        # the new term (ACREAGE_FIELD_WAIT_SECONDS is 10 s for test workers).
+        assert wait_until(lambda: by("FIELDS_BOUNDARY", "api-owner", day(365)), 45, 0.5)
     finally:
         worker.stop()
     fb = "FIELDS_BOUNDARY"
@@ -245,9 +251,9 @@ def test_day_and_term_rollover_and_late_correction(broker: Broker, tmp_path: Pat
         for s in before.values()
         if (s["product"], s["scope"], s["date"]) == ("OPERATIONS_FILE", "api-owner", day(2))
     )
-    assert ops_day1["totalAreaM2"] == pytest.approx(m2(early), rel=REL)
-    assert ops_day2["totalAreaM2"] == pytest.approx(m2(early, late), rel=REL)
+    ops_day0 = by("OPERATIONS_FILE", "api-owner", day(0))
+    assert ops_day1["totalAreaM2"] == pytest.approx(m2(first, early), rel=REL)
+    assert ops_day2["totalAreaM2"] == pytest.approx(m2(first, early, late), rel=REL)
     assert ops_day2["revision"] > old_day2["revision"]
-    assert ops_day1["areaAddedM2"] + ops_day2["areaAddedM2"] == pytest.approx(
-        m2(early, late), rel=REL
-    )
+    added = ops_day0["areaAddedM2"] + ops_day1["areaAddedM2"] + ops_day2["areaAddedM2"]
+    assert added == pytest.approx(m2(first, early, late), rel=REL)
