@@ -12,6 +12,7 @@ from faust.types import TableT
 
 from aggregates.meter import Meter
 from schemas.events import TOPIC_TYPES
+from streams.changelog import ChangelogAcks
 from streams.holder import MeterHolder
 from streams.metrics import Metrics
 from streams.settings import Settings
@@ -31,6 +32,7 @@ class Runtime:
     inputs: dict[str, faust.TopicT]
     outputs: dict[str, faust.TopicT]
     holder: MeterHolder
+    changelog: ChangelogAcks
     metrics: Metrics = field(default_factory=Metrics)
 
 
@@ -100,6 +102,7 @@ def create_app(settings: Settings | None = None) -> Runtime:
             name: _raw_topic(app, name, s, compacting=name == DAILY_TOPIC) for name in OUTPUT_TOPICS
         },
         holder=MeterHolder(state, partial(Meter.from_state, **meter_rules(s)), s.partitions),
+        changelog=ChangelogAcks(state),
     )
     from streams import faust_guards, ingest, metering, ticks, web
 

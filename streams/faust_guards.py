@@ -19,13 +19,13 @@ from streams.app import Runtime
 
 
 def register(rt: Runtime) -> None:
- rt.app.on_partitions_assigned.connect(_forgetting_stale_acks(rt))
+    rt.app.on_partitions_assigned.connect(_forgetting_stale_acks(rt))
 
 
 def _forgetting_stale_acks(rt: Runtime) -> Any:
- def forget(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-     consumer: Any = rt.app.consumer  # the bookkeeping is private to Faust's Consumer
-     for bookkeeping in (consumer._acked, consumer._acked_index, consumer._gap):
-         bookkeeping.clear()
+    def forget(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        consumer: Any = rt.app.consumer  # the bookkeeping is private to Faust's Consumer
+        for bookkeeping in (consumer._acked, consumer._acked_index, consumer._gap):
+            bookkeeping.clear()
 
- return forget
+    return forget

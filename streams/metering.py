@@ -1,9 +1,10 @@
 """The metering agent: owner-keyed messages in, state writes and usage outputs out.
 
-Per message: the pure Meter computes an Outcome, its writes go to the table, its usage
-record is sent at once (a replay recomputes the same record), and its snapshots and alerts
-wait in the partition's outbox. A tick sends the outbox only after the producer has
-flushed the bookkeeping that numbers them, then records per owner that they were sent.
+Per message: the pure Meter computes an Outcome, its writes go to the table and are
+acknowledged by the broker before the message may be committed (streams/changelog.py),
+its usage record is sent at once (a replay recomputes the same record), and its snapshots
+and alerts wait in the partition's outbox. A tick sends the outbox, whose bookkeeping is
+already durable, then records per owner that they were sent.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ async def _meter_one(rt: Runtime, record: Any) -> None:
         await _failed(rt, record, exc)
         return
     _persist(rt, outcome)
+    await rt.changelog.settled()
     _count(rt, outcome)
     await _send_record(rt, outcome)
     state.pending.alerts.extend(outcome.alerts)
@@ -138,7 +140,6 @@ async def _flush(rt: Runtime, state: PartitionState, seq: int) -> None:
     if not pending.snapshots and not pending.alerts:
         return
     try:
-        await rt.app.producer.flush()
         acks = [await _send_alert(rt, a) for a in pending.alerts]
         acks += [await _send_snapshot(rt, s) for s in pending.snapshots]
         await asyncio.gather(*acks)
@@ -149,6 +150,7 @@ async def _flush(rt: Runtime, state: PartitionState, seq: int) -> None:
     owners = {a.api_owner for a in pending.alerts} | {s.api_owner for s in pending.snapshots}
     state.pending = Outcome()
     _persist(rt, Outcome(writes=[state.meter.sent(owner, seq) for owner in sorted(owners)]))
+    await rt.changelog.settled()
 
 
 async def _send_alert(rt: Runtime, alert: Any) -> Any:

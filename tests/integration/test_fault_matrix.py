@@ -14,6 +14,7 @@ the oracle on every worker, and no API answer was a 5xx other than 503 + Retry-A
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
@@ -36,13 +37,14 @@ from tests.support.faults import (
     verify,
     wait_metered,
 )
-from tests.support.kafka import Broker, Worker, read_topic, wait_for_group
+from tests.support.kafka import ROOT, Broker, Worker, read_topic, wait_for_group
 from tests.support.scenario import Scenario
 
 pytestmark = pytest.mark.integration
 
 MAX_SIGTERM_SECONDS = 15.0  # issue 7: SIGTERM exits within 15 s, even with the broker down
 MAX_OUTAGE_LOG_LINES = 1_000  # issue 7: logs are rate-limited under a broker outage
+HOOKS = Path(__file__).resolve().parents[1] / "support" / "hooks"
 
 
 def log_lines(w: Worker) -> int:
@@ -260,6 +262,35 @@ def test_fault_kill9_between_event_and_tick(run: Run) -> None:
     for w in run.cluster.workers:
         w.extra_env["ACREAGE_TICK_SECONDS"] = "0.5"
     run.cluster.start_existing(run.cluster.workers)
+    poller = run.poller()
+    poller.start()
+    run.finish(poller)
+
+
+def test_fault_changelog_held_back_then_kill9(run: Run, tmp_path: Path) -> None:
+    """The worker's producer buffer holds its table's changelog writes back for 8 s while
+    events keep coming (tests/support/hooks), then the worker is killed. Faust commits
+    after a buffer flush that gives up after 100 ms, so unless metering waits for its
+    writes' acknowledgements, that commit covers writes that never reached Kafka and the
+    restarted worker never sees those events again."""
+    hold = tmp_path / "hold-changelog"
+    create_input_topics(run.broker)
+    run.cluster.start(
+        1,
+        PYTHONPATH=os.pathsep.join([str(HOOKS), str(ROOT)]),
+        ACREAGE_TEST_HOLD_CHANGELOG=str(hold),
+    )
+    publisher = run.publisher(chunk=100, pause=0.2)
+    publisher.start()
+    publisher.wait_fraction(0.3)
+    hold.touch()
+    run.cluster.log("changelog held back")
+    time.sleep(8)  # commits come every second
+    (victim,) = run.cluster.live()
+    run.cluster.kill9(victim)
+    hold.unlink()
+    run.cluster.restart(victim)
+    publisher.wait_done()
     poller = run.poller()
     poller.start()
     run.finish(poller)
