@@ -20,7 +20,8 @@ mkdir -p "$DATA"
 bash deploy/kafka/broker.sh start --data-dir "$DATA/kafka" --port "$KAFKA_PORT" \
   --controller-port "$((KAFKA_PORT + 1))"
 
-# The supervisor a deployment would have: the stall watchdog exits 75 to be restarted.
+# The supervisor a deployment would have: the stall watchdog exits 75, and an
+# unacknowledged table write 74, to be restarted (streams/shutdown.py, streams/changelog.py).
 supervise() {
   local child code
   trap 'kill -TERM "$child" 2>/dev/null; wait "$child"; exit $?' TERM INT
@@ -29,8 +30,8 @@ supervise() {
     child=$!
     wait "$child" && exit 0
     code=$?
-    [[ $code -eq 75 ]] || exit "$code"
-    echo "worker exited 75 (stall healed); restarting" >>"$DATA/worker.log"
+    [[ $code -eq 75 || $code -eq 74 ]] || exit "$code"
+    echo "worker exited $code (restart heals it); restarting" >>"$DATA/worker.log"
   done
 }
 supervise &
