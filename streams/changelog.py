@@ -16,15 +16,12 @@ clean-shutdown marker: the next start restores the table and meters the message 
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 from typing import Any
 
 from faust.types import TableT
 
-log = logging.getLogger(__name__)
-
-EXIT_CHANGELOG = 74  # EX_IOERR: a table write was not acknowledged; restart and replay
+from streams.shutdown import EXIT_CHANGELOG
 
 
 class ChangelogAcks:
