@@ -1,10 +1,11 @@
 """The metering agent: owner-keyed messages in, state writes and usage outputs out.
 
-Per message: the pure Meter computes an Outcome, its writes go to the table and are
-acknowledged by the broker before the message may be committed (streams/changelog.py),
-its usage record is sent at once (a replay recomputes the same record), and its snapshots
-and alerts wait in the partition's outbox. A tick sends the outbox, whose bookkeeping is
-already durable, then records per owner that they were sent.
+Per message: the pure Meter computes an Outcome and its writes go to the table; a batch
+of messages is acked only once the broker has acknowledged their writes, so no commit
+covers a write that could still be lost (streams/changelog.py). Its usage record is sent
+at once (a replay recomputes the same record); its snapshots and alerts wait in the
+partition's outbox. A tick sends the outbox once the bookkeeping that numbers them is
+durable, then records per owner that they were sent.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from streams.topics import partition_of
 
 log = logging.getLogger(__name__)
 
+MAX_BATCH = 500  # messages metered between two waits for changelog acks
+
 Message = EventMessage | TickMessage | QuotaMessage | ApiKeyMessage
 _messages: TypeAdapter[Message] = TypeAdapter(MeteringMessage)
 
@@ -54,8 +57,26 @@ def register(rt: Runtime) -> None:
 
     @rt.app.agent(rt.metering, name="metering")
     async def metering(stream: StreamT[Any]) -> None:
-        async for event in stream.events():  # type: ignore[attr-defined]
-            await _meter_one(rt, event.message)
+        await _meter_batches(rt, stream.noack())  # type: ignore[attr-defined]
+
+
+async def _meter_batches(rt: Runtime, stream: Any) -> None:
+    """Meter every message already fetched, then wait once for all their table writes
+    to be acknowledged, and only then ack them: one wait per poll, not per message.
+
+    Acks are ours (a `noack` stream): a message is never acked before its writes are
+    durable, also when the agent is cancelled halfway through a batch.
+    """
+    fetched = stream.channel.queue
+    unsettled: list[Any] = []
+    async for event in stream.events():
+        await _meter_one(rt, event.message)
+        unsettled.append(event)
+        if fetched.empty() or len(unsettled) >= MAX_BATCH:
+            await rt.changelog.settled()
+            for done in unsettled:
+                await stream.ack(done)
+            unsettled.clear()
 
 
 async def _meter_one(rt: Runtime, record: Any) -> None:
@@ -70,7 +91,6 @@ async def _meter_one(rt: Runtime, record: Any) -> None:
         await _failed(rt, record, exc)
         return
     _persist(rt, outcome)
-    await rt.changelog.settled()
     _count(rt, outcome)
     await _send_record(rt, outcome)
     state.pending.alerts.extend(outcome.alerts)
@@ -140,6 +160,7 @@ async def _flush(rt: Runtime, state: PartitionState, seq: int) -> None:
     if not pending.snapshots and not pending.alerts:
         return
     try:
+        await rt.changelog.settled()  # the bookkeeping that numbers them
         acks = [await _send_alert(rt, a) for a in pending.alerts]
         acks += [await _send_snapshot(rt, s) for s in pending.snapshots]
         await asyncio.gather(*acks)
