@@ -155,9 +155,10 @@ class PartitionWatch(Service):
         return {(tp.topic, tp.partition) for tp in tps if tp.topic in self.topics}
 
     def recovered(self) -> int:
-        """Changelog records restored so far: a recovery's progress."""
+        """Changelog records restored so far: a recovery's progress. (Faust holds None
+        for a changelog partition it has not read yet.)"""
         tables = cast(TableManager, self.rt.app.tables)  # TableManagerT omits .recovery
-        return sum(tables.recovery.active_offsets.values())
+        return sum(offset or 0 for offset in tables.recovery.active_offsets.values())
 
     async def check(self) -> None:
         metrics = self.rt.metrics

@@ -223,3 +223,11 @@ async def test_a_stall_exits_the_worker_non_zero(monkeypatch: pytest.MonkeyPatch
     assert DEADLINE.failure == EXIT_STALL
     assert sample(watch.rt, "acreage_stall_heals_total") == 1
     assert sample(watch.rt, "acreage_partition_assigned", topic="events.a", partition="0") == 1
+
+
+def test_recovery_progress_counts_changelogs_not_read_yet_as_zero() -> None:
+    """Faust holds None for a changelog partition it has not read; that crashed the
+    watchdog, and with it the worker, in the middle of a recovery."""
+    watch = watch_of(FakeReader(), {P0}, [0.0])
+    watch.rt.app.tables.recovery.active_offsets = {TP("c", 0): 120, TP("c", 1): None}
+    assert watch.recovered() == 120
