@@ -102,7 +102,7 @@ def create_app(settings: Settings | None = None) -> Runtime:
             name: _raw_topic(app, name, s, compacting=name == DAILY_TOPIC) for name in OUTPUT_TOPICS
         },
         holder=MeterHolder(state, partial(Meter.from_state, **meter_rules(s)), s.partitions),
-        changelog=ChangelogAcks(state),
+        changelog=ChangelogAcks(state, stopping=lambda: app.should_stop),
     )
     from streams import faust_guards, ingest, metering, ticks, web
 

@@ -1,8 +1,8 @@
 """The metering agent: owner-keyed messages in, state writes and usage outputs out.
 
-Per message: the pure Meter computes an Outcome and its writes go to the table; a batch
-of messages is acked only once the broker has acknowledged their writes, so no commit
-covers a write that could still be lost (streams/changelog.py). Its usage record is sent
+Per message: the pure Meter computes an Outcome and its writes go to the table; the
+message is acked only once the broker has acknowledged those writes, so no commit covers
+a write that could still be lost (streams/changelog.py). Its usage record is sent
 at once (a replay recomputes the same record); its snapshots and alerts wait in the
 partition's outbox. A tick sends the outbox once the bookkeeping that numbers them is
 durable, then records per owner that they were sent.
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from faust.types import StreamT
@@ -36,8 +37,6 @@ from streams.topics import partition_of
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH = 500  # messages metered between two waits for changelog acks
-
 Message = EventMessage | TickMessage | QuotaMessage | ApiKeyMessage
 _messages: TypeAdapter[Message] = TypeAdapter(MeteringMessage)
 
@@ -57,26 +56,15 @@ def register(rt: Runtime) -> None:
 
     @rt.app.agent(rt.metering, name="metering")
     async def metering(stream: StreamT[Any]) -> None:
-        await _meter_batches(rt, stream.noack())  # type: ignore[attr-defined]
+        await _meter_each(rt, stream.noack())  # type: ignore[attr-defined]
 
 
-async def _meter_batches(rt: Runtime, stream: Any) -> None:
-    """Meter every message already fetched, then wait once for all their table writes
-    to be acknowledged, and only then ack them: one wait per poll, not per message.
-
-    Acks are ours (a `noack` stream): a message is never acked before its writes are
-    durable, also when the agent is cancelled halfway through a batch.
-    """
-    fetched = stream.channel.queue
-    unsettled: list[Any] = []
+async def _meter_each(rt: Runtime, stream: Any) -> None:
+    """Acks are ours (a `noack` stream): a message is acked once its table writes are
+    durable, and never if the agent is stopped halfway through it."""
     async for event in stream.events():
         await _meter_one(rt, event.message)
-        unsettled.append(event)
-        if fetched.empty() or len(unsettled) >= MAX_BATCH:
-            await rt.changelog.settled()
-            for done in unsettled:
-                await stream.ack(done)
-            unsettled.clear()
+        rt.changelog.ack_after_writes(partial(stream.ack, event))
 
 
 async def _meter_one(rt: Runtime, record: Any) -> None:
@@ -171,7 +159,6 @@ async def _flush(rt: Runtime, state: PartitionState, seq: int) -> None:
     owners = {a.api_owner for a in pending.alerts} | {s.api_owner for s in pending.snapshots}
     state.pending = Outcome()
     _persist(rt, Outcome(writes=[state.meter.sent(owner, seq) for owner in sorted(owners)]))
-    await rt.changelog.settled()
 
 
 async def _send_alert(rt: Runtime, alert: Any) -> Any:

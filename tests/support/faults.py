@@ -37,7 +37,7 @@ from schemas.codec import dumps
 from schemas.events import TOPIC_TYPES
 from streams.replay import TOPIC_OF_TYPE
 from streams.topics import partition_of
-from tests.support.kafka import Broker, Worker, read_topic
+from tests.support.kafka import Broker, Worker, read_topic, read_topic_at
 from tests.support.scenario import Scenario, build
 from tests.support.snapshots import last_totals
 
@@ -924,5 +924,25 @@ def verify(
             report.other.append(f"{name} exited {code} by itself (crash) and was restarted")
     report.timeline = list(cluster.events)
     report.tracebacks = cluster.log_errors()
-    report.diagnostics = cluster.log_findings()
+    report.diagnostics = cluster.log_findings() + _trace(cluster, report.missing_records)
     return report
+
+
+def _trace(cluster: Cluster, missing: Sequence[str], limit: int = 12) -> list[str]:
+    """Where each event without a usage record got to: its input record and, if ingest
+    forwarded it, its metering message(s) — which side lost it."""
+    if not missing:
+        return []
+    wanted = set(missing[:limit])
+    found: dict[str, list[str]] = defaultdict(list)
+    metering = f"{cluster.app_id}-metering"
+    for topic in (*TOPIC_TYPES, metering):
+        for partition, offset, value in read_topic_at(cluster.broker.bootstrap, topic):
+            event = (value or {}).get("event", value) if topic == metering else value
+            if isinstance(event, dict) and event.get("id") in wanted:
+                found[event["id"]].append(f"{topic}[{partition}]@{offset}")
+    return [
+        f"missing {eid}: " + (" -> ".join(found[eid]) or "not on any topic")
+        + ("" if any(metering in place for place in found[eid]) else " (never forwarded)")
+        for eid in sorted(wanted)
+    ]
