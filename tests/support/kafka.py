@@ -172,7 +172,7 @@ def produce_raw(
     asyncio.run(_produce(bootstrap, list(records), max_request_size))
 
 
-async def _read_all(bootstrap: str, topic: str) -> list[tuple[bytes | None, Any]]:
+async def _read_all(bootstrap: str, topic: str) -> list[tuple[int, int, bytes | None, Any]]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -186,12 +186,13 @@ async def _read_all(bootstrap: str, topic: str) -> list[tuple[bytes | None, Any]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         end = await consumer.end_offsets(tps)
-        out: list[tuple[bytes | None, Any]] = []
+        out: list[tuple[int, int, bytes | None, Any]] = []
         for tp in tps:
             while await consumer.position(tp) < end[tp]:
                 batch = await consumer.getmany(tp, timeout_ms=1000)
                 for msg in batch.get(tp, []):
-                    out.append((msg.key, loads(msg.value) if msg.value else None))
+                    value = loads(msg.value) if msg.value else None
+                    out.append((tp.partition, msg.offset, msg.key, value))
         return out
     finally:
         await consumer.stop()
@@ -199,7 +200,12 @@ async def _read_all(bootstrap: str, topic: str) -> list[tuple[bytes | None, Any]
 
 def read_topic(bootstrap: str, topic: str) -> list[tuple[bytes | None, Any]]:
     """Everything on a topic right now, decoded; values keep partition order."""
-    return asyncio.run(_read_all(bootstrap, topic))
+    return [(key, value) for _, _, key, value in asyncio.run(_read_all(bootstrap, topic))]
+
+
+def read_topic_at(bootstrap: str, topic: str) -> list[tuple[int, int, Any]]:
+    """Everything on a topic right now as (partition, offset, decoded value)."""
+    return [(p, offset, value) for p, offset, _, value in asyncio.run(_read_all(bootstrap, topic))]
 
 
 async def _group_state(bootstrap: str, group: str) -> tuple[str, int]:
