@@ -31,7 +31,7 @@ from faust.transport.consumer import Consumer
 from faust.types import TP
 from faust.utils.functional import consecutive_numbers
 
-from streams.app import Runtime
+from streams.runtime import Runtime
 
 _perform_seek = Consumer.perform_seek
 

@@ -12,15 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from faust.web import Request, Response, View
 
 from streams.lag import Partition
-
-if TYPE_CHECKING:
-    from streams.app import Runtime
-    from streams.watchdog import PartitionWatch
+from streams.runtime import Runtime
+from streams.watchdog import PartitionWatch
 
 
 @dataclass(frozen=True)

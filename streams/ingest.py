@@ -17,7 +17,6 @@ from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from faust.types import TopicT
 
 from schemas.events import TOPIC_TYPES
-from streams.app import DEAD_LETTER_TOPIC, Runtime
 from streams.decode import (
     Limits,
     Origin,
@@ -26,6 +25,7 @@ from streams.decode import (
     decode_input,
     encode_for_metering,
 )
+from streams.runtime import DEAD_LETTER_TOPIC, Runtime
 
 log = logging.getLogger(__name__)
 

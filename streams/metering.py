@@ -30,9 +30,9 @@ from schemas.internal import (
 )
 from schemas.outputs import DailySnapshotOut, QuotaAlertOut, UsageRecordOut
 from streams.api.keys import key_outcome
-from streams.app import ALERTS_TOPIC, DAILY_TOPIC, DEAD_LETTER_TOPIC, RECORDS_TOPIC, Runtime
 from streams.decode import Origin, Rejection, dead_letter, to_domain
 from streams.holder import PartitionState
+from streams.runtime import ALERTS_TOPIC, DAILY_TOPIC, DEAD_LETTER_TOPIC, RECORDS_TOPIC, Runtime
 from streams.topics import partition_of
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from schemas.codec import dumps
 from schemas.internal import TickMessage
-from streams.app import Runtime
+from streams.runtime import Runtime
 
 
 def register(rt: Runtime) -> None:

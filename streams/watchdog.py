@@ -19,17 +19,15 @@ import signal
 import time
 from collections.abc import Callable, Set
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 from faust.exceptions import ConsumerNotStarted
 from faust.tables.manager import TableManager
 from mode import Service
 
 from streams.lag import LagReader, Offsets, Partition
+from streams.runtime import Runtime
 from streams.shutdown import DEADLINE, EXIT_STALL
-
-if TYPE_CHECKING:
-    from streams.app import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from streams.app import Runtime
+from streams import health, watchdog
+from streams.api import routes
+from streams.runtime import Runtime
 
 
 def register(rt: Runtime) -> None:
@@ -17,7 +19,5 @@ def register(rt: Runtime) -> None:
                 rt.metrics.exposition(), content_type=CONTENT_TYPE_LATEST.split(";")[0]
             )
 
-    from streams import api, health, watchdog  # the REST API of SPEC §6 (streams/api/)
-
     health.register(rt, watchdog.register(rt))
-    api.register(rt)
+    routes.register(rt)  # the REST API of SPEC §6

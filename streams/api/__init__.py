@@ -1,5 +1,2 @@
-"""The REST API of SPEC §6, served by every worker from the state its agents write."""
-
-from streams.api.core import Api, register
-
-__all__ = ["Api", "register"]
+"""The REST API of SPEC §6, served by every worker from the state its agents write;
+`routes.register` puts it on a worker's web server."""

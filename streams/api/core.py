@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 from faust.web import View
@@ -31,9 +31,7 @@ from streams.api.routing import (
     recovering,
 )
 from streams.holder import NotReady
-
-if TYPE_CHECKING:
-    from streams.app import Runtime
+from streams.runtime import Runtime
 
 T = TypeVar("T")
 API_KEY: web.AppKey[Api] = web.AppKey("acreage.api")
@@ -282,14 +280,4 @@ def _is_ours(request: web.Request, allowed: frozenset[str] | set[str]) -> bool:
     return resource is None or resource.canonical in allowed
 
 
-def register(rt: Runtime, api: Api | None = None) -> Api:
-    from streams.api import admin, billing, openapi, usage
-
-    api = api or Api.for_runtime(rt)
-    endpoints = [*billing.ENDPOINTS, *usage.ENDPOINTS, *admin.ENDPOINTS]
-    register_endpoints(api, endpoints)
-    openapi.register(rt, endpoints)
-    return api
-
-
-__all__ = ["Api", "Call", "Endpoint", "LocalOnly", "Reply", "page_of", "register"]
+__all__ = ["Api", "Call", "Endpoint", "LocalOnly", "Reply", "page_of", "register_endpoints"]

@@ -12,7 +12,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from schemas.api import ErrorOut
 from streams.api.core import Endpoint
-from streams.app import Runtime
+from streams.runtime import Runtime
 
 REF = "#/components/schemas/{model}"
 ERRORS = {

@@ -14,9 +14,9 @@ from faust.exceptions import ProducerSendError
 from schemas.codec import dumps, loads
 from schemas.events import TOPIC_TYPES
 from streams import ingest
-from streams.app import DEAD_LETTER_TOPIC
 from streams.decode import Limits, Origin
 from streams.metrics import Metrics
+from streams.runtime import DEAD_LETTER_TOPIC
 from streams.settings import Settings
 from tests.streams.test_decode import LIMITS, event
 
