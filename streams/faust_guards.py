@@ -2,18 +2,23 @@
 All were found by the fault matrix (tests/integration/test_fault_matrix.py).
 
 Faust commits, per partition, the end of the first run of consecutive acked offsets
-(`Consumer._new_offset`). Three holes let that run start past an unprocessed message:
+(`Consumer._new_offset`). Four holes let a commit pass records never processed:
 
 1. Its head check is off by one (`min(acked) - committed > 1`, faust-streaming
    #312/#313): an ack at committed+1 commits past the message at `committed`.
 2. It has no head check at all where the group has never committed (None) or committed
    offset 0 (falsy): the first acks of a fresh partition are trusted whatever they are.
-   The matrix lost the first 8 records of two input partitions this way, in 3 of 8 runs.
 3. It fills "gaps" the fetcher inferred from a jump in offsets, meant for compacted or
    transactional topics. Ours are neither, so a jump means records were not fetched.
+4. Records the client fetched while Faust had their partition paused (a recovery) are
+   dropped, and the seek after recovery only rewinds partitions with a committed offset
+   (`perform_seek`); a partition never committed stays past them. That is how the first
+   records of fresh input partitions went missing.
 
-The guarded `_new_offset` commits a run only if it starts exactly where this generation
-started reading: the committed offset, or the position the consumer was seeked to.
+The matrix lost the first 8 records of fresh input partitions (never forwarded) in 5 of
+11 runs of two cases. Here a partition never committed is seeked back to its beginning
+after Faust's seek, and the guarded `_new_offset` commits a run only if it starts exactly
+where this generation started reading: the committed offset, or that beginning.
 A hole then stops commits instead of skipping records; the stall watchdog restarts the
 worker and the records are read again.
 
@@ -53,12 +58,17 @@ def _forgetting_stale_acks(rt: Runtime) -> Any:
 
 
 async def _seek_and_note_starts(self: Any) -> None:
-    """Faust's seek to the committed offsets, then where each partition really starts:
-    the committed offset, or for a partition the group never committed, the offset the
-    reset policy chose."""
+    """Faust's seek to the committed offsets, which leaves a partition the group never
+    committed wherever the client last fetched: records fetched while Faust had it paused
+    (during a recovery) were dropped, so that position can lie past unread records. Such
+    a partition is seeked back to its beginning. Then each partition's start is noted."""
     await _perform_seek(self)
+    ours = [tp for tp in self.assignment() if self.app.topics.acks_enabled_for(tp.topic)]
+    never = [tp for tp in ours if self._committed_offset.get(tp) is None]
+    if never:
+        await self._thread.seek_to_beginning(*never)
     starts: dict[TP, int] = {}
-    for tp in self.assignment():
+    for tp in ours:
         committed = self._committed_offset.get(tp)
         starts[tp] = committed if committed is not None else await self.position(tp)
     self._acreage_starts = starts

@@ -12,6 +12,7 @@ from faust.transport.consumer import Consumer
 from faust.types import TP
 from intervaltree import IntervalTree
 
+from streams import faust_guards
 from streams.faust_guards import _new_offset
 
 P = TP("events.provider-files", 2)
@@ -68,3 +69,34 @@ def test_a_hole_stops_commits_until_it_is_filled() -> None:
     c._acked[P].append(10)
     c._acked_index[P].add(10)
     assert _new_offset(c, P) == 12
+
+
+async def test_a_partition_never_committed_is_read_again_from_its_beginning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Faust's seek leaves it where the client last fetched, which can lie past records
+    dropped while the partition was paused; committed partitions stay where Faust put
+    them, and changelogs (no acks) are not touched."""
+    fresh, committed, changelog = P, TP("events.satellite", 0), TP("app-state-changelog", 0)
+    positions = {fresh: 8, committed: 40, changelog: 99}
+    sought: list[TP] = []
+
+    async def faust_seek(self: Any) -> None:
+        self._committed_offset.update({committed: 40})
+
+    async def seek_to_beginning(*tps: TP) -> None:
+        sought.extend(tps)
+        positions.update({tp: 0 for tp in tps})
+
+    async def position(tp: TP) -> int:
+        return positions[tp]
+
+    monkeypatch.setattr(faust_guards, "_perform_seek", faust_seek)
+    c = consumer([], None)
+    c.assignment = lambda: {fresh, committed, changelog}
+    c.app = SimpleNamespace(topics=SimpleNamespace(acks_enabled_for=lambda t: "changelog" not in t))
+    c._thread = SimpleNamespace(seek_to_beginning=seek_to_beginning)
+    c.position = position
+    await faust_guards._seek_and_note_starts(c)
+    assert sought == [fresh]
+    assert c._acreage_starts == {fresh: 0, committed: 40}
