@@ -15,8 +15,8 @@ Faust commits, per partition, the end of the first run of consecutive acked offs
    (`perform_seek`); a partition never committed stays past them. That is how the first
    records of fresh input partitions went missing.
 
-The matrix lost the first 8 records of fresh input partitions (never forwarded) in 5 of
-11 runs of two cases. Here a partition never committed is seeked back to its beginning
+The matrix lost the first 8 records of fresh input partitions (never forwarded) in 6 of
+9 runs of two cases. Here a partition never committed is seeked back to its beginning
 after Faust's seek, and the guarded `_new_offset` commits a run only if it starts exactly
 where this generation started reading: the committed offset, or that beginning.
 A hole then stops commits instead of skipping records; the stall watchdog restarts the
