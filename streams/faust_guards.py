@@ -32,6 +32,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiokafka import TopicPartition
+from aiokafka.errors import IllegalStateError
 from faust.transport.consumer import Consumer
 from faust.types import TP
 from faust.utils.functional import consecutive_numbers
@@ -63,14 +65,18 @@ async def _seek_and_note_starts(self: Any) -> None:
     (during a recovery) were dropped, so that position can lie past unread records. Such
     a partition is seeked back to its beginning. Then each partition's start is noted."""
     await _perform_seek(self)
+    self._acreage_starts = {}  # no commits until the starts are known
     ours = [tp for tp in self.assignment() if self.app.topics.acks_enabled_for(tp.topic)]
     never = [tp for tp in ours if self._committed_offset.get(tp) is None]
-    if never:
-        await self._thread.seek_to_beginning(*never)
     starts: dict[TP, int] = {}
-    for tp in ours:
-        committed = self._committed_offset.get(tp)
-        starts[tp] = committed if committed is not None else await self.position(tp)
+    try:
+        if never:
+            await self._thread.seek_to_beginning(*(TopicPartition(*tp) for tp in never))
+        for tp in ours:
+            committed = self._committed_offset.get(tp)
+            starts[tp] = committed if committed is not None else await self.position(tp)
+    except IllegalStateError:  # the assignment moved on; the next one seeks again
+        return
     self._acreage_starts = starts
 
 
