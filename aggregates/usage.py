@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -44,14 +43,12 @@ __all__ = [
     "ProductSummary",
     "Projection",
     "QuotaVerdict",
-    "Unit",
     "UserTotal",
     "billable_by_day",
     "by_period",
     "check",
     "consumption_on",
     "contract_usage",
-    "convert",
     "daily_series",
     "find_contract",
     "leaf_users",
@@ -61,7 +58,6 @@ __all__ = [
     "projection",
     "records",
     "summary",
-    "to_m2",
     "top_users",
     "user_totals",
 ]
@@ -69,26 +65,6 @@ __all__ = [
 USER_PREFIX = user_scope("")
 # Overlap worth a recommendation: user totals at least this much above the owner total.
 OVERLAP_RATIO = 0.10
-
-
-class Unit(StrEnum):
-    """Area units of the API; m² is what is stored."""
-
-    ACRES = "acres"
-    HECTARES = "hectares"
-    M2 = "m2"
-
-
-M2_PER_UNIT: dict[Unit, float] = {Unit.ACRES: 4046.8564224, Unit.HECTARES: 10_000.0, Unit.M2: 1.0}
-
-
-def convert(m2: float, unit: Unit) -> float:
-    """m² to `unit`; the international acre is exactly 4046.8564224 m²."""
-    return m2 / M2_PER_UNIT[unit]
-
-
-def to_m2(value: float, unit: Unit) -> float:
-    return value * M2_PER_UNIT[unit]
 
 
 class PeriodType(StrEnum):
@@ -539,31 +515,6 @@ class CheckResult:
     def can_proceed(self) -> bool:
         return not self.blocked_by
 
-    def message(self, unit: Unit) -> str:
-        parts = []
-        if self.field_clip is FieldClip.CLIPPED:
-            parts.append("Clipped to the field's boundary.")
-        elif self.field_clip is FieldClip.OUTSIDE_FIELD:
-            parts.append("The operation lies outside its field: it would count nothing.")
-        elif self.field_clip is FieldClip.FIELD_UNKNOWN:
-            parts.append("The field is not known yet: the operation would wait for it and "
-                         "count unclipped if it does not arrive; previewed unclipped.")
-        for v in self.verdicts:
-            would = f"Would add {_fmt(v.user_m2, unit)} to {v.product.value}"
-            if v.quota_m2 is None:
-                parts.append(f"{would}; the contract has no quota.")
-            elif v.can_proceed:
-                parts.append(f"{would}; {_fmt(v.available_m2 or 0.0, unit)} of the quota left.")
-            else:
-                parts.append(
-                    f"{would} but only {_fmt(v.available_m2 or 0.0, unit)} of the "
-                    f"{_fmt(v.quota_m2, unit)} quota is left."
-                )
-        if self.blocked_by:
-            names = " and ".join(p.value for p in self.blocked_by)
-            parts.append(f"Blocked by the {names} quota.")
-        return " ".join(parts)
-
 
 def check(
     meter: Meter, api_owner: str, leaf_user_id: str, product: Product, geom: BaseGeometry,
@@ -643,10 +594,6 @@ def _live_delta(union: LiveUnion | None, key: str | None, geom: BaseGeometry) ->
     current = union.get(key) if key is not None else None
     lost = uncovered(current) if current is not None else 0.0
     return uncovered(geom) - lost
-
-
-def _fmt(m2: float, unit: Unit) -> str:
-    return f"{convert(m2, unit):,.4f} {unit.value}"
 
 
 # ---- plan --------------------------------------------------------------------------
@@ -739,7 +686,6 @@ class Plan:
     days_elapsed: int
     days_remaining: int
     users_total_m2: float
-    recommendations: list[str]
     projection: Projection
 
     @property
@@ -787,15 +733,14 @@ class Plan:
         return max(0.0, self.users_total_m2 - self.usage.footprint_m2)
 
 
-def plan(meter: Meter, contract: Contract, today: date, unit: Unit) -> Plan:
+def plan(meter: Meter, contract: Contract, today: date) -> Plan:
     """Billable area now, plus the robust daily rate carried to the term's last day."""
     usage = contract_usage(meter, contract, today)
     clamped = min(max(today, usage.term.start), usage.term.last_day)
     elapsed = (clamped - usage.term.start).days + 1
     remaining = (usage.term.last_day - clamped).days
     rate = projection(meter, contract, clamped)
-    draft = Plan(usage, elapsed, remaining, usage.used_m2, [], rate)
-    return Plan(usage, elapsed, remaining, usage.used_m2, recommendations(draft, unit), rate)
+    return Plan(usage, elapsed, remaining, usage.used_m2, rate)
 
 
 def _exceed_day(usage: ContractUsage, per_day: float, elapsed: int) -> date | None:
@@ -809,49 +754,3 @@ def _exceed_day(usage: ContractUsage, per_day: float, elapsed: int) -> date | No
     days_to_quota = math.ceil((quota - usage.used_m2) / per_day)
     day = usage.term.start + timedelta(days=elapsed - 1 + days_to_quota)
     return day if day <= usage.term.last_day else None
-
-
-def recommendations(p: Plan, unit: Unit) -> list[str]:
-    """Plain-language advice; the overlap one explains why the bill exceeds the footprint."""
-    out = [*_overlap_advice(p, unit)]
-    quota = p.usage.quota_m2
-    if quota is None:
-        out.append("No quota is set: set one to be alerted at 50 %, 80 % and 100 % of it.")
-    elif p.usage.used_m2 >= quota:
-        out.append(f"The quota of {_fmt(quota, unit)} is used up; raise it to keep processing.")
-    elif p.will_exceed:
-        out.append(
-            f"At {_fmt(p.daily_average_m2, unit)} a day the quota is reached on "
-            f"{p.exceed_on}; raise it to at least {_fmt(p.projected_m2, unit)} for this term."
-        )
-    elif quota > 0 and p.projected_high_m2 > quota:
-        out.append(
-            f"Bursts like the last 30 days' could reach {_fmt(p.projected_high_m2, unit)}, "
-            "over the quota; watch the alerts."
-        )
-    elif quota > 0 and p.projected_high_m2 < 0.5 * quota:
-        out.append(
-            f"The projection is {_fmt(p.projected_m2, unit)}, under half the quota: "
-            "a smaller plan would do."
-        )
-    if p.confidence is Confidence.LOW:
-        out.append(
-            f"The projection rests on {p.projection.active_days} active day(s) in the last "
-            f"{PROJECTION_WINDOW_DAYS}: treat it as rough (range "
-            f"{_fmt(p.projected_low_m2, unit)} to {_fmt(p.projected_high_m2, unit)})."
-        )
-    return out
-
-
-def _overlap_advice(p: Plan, unit: Unit) -> Iterable[str]:
-    footprint = p.usage.footprint_m2
-    if p.overlap_m2 <= 0 or p.overlap_m2 < OVERLAP_RATIO * max(footprint, 1e-9):
-        return
-    yield (
-        f"The same area is connected under several Leaf users: their totals add up to "
-        f"{_fmt(p.users_total_m2, unit)} (the billable area) while the API owner's unique "
-        f"area is {_fmt(footprint, unit)}. The {_fmt(p.overlap_m2, unit)} overlap "
-        f"({100.0 * p.overlap_m2 / max(footprint, 1e-9):.0f} % of the owner total) is billed "
-        "again in every Leaf user's scope; connect each field under one user to avoid paying "
-        "for it more than once."
-    )

@@ -13,7 +13,8 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from aggregates.products import Product
-from aggregates.usage import Confidence, FieldClip, PeriodType, Unit
+from aggregates.usage import Confidence, FieldClip, PeriodType
+from schemas.units import Unit
 
 MAX_PAGE_SIZE = 100
 MAX_PAGE = 1_000_000  # keeps every number in a response within 64 bits

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aggregates import usage
 from aggregates.contracts import OWNER_SCOPE, Contract, user_scope
 from aggregates.periods import Term
-from aggregates.usage import ContractUsage, DayUsage, Unit, convert
+from aggregates.usage import ContractUsage, DayUsage
 from schemas.api import (
     BillingQuery,
     BreakdownQuery,
@@ -20,6 +20,7 @@ from schemas.api import (
 )
 from schemas.codec import dumps
 from schemas.internal import QuotaMessage
+from schemas.units import Unit, convert, to_m2
 from streams.api import params
 from streams.api.core import Call, Endpoint, Reply, page_of
 from streams.api.errors import not_found
@@ -117,7 +118,7 @@ async def put_quota(call: Call) -> Reply:
     """Sent in-stream to the owner's partition; the reply is the contract as it will be."""
     body: QuotaIn = call.body
     contract = the_contract(call)
-    quota_m2 = None if body.quota is None else usage.to_m2(body.quota, body.unit)
+    quota_m2 = None if body.quota is None else to_m2(body.quota, body.unit)
     message = QuotaMessage(contract_id=contract.contract_id, quota_m2=quota_m2, now=call.now)
     await call.api.send(contract.api_owner, dumps(message.model_dump(mode="json")))
     pending = usage.contract_usage(call.meter, contract.with_quota(quota_m2), call.now.date())

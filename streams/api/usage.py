@@ -9,7 +9,7 @@ from aggregates import usage as figures
 from aggregates.contracts import OWNER_SCOPE, Contract, user_scope
 from aggregates.periods import day_of
 from aggregates.records import UsageRecord
-from aggregates.usage import PeriodType, Unit, convert
+from aggregates.usage import PeriodType
 from schemas.api import (
     AreaPairOut,
     ByPeriodOut,
@@ -31,7 +31,8 @@ from schemas.api import (
     TopUsersOut,
     TopUsersQuery,
 )
-from streams.api import params
+from schemas.units import Unit, convert
+from streams.api import params, wording
 from streams.api.core import Call, Endpoint, Reply, page_of
 from streams.api.errors import bad_parameter
 
@@ -181,7 +182,7 @@ async def check(call: Call) -> Reply:
         area_added_user=convert(r.user_m2, unit), area_added_owner=convert(r.owner_m2, unit),
         required=convert(r.user_m2, unit), available=_area(r.available_m2, unit),
         used=convert(r.used_m2, unit), quota=_area(r.quota_m2, unit),
-        can_proceed=r.can_proceed, message=r.message(unit), unit=unit,
+        can_proceed=r.can_proceed, message=wording.check_message(r, unit), unit=unit,
         footprint=convert(r.footprint_m2, unit), blocked_by=r.blocked_by,
         quotas=[quota_check_out(v, unit) for v in r.verdicts], field_id=body.field_id,
         field_clip=r.field_clip,
@@ -194,7 +195,7 @@ async def plan(call: Call) -> Reply:
     contract = call.meter.contract_for(owner, q.product)
     if contract is None:
         return Reply(_no_plan(owner, q))
-    p = figures.plan(call.meter, contract, call.now.date(), q.unit)
+    p = figures.plan(call.meter, contract, call.now.date())
     u = p.usage
     return Reply(PlanOut(
         api_owner=owner, product=q.product, contract_id=contract.contract_id,
@@ -204,7 +205,8 @@ async def plan(call: Call) -> Reply:
         percent_used=u.percent_used, daily_average=convert(p.daily_average_m2, q.unit),
         projected_term_total=convert(p.projected_m2, q.unit), will_exceed_limit=p.will_exceed,
         projected_exceed_date=p.exceed_on, leaf_users_total=convert(p.users_total_m2, q.unit),
-        overlap=convert(p.overlap_m2, q.unit), recommendations=p.recommendations, unit=q.unit,
+        overlap=convert(p.overlap_m2, q.unit), unit=q.unit,
+        recommendations=wording.recommendations(p, q.unit),
         footprint=convert(p.footprint_m2, q.unit),
         projected_term_total_low=convert(p.projected_low_m2, q.unit),
         projected_term_total_high=convert(p.projected_high_m2, q.unit),

@@ -13,13 +13,11 @@ from aggregates.products import Product
 from aggregates.usage import (
     Confidence,
     PeriodType,
-    Unit,
     by_period,
-    convert,
     daily_series,
     plan,
-    to_m2,
 )
+from schemas.units import Unit, convert, to_m2
 from tests.api.conftest import OWNER, World, sq
 
 FILE = contract_id_for(OWNER, Product.OPERATIONS_FILE)
@@ -56,14 +54,14 @@ def test_plan_projects_a_steady_pace_to_the_term_end() -> None:
     quota = 200 * one
     w.persist(w.meter.set_quota(FILE, quota, datetime.now(UTC), w.next_seq()))
     contract = w.meter.contracts[FILE]
-    p = plan(w.meter, contract, date(2026, 4, 9), Unit.M2)
+    p = plan(w.meter, contract, date(2026, 4, 9))
     assert (p.days_elapsed, p.days_remaining) == (40, 325)
     assert p.usage.used_m2 == pytest.approx(40 * one)
     assert p.daily_average_m2 == pytest.approx(one)
     assert p.projection.active_days == 30 and p.confidence is Confidence.HIGH
     assert p.projected_m2 == pytest.approx((40 + 325) * one)
     assert p.will_exceed and p.exceed_on == date(2026, 4, 9) + timedelta(days=160)
-    late = plan(w.meter, contract, date(2030, 1, 1), Unit.M2)  # a later term: nothing used
+    late = plan(w.meter, contract, date(2030, 1, 1))  # a later term: nothing used
     assert late.usage.term.index == 3 and late.usage.used_m2 == 0 and not late.will_exceed
     assert late.confidence is Confidence.LOW
 
@@ -73,7 +71,7 @@ def test_plan_does_not_project_one_bursty_day_to_a_year() -> None:
     w = World()
     w.event(OWNER, "u1", box(0, 0, 0.05, 0.05), ts=datetime(2026, 3, 1, 12, tzinfo=UTC))
     contract = w.meter.contracts[FILE]
-    p = plan(w.meter, contract, date(2026, 3, 1), Unit.M2)
+    p = plan(w.meter, contract, date(2026, 3, 1))
     used = p.usage.used_m2
     assert used == pytest.approx(geodesic_area_m2(box(0, 0, 0.05, 0.05)))
     assert p.days_remaining == 364
@@ -84,7 +82,7 @@ def test_plan_does_not_project_one_bursty_day_to_a_year() -> None:
     # Steady use after the burst sets the pace; the burst itself is trimmed away.
     for i in range(1, 30):
         w.event(OWNER, "u1", sq(1 + 0.002 * i, 0), ts=datetime(2026, 3, 1 + i, 12, tzinfo=UTC))
-    p = plan(w.meter, contract, date(2026, 3, 30), Unit.M2)
+    p = plan(w.meter, contract, date(2026, 3, 30))
     assert p.daily_average_m2 == pytest.approx(geodesic_area_m2(sq(0, 0)))
     assert p.confidence is Confidence.HIGH
 

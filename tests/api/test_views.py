@@ -13,7 +13,7 @@ from aggregates import geodesic_area_m2
 from aggregates.contracts import OWNER_SCOPE, contract_id_for, user_scope
 from aggregates.meter import Meter
 from aggregates.products import Product
-from aggregates.usage import M2_PER_UNIT, Unit
+from schemas.units import M2_PER_UNIT, Unit
 from tests.api.conftest import ADMIN, NOW, OTHER, OWNER, T0, World, sq
 
 Client = TestClient[Any, Any]
