@@ -19,10 +19,11 @@ import signal
 import time
 from collections.abc import Callable, Set
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from faust.exceptions import ConsumerNotStarted
 from faust.tables.manager import TableManager
+from faust.types import TP
 from mode import Service
 
 from streams.lag import LagReader, Offsets, Partition
@@ -184,12 +185,30 @@ class PartitionWatch(Service):
         if stalls and not self._healing and not self.rt.app.should_stop:
             self.heal(stalls)
 
+    def _commit_state(self, partition: Partition | None) -> str:
+        """What Faust's commit bookkeeping holds for the partition (private, so read
+        defensively): which message the commits wait for."""
+        if partition is None:
+            return ""
+        consumer: Any = self.rt.app.consumer
+        tp = TP(*partition)
+        try:
+            acked = sorted(consumer._acked.get(tp) or [])
+            start = getattr(consumer, "_acreage_starts", {}).get(tp)
+            return (
+                f" (committed {consumer._committed_offset.get(tp)}, start {start}, "
+                f"{len(acked)} acked from {acked[:1]} to {acked[-1:]}, "
+                f"{len(consumer._unacked_messages)} messages unacked)"
+            )
+        except Exception as exc:  # noqa: BLE001 - diagnostics only
+            return f" (commit state unreadable: {exc!r})"
+
     def heal(self, stalls: list[Stall]) -> None:
         """Exit non-zero through the graceful stop (it commits what was processed);
         the SIGTERM deadline ends the process if the stuck consumer hangs the stop."""
         self._healing = True
         for stall in stalls:
-            log.error("stall: %s", stall.describe())
+            log.error("stall: %s%s", stall.describe(), self._commit_state(stall.partition))
         log.error("stall watchdog: restarting the worker (exit %d)", EXIT_STALL)
         self.rt.metrics.stall_heals.inc()
         DEADLINE.fail(EXIT_STALL)
