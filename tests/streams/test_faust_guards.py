@@ -3,6 +3,8 @@ ack patterns that lost events in the fault matrix."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections import defaultdict
 from types import SimpleNamespace
 from typing import Any
@@ -21,12 +23,21 @@ FAUST_NEW_OFFSET = Consumer._new_offset  # the guard patches the class only when
 
 
 def consumer(acked: list[int], committed: int | None, start: int | None = None) -> Any:
+    sought: list[tuple[TP, int]] = []
+
+    async def seek(tp: TP, offset: int) -> None:
+        sought.append((tp, offset))
+
     return SimpleNamespace(
         _acked=defaultdict(list, {P: list(acked)}),
         _acked_index=defaultdict(set, {P: set(acked)}),
         _committed_offset=defaultdict(lambda: None, {P: committed}),
         _gap=defaultdict(IntervalTree),
         _acreage_starts={} if start is None else {P: start},
+        _unacked_messages=set(),
+        log=logging.getLogger("test"),
+        seek=seek,
+        sought=sought,
     )
 
 
@@ -44,7 +55,7 @@ def consumer(acked: list[int], committed: int | None, start: int | None = None) 
         ([0, 1, 2], None, 0, 3, 3),
     ],
 )
-def test_commits_only_a_run_that_starts_where_reading_started(
+async def test_commits_only_a_run_that_starts_where_reading_started(
     acked: list[int], committed: int | None, start: int | None, faust: int, guarded: int | None
 ) -> None:
     assert FAUST_NEW_OFFSET(consumer(acked, committed, start), P) == faust
@@ -62,7 +73,7 @@ def test_acks_below_the_committed_offset_are_dropped_not_committed() -> None:
     assert c._acked[P] == [] and c._acked_index[P] == set()
 
 
-def test_a_hole_stops_commits_until_it_is_filled() -> None:
+async def test_a_hole_stops_commits_until_it_is_filled() -> None:
     c = consumer([8, 9, 11], 8)
     assert _new_offset(c, P) == 10
     c._committed_offset[P] = 10
@@ -70,6 +81,21 @@ def test_a_hole_stops_commits_until_it_is_filled() -> None:
     c._acked[P].append(10)
     c._acked_index[P].add(10)
     assert _new_offset(c, P) == 12
+
+
+async def test_a_hole_nothing_is_filling_is_read_again_once() -> None:
+    """Messages 8 and 9 were never delivered: the partition goes back to 8, once; not
+    while 8 is still being processed."""
+    c = consumer([10, 11], 8)
+    c._unacked_messages = [SimpleNamespace(tp=P, offset=8)]
+    assert _new_offset(c, P) is None
+    await asyncio.sleep(0)
+    assert c.sought == []
+    c._unacked_messages = [SimpleNamespace(tp=P, offset=12)]
+    assert _new_offset(c, P) is None
+    assert _new_offset(c, P) is None
+    await asyncio.sleep(0)
+    assert c.sought == [(P, 8)]
 
 
 async def test_a_partition_never_committed_is_read_again_from_its_beginning(
