@@ -47,7 +47,7 @@ from faust.utils.functional import consecutive_numbers
 from streams.runtime import Runtime
 
 _perform_seek = Consumer.perform_seek
-REWIND_AGAIN_SECONDS = 15.0  # a rewound partition's backlog may take this long to reach
+REWIND_AGAIN_SECONDS = 15.0  # a rewind's records may take this long to reach the agent
 
 
 def register(rt: Runtime) -> None:
@@ -113,15 +113,17 @@ def _new_offset(self: Any, tp: TP) -> int | None:
 
 def _rewind_if_lost(self: Any, tp: TP, start: int, first_acked: int) -> None:
     """Records from `start` up to the first ack were not delivered in this generation
-    unless one of them is still being processed: if none is, read them again."""
+    unless one of them is still being processed: if none is, read them again. While an
+    earlier rewind's records are on their way (fetched, not yet taken by the agent, so
+    not tracked), its range is not rewound again."""
     if any(m.tp == tp and m.offset < first_acked for m in self._unacked_messages):
         return
-    rewound: dict[TP, tuple[int, float]] = self.__dict__.setdefault("_acreage_rewound", {})
+    rewinds: dict[TP, tuple[int, float]] = self.__dict__.setdefault("_acreage_rewinds", {})
     now = time.monotonic()
-    last = rewound.get(tp)
-    if last is not None and last[0] == start and now - last[1] < REWIND_AGAIN_SECONDS:
+    pending = rewinds.get(tp)
+    if pending is not None and start < pending[0] and now - pending[1] < REWIND_AGAIN_SECONDS:
         return
-    rewound[tp] = (start, now)
+    rewinds[tp] = (first_acked, now)
     self.log.warning("offsets %d-%d of %s were never processed: reading them again",
                      start, first_acked - 1, tp)
     asyncio.ensure_future(_seek(self, tp, start))

@@ -96,6 +96,14 @@ async def test_a_hole_nothing_is_filling_is_read_again_once() -> None:
     assert _new_offset(c, P) is None
     await asyncio.sleep(0)
     assert c.sought == [(P, 8)]
+    # 8 comes back and is committed; 9 is still on its way: no second rewind
+    c._acked[P].append(8)
+    c._acked_index[P].add(8)
+    assert _new_offset(c, P) == 9
+    c._committed_offset[P] = 9
+    assert _new_offset(c, P) is None
+    await asyncio.sleep(0)
+    assert c.sought == [(P, 8)]
 
 
 async def test_a_partition_never_committed_is_read_again_from_its_beginning(
