@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-unit test-integration lint bench bench-engine bench-pipeline broker-fetch clean soak
+.PHONY: run test test-unit test-integration lint bench bench-engine bench-pipeline bench-api broker-fetch clean soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,13 +38,16 @@ lint: $(STAMP)
 soak: $(STAMP) broker-fetch
 	$(PY) -m tests.soak --runs $(or $(RUNS),10)
 
-bench: bench-engine bench-pipeline
+bench: bench-engine bench-pipeline bench-api
 
 bench-engine: $(STAMP)
 	$(PY) -m bench.engine --profile 5000
 
 bench-pipeline: $(STAMP) broker-fetch
 	$(PY) -m bench.pipeline
+
+bench-api: $(STAMP)
+	$(PY) -m bench.api_reads
 
 clean:
 	rm -rf .data .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -27,6 +27,7 @@ from aggregates.area import geodesic_area_m2
 from aggregates.contracts import OWNER_SCOPE, Contract, new_contract, user_scope
 from aggregates.fields import FieldHistory, Version, boundary_for
 from aggregates.geometry import clip_to
+from aggregates.history import UsageHistory
 from aggregates.live import LiveUnion
 from aggregates.overlay import object_array, subtract_all
 from aggregates.periods import Term, add_years, day_end, day_of
@@ -139,7 +140,7 @@ class Meter:
         self._alerted: dict[tuple[str, int], AlertState] = {}
         self._dirty: dict[LedgerKey, set[int]] = defaultdict(set)
         # usage-records (API): every non-duplicate event's record per owner, for /usage/details
-        self.records: dict[str, list[UsageRecord]] = defaultdict(list)
+        self.records = UsageHistory()
 
     # ---- reading -----------------------------------------------------------------
 
@@ -236,7 +237,7 @@ class Meter:
         marker = self._encode_marker(record, seq, source)
         out.writes.append((key(Kind.EVENT, ev.api_owner, ev.event_id), marker))
         out.records.append(record)
-        self.records[ev.api_owner].append(record)  # usage-records (API)
+        self.records.add(record)  # usage-records (API)
 
     def _remember_seen(self, owner: str, event_id: str, seen: Seen, moment: datetime) -> None:
         self._seen[(owner, event_id)] = seen
@@ -267,7 +268,7 @@ class Meter:
         marker = self._encode_marker(record, seq, source)
         out.writes.append((key(Kind.FAILED, ev.api_owner, ev.event_id, seq), marker))
         out.records.append(record)
-        self.records[ev.api_owner].append(record)  # usage-records (API)
+        self.records.add(record)  # usage-records (API)
 
     # ---- operations waiting for their field ----------------------------------------
 
@@ -950,7 +951,7 @@ class Meter:
         self._latest[owner] = max(self._latest.get(owner, ts), ts)
 
     def _restore_record(self, event_id: str, marker: dict[str, Any]) -> None:
-        self.records[str(marker["owner"])].append(_record_of_marker(event_id, marker))
+        self.records.add(_record_of_marker(event_id, marker))
 
 
 _INSTANT = timedelta(microseconds=1)

@@ -19,11 +19,12 @@ from shapely.geometry.base import BaseGeometry
 from aggregates.area import geodesic_area_m2
 from aggregates.contracts import OWNER_SCOPE, Contract, user_scope
 from aggregates.geometry import clip_to
+from aggregates.history import Newest
 from aggregates.live import LiveUnion
 from aggregates.overlay import intersecting, object_array, subtract_all
 from aggregates.periods import Term
 from aggregates.products import Product
-from aggregates.records import ProductArea, UsageRecord
+from aggregates.records import ProductArea
 from aggregates.snapshots import CHANGE_EPSILON_M2, figures_for, is_closed
 from aggregates.state import join_parts
 
@@ -259,19 +260,10 @@ def records(
     leaf_user_id: str | None = None,
     start: date | None = None,
     end: date | None = None,
-) -> list[UsageRecord]:
+) -> Newest:
     """An owner's usage records, newest event time first, filtered."""
-    def keep(r: UsageRecord) -> bool:
-        day = r.timestamp.astimezone(UTC).date()
-        return (
-            event_type in (None, r.type)
-            and leaf_user_id in (None, r.leaf_user_id)
-            and (start is None or day >= start)
-            and (end is None or day <= end)
-        )
-
-    found = [r for r in meter.records.get(api_owner, ()) if keep(r)]
-    return sorted(found, key=lambda r: (r.timestamp, r.event_id), reverse=True)
+    return meter.records.select(api_owner, event_type=event_type, leaf_user_id=leaf_user_id,
+                                start=start, end=end)
 
 
 # ---- by period ---------------------------------------------------------------------
@@ -331,12 +323,12 @@ def _record_hours(
     added: dict[datetime, float] = defaultdict(float)
     active: set[datetime] = set()
     product = contract.product.value
-    for r in meter.records.get(contract.api_owner, ()):
+    user = None if scope == OWNER_SCOPE else scope.removeprefix(USER_PREFIX)
+    for r in meter.records.select(contract.api_owner, leaf_user_id=user,
+                                  start=min(days, default=None), end=max(days, default=None)):
         area = r.by_product.get(product)
-        if area is None or (scope != OWNER_SCOPE and user_scope(r.leaf_user_id) != scope):
-            continue
         at = r.timestamp.astimezone(UTC)
-        if at.date() not in days:
+        if area is None or at.date() not in days:
             continue
         hour = at.replace(minute=0, second=0, microsecond=0)
         added[hour] += area.owner_m2 if scope == OWNER_SCOPE else area.user_m2

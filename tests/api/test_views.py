@@ -472,8 +472,8 @@ async def test_openapi_covers_every_endpoint(client: Client) -> None:
 def test_records_survive_a_rebuild(world: World) -> None:
     rebuilt = Meter.from_state(world.table.items(), grace=timedelta(0))
     for owner in (OWNER, OTHER):
-        live = sorted(world.meter.records[owner], key=lambda r: r.event_id)
-        again = sorted(rebuilt.records[owner], key=lambda r: r.event_id)
+        live = sorted(world.meter.records.select(owner), key=lambda r: r.event_id)
+        again = sorted(rebuilt.records.select(owner), key=lambda r: r.event_id)
         assert [(r.event_id, r.type, r.counted, r.reason, r.leaf_user_id, r.timestamp)
                 for r in live] == [(r.event_id, r.type, r.counted, r.reason, r.leaf_user_id,
                                     r.timestamp) for r in again]

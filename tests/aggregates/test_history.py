@@ -1,0 +1,60 @@
+"""The indexed history answers exactly what filtering and sorting every record answers."""
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from aggregates.history import UsageHistory
+from aggregates.records import UsageRecord
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def _record(owner: str, user: str, kind: str, minutes: int, event_id: str) -> UsageRecord:
+    return UsageRecord(event_id, kind, T0 + timedelta(minutes=minutes), owner, user,
+                       ["FIELDS_BOUNDARY"], "SUCCESS", True, 1.0, 1.0)
+
+
+records = st.lists(st.builds(
+    _record,
+    st.sampled_from(["o1", "o2"]),
+    st.sampled_from(["u1", "u2", "u3"]),
+    st.sampled_from(["FIELD_BOUNDARY_CREATED", "MACHINE_FILE_PROCESSED"]),
+    st.integers(0, 5 * 24 * 60),
+    st.text("abc", min_size=1, max_size=3),
+), max_size=60)
+days = st.none() | st.dates(date(2026, 2, 28), date(2026, 3, 7))
+
+
+def _brute(all_: list[UsageRecord], owner: str, user: str | None, kind: str | None,
+           start: date | None, end: date | None) -> list[UsageRecord]:
+    found = [
+        r for r in all_
+        if r.api_owner == owner and user in (None, r.leaf_user_id) and kind in (None, r.type)
+        and (start is None or r.timestamp.date() >= start)
+        and (end is None or r.timestamp.date() <= end)
+    ]
+    return sorted(found, key=lambda r: (r.timestamp, r.event_id), reverse=True)
+
+
+@given(records, st.sampled_from(["o1", "o2", "o3"]), st.sampled_from([None, "u1", "u2"]),
+       st.sampled_from([None, "MACHINE_FILE_PROCESSED"]), days, days,
+       st.integers(0, 4), st.integers(1, 7))
+def test_select_is_filter_then_sort_newest_first(
+    all_: list[UsageRecord], owner: str, user: str | None, kind: str | None,
+    start: date | None, end: date | None, page: int, size: int,
+) -> None:
+    history = UsageHistory()
+    for r in all_:
+        history.add(r)
+    got = history.select(owner, leaf_user_id=user, event_type=kind, start=start, end=end)
+    want = _brute(all_, owner, user, kind, start, end)
+    assert len(got) == len(want)
+    assert [r.event_id for r in got] == [r.event_id for r in want]
+    assert [r.timestamp for r in got[page * size:(page + 1) * size]] == [
+        r.timestamp for r in want[page * size:(page + 1) * size]]
+    if want:
+        assert got[0].timestamp == want[0].timestamp
+        assert got[-1].timestamp == want[-1].timestamp
