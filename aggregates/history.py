@@ -29,8 +29,7 @@ class _Ordered:
         self.keys: list[_Key] = []
         self.items: list[UsageRecord] = []
 
-    def add(self, record: UsageRecord) -> None:
-        at = (record.timestamp, record.event_id)
+    def add(self, at: _Key, record: UsageRecord) -> None:
         i = bisect_right(self.keys, at)
         self.keys.insert(i, at)
         self.items.insert(i, record)
@@ -79,9 +78,10 @@ class UsageHistory:
 
     def add(self, record: UsageRecord) -> None:
         owner, user, kind = record.api_owner, record.leaf_user_id, record.type
+        at = (record.timestamp, record.event_id)
         for index in ((owner, None, None), (owner, user, None),
                       (owner, None, kind), (owner, user, kind)):
-            self._lists.setdefault(index, _Ordered()).add(record)
+            self._lists.setdefault(index, _Ordered()).add(at, record)
 
     def select(
         self,
