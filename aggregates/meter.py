@@ -25,6 +25,7 @@ from shapely.geometry.base import BaseGeometry
 
 from aggregates.area import geodesic_area_m2
 from aggregates.contracts import OWNER_SCOPE, Contract, new_contract, user_scope
+from aggregates.dedup import EventIds, Seen
 from aggregates.fields import FieldHistory, Version, boundary_for
 from aggregates.geometry import clip_to
 from aggregates.history import UsageHistory
@@ -68,15 +69,6 @@ Write = tuple[str, bytes | None]
 LedgerKey = tuple[str, int, str]  # contract id, term index, scope
 
 
-@dataclass(frozen=True, slots=True)
-class Seen:
-    """Where an event was first metered: a message seen again there is our own replay
-    (a restart re-reads what it had not committed), not a duplicate sent upstream."""
-
-    seq: int
-    source: str | None
-
-
 @dataclass
 class Outcome:
     """Everything one input caused, in the order it must be made durable."""
@@ -109,7 +101,7 @@ class Meter:
     ) -> None:
         self.grace = grace
         self.field_wait = grace if field_wait is None else field_wait
-        self.dedup_horizon = dedup_horizon
+        self.ids = EventIds(dedup_horizon)
         self.contracts: dict[str, Contract] = {}
         self._by_owner: dict[str, dict[Product, str]] = defaultdict(dict)
         self.ledgers: dict[LedgerKey, UniqueAreaLedger] = {}
@@ -120,9 +112,6 @@ class Meter:
         self.audit_days: dict[tuple[str, str], dict[int, float]] = defaultdict(
             lambda: defaultdict(float)
         )
-        self._seen: dict[tuple[str, str], Seen] = {}
-        self._seen_days: dict[str, dict[int, set[str]]] = defaultdict(lambda: defaultdict(set))
-        self._failed: set[tuple[str, str, int]] = set()
         # owner -> (leaf user, field id) -> every boundary version of that field
         self._fields: dict[str, dict[tuple[str, str], FieldHistory]] = defaultdict(
             lambda: defaultdict(FieldHistory)
@@ -207,9 +196,9 @@ class Meter:
         `source` names the input record (topic, partition, offset) the event came from.
         """
         out = Outcome()
-        seen = self._seen.get((ev.api_owner, ev.event_id))
+        seen = self.ids.seen(ev.api_owner, ev.event_id)
         if seen is not None:
-            if seen.seq != seq and (source is None or seen.source != source):
+            if not seen.replayed_by(seq, source):
                 names = [p.value for p in products_for(ev.type, ev.provider)]
                 out.records.append(self._record(ev, names, False, {}, "duplicate"))
             return out
@@ -218,7 +207,7 @@ class Meter:
         elif self._waits_for_field(ev):
             self._hold(HeldOperation(ev, now, seq, source), out)
         else:
-            self._remember_seen(ev.api_owner, ev.event_id, Seen(seq, source), ev.timestamp)
+            self.ids.remember(ev.api_owner, ev.event_id, Seen(seq, source), ev.timestamp)
             self._meter(ev, now, seq, source, out)
         return out
 
@@ -239,32 +228,15 @@ class Meter:
         out.records.append(record)
         self.records.add(record)  # usage-records (API)
 
-    def _remember_seen(self, owner: str, event_id: str, seen: Seen, moment: datetime) -> None:
-        self._seen[(owner, event_id)] = seen
-        self._seen_days[owner][day_of(moment).toordinal()].add(event_id)
-
-    def _forget_old_ids(self, owns: Callable[[str], bool]) -> None:
-        """SPEC §5: ids are remembered for `dedup_horizon` in event time, behind each owner's
-        latest event, so dedup state is bounded. An older re-delivery is metered again; its
-        area is already in the union, so it adds nothing, and its record says 0 m²."""
-        for owner, days in self._seen_days.items():
-            if not owns(owner) or owner not in self._latest:
-                continue
-            cutoff = day_of(self._latest[owner] - self.dedup_horizon).toordinal()
-            for day in [d for d in days if d < cutoff]:
-                for event_id in days.pop(day):
-                    if (owner, event_id) not in self._held:
-                        self._seen.pop((owner, event_id), None)
-
     def _fail(self, ev: MeterEvent, seq: int, source: str | None, out: Outcome) -> None:
         """A FAILED event is recorded but does not use up its id (SPEC §5): the retry
         that succeeds, with the same id, must count."""
-        if (ev.api_owner, ev.event_id, seq) in self._failed:
+        if self.ids.failed_before(ev.api_owner, ev.event_id, seq):
             return
         record = self._record(
             ev, [p.value for p in products_for(ev.type, ev.provider)], False, {}, "failed"
         )
-        self._failed.add((ev.api_owner, ev.event_id, seq))
+        self.ids.remember_failed(ev.api_owner, ev.event_id, seq)
         marker = self._encode_marker(record, seq, source)
         out.writes.append((key(Kind.FAILED, ev.api_owner, ev.event_id, seq), marker))
         out.records.append(record)
@@ -283,7 +255,7 @@ class Meter:
     def _hold(self, held: HeldOperation, out: Outcome) -> None:
         ev = held.event
         self._held[(ev.api_owner, ev.event_id)] = held
-        self._remember_seen(ev.api_owner, ev.event_id, Seen(held.seq, held.source), ev.timestamp)
+        self.ids.remember(ev.api_owner, ev.event_id, Seen(held.seq, held.source), ev.timestamp)
         out.writes.append((key(Kind.HELD, ev.api_owner, ev.event_id), encode_held(held)))
 
     def _release(self, now: datetime, seq: int, owns: Callable[[str], bool], out: Outcome) -> None:
@@ -700,7 +672,7 @@ class Meter:
         out = Outcome()
         self._release(now, seq, owns, out)
         self._carry_over(now, seq, owns, out)
-        self._forget_old_ids(owns)
+        self.ids.forget_old(self._latest, owns, lambda owner, eid: (owner, eid) in self._held)
         mine = [k for k in self._dirty if owns(self.contracts[k[0]].api_owner)]
         for lkey in mine:
             cid, term, scope = lkey
@@ -904,7 +876,7 @@ class Meter:
             meter._restore_marker(event_id, load(value))
         for event_id, seq, value in failed:
             record = load(value)
-            meter._failed.add((str(record["owner"]), event_id, seq))
+            meter.ids.remember_failed(str(record["owner"]), event_id, seq)
             meter._restore_record(event_id, record)
         for operation in held:
             meter._restore_held(operation)
@@ -918,9 +890,9 @@ class Meter:
     def _restore_held(self, held: HeldOperation) -> None:
         """A held record whose marker exists was released just before a crash."""
         k = (held.event.api_owner, held.event.event_id)
-        if k not in self._seen:
+        if self.ids.seen(*k) is None:
             self._held[k] = held
-            self._remember_seen(*k, Seen(held.seq, held.source), held.event.timestamp)
+            self.ids.remember(*k, Seen(held.seq, held.source), held.event.timestamp)
 
     def _ledger(self, lkey: LedgerKey, ledger: UniqueAreaLedger | None = None) -> UniqueAreaLedger:
         cid, term, scope = lkey
@@ -946,7 +918,7 @@ class Meter:
         source = marker.get("src")
         seq = int(str(marker["seq"]))
         ts = datetime.fromisoformat(str(marker["ts"]))
-        self._remember_seen(owner, event_id, Seen(seq, str(source) if source else None), ts)
+        self.ids.remember(owner, event_id, Seen(seq, str(source) if source else None), ts)
         self._restore_record(event_id, marker)
         self._latest[owner] = max(self._latest.get(owner, ts), ts)
 

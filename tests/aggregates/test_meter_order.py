@@ -108,12 +108,12 @@ def test_a_failed_event_retried_with_the_same_id_counts() -> None:
     cid = contract_id_for(OWNER, Product.OPERATIONS_FILE)
     rebuilt = h.rebuilt()
     assert rebuilt.total_m2(cid, 0, user_scope("u1")) == pytest.approx(area(a), rel=1e-9)
-    assert sorted(str(r.reason) for r in rebuilt.records[OWNER]) == ["None", "failed"]
+    assert sorted(str(r.reason) for r in rebuilt.records.select(OWNER)) == ["None", "failed"]
 
 
 def test_ids_are_forgotten_past_the_dedup_horizon_and_a_late_redelivery_adds_nothing() -> None:
     h = Harness()
-    h.meter.dedup_horizon = timedelta(days=30)
+    h.meter.ids.horizon = timedelta(days=30)
     a = sq(10, 50)
     h.event("providerFileProcessingFinished", "u1", a, event_id="old")
     h.event("providerFileProcessingFinished", "u1", sq(11, 50), event_id="recent",
@@ -124,7 +124,7 @@ def test_ids_are_forgotten_past_the_dedup_horizon_and_a_late_redelivery_adds_not
     h.event("providerFileProcessingFinished", "u1", sq(12, 50), event_id="new",
             ts=T0 + timedelta(days=40))
     h.tick()
-    assert ("owner@example.com", "old") not in h.meter._seen  # noqa: SLF001 - bounded state
+    assert h.meter.ids.seen("owner@example.com", "old") is None  # bounded state
     beyond = h.event("providerFileProcessingFinished", "u1", a, event_id="old")
     assert beyond.records[0].reason is None and beyond.records[0].area_added_owner_m2 == 0.0
     cid = contract_id_for(OWNER, Product.OPERATIONS_FILE)
