@@ -29,6 +29,13 @@ Acks of one consumer generation can also land in the next: on revoke, Faust drop
 partition's ack bookkeeping and only then waits for the agents' in-flight messages.
 Nothing is consumed between an assignment and the seek after table recovery, so every
 ack held when partitions are assigned is stale, and is dropped.
+
+Faust also acks messages nobody processed (its stream acks a message it skips because
+it was fetched in an earlier generation or while flow control was off, and the conductor
+acks what it cannot decode). The soak lost two operations around a broker restart whose
+offsets were committed although ingest never forwarded them. So an offset counts only if
+our agent noted it as processed (`processed_ack`), after the broker acknowledged what
+it wrote; any other ack is dropped, and the hole it leaves is read again.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -50,6 +58,21 @@ _perform_seek = Consumer.perform_seek
 REWIND_AGAIN_SECONDS = 15.0  # a rewind's records may take this long to reach the agent
 
 
+def processed_ack(stream: Any, event: Any) -> Callable[[], Awaitable[Any]]:
+    """The ack of a message our agent has processed, and whose writes are durable."""
+    async def ack() -> Any:
+        message = event.message
+        processed = _processed(stream.app.consumer)
+        processed.setdefault(message.tp, set()).add(message.offset)
+        return await stream.ack(event)
+    return ack
+
+
+def _processed(consumer: Any) -> dict[TP, set[int]]:
+    found: dict[TP, set[int]] = consumer.__dict__.setdefault("_acreage_processed", {})
+    return found
+
+
 def register(rt: Runtime) -> None:
     rt.app.on_partitions_assigned.connect(_forgetting_stale_acks(rt))
     Consumer.perform_seek = _seek_and_note_starts  # type: ignore[method-assign]
@@ -59,7 +82,8 @@ def register(rt: Runtime) -> None:
 def _forgetting_stale_acks(rt: Runtime) -> Any:
     def forget(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         consumer: Any = rt.app.consumer  # the bookkeeping is private to Faust's Consumer
-        for bookkeeping in (consumer._acked, consumer._acked_index, consumer._gap):
+        for bookkeeping in (consumer._acked, consumer._acked_index, consumer._gap,
+                            _processed(consumer)):
             bookkeeping.clear()
         consumer._acreage_starts = {}
 
@@ -96,10 +120,11 @@ def _new_offset(self: Any, tp: TP) -> int | None:
     if not acked or start is None:
         return None
     acked.sort()
-    stale = [offset for offset in acked if offset < start]
-    if stale:
-        acked[: len(stale)] = []
-        self._acked_index[tp].difference_update(stale)
+    processed = _processed(self).setdefault(tp, set())
+    processed.difference_update([o for o in processed if o < start])
+    dropped = [offset for offset in acked if offset < start or offset not in processed]
+    if dropped:
+        _drop(self, tp, dropped, start)
     if not acked:
         return None
     if acked[0] != start:
@@ -108,7 +133,20 @@ def _new_offset(self: Any, tp: TP) -> int | None:
     batch = next(consecutive_numbers(acked))
     acked[: len(batch)] = []
     self._acked_index[tp].difference_update(batch)
+    processed.difference_update(batch)
     return int(batch[-1]) + 1
+
+
+def _drop(self: Any, tp: TP, offsets: list[int], start: int) -> None:
+    """Acks below the start are stale; acks we did not note were never processed."""
+    unprocessed = [o for o in offsets if o >= start]
+    if unprocessed:
+        self.log.warning("offsets %s of %s were acked but never processed: not committed",
+                         unprocessed, tp)
+    gone = set(offsets)
+    self._acked[tp][:] = [o for o in self._acked[tp] if o not in gone]
+    self._acked_index[tp].difference_update(gone)
+    _processed(self)[tp].difference_update(gone)
 
 
 def _rewind_if_lost(self: Any, tp: TP, start: int, first_acked: int) -> None:

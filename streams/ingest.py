@@ -1,7 +1,9 @@
 """Ingest agents, one per input topic: validate, normalise, re-key by API owner.
 
 Every record ends as a metering message or a dead letter, and no record can stop an
-agent: an agent that dies stops metering for every owner of its partitions.
+agent: an agent that dies stops metering for every owner of its partitions. A record is
+acked once the broker has its forward (streams/acks.py): a commit that covered a
+forward still in the producer's buffer lost it when the worker stopped.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +27,7 @@ from streams.decode import (
     decode_input,
     encode_for_metering,
 )
+from streams.faust_guards import processed_ack
 from streams.runtime import DEAD_LETTER_TOPIC, Runtime
 
 log = logging.getLogger(__name__)
@@ -64,30 +67,34 @@ def _ingest_agent(rt: Runtime, topic_name: str) -> Callable[[Any], Awaitable[Non
     allowed = TOPIC_TYPES[topic_name]
     limits = Limits.from_settings(rt.settings)
 
-    async def ingest(stream: AsyncIterator[Any]) -> None:
-        async for event in stream.events():  # type: ignore[attr-defined]
+    async def ingest(stream: Any) -> None:
+        records = stream.noack()
+        async for event in records.events():
             msg = event.message
             origin = Origin(msg.topic, msg.partition, msg.offset, msg.key, msg.value)
-            await _ingest_one(rt, origin, allowed, limits)
+            sent = await _ingest_one(rt, origin, allowed, limits)
+            rt.forwards.ack_after(sent, processed_ack(records, event))
 
     ingest.__name__ = f"ingest_{topic_name.replace('.', '_').replace('-', '_')}"
     return ingest
 
 
-async def _ingest_one(rt: Runtime, origin: Origin, allowed: frozenset[str], limits: Limits) -> None:
-    """Forward or dead-letter one record; an exception costs that record, not the stream."""
+async def _ingest_one(
+    rt: Runtime, origin: Origin, allowed: frozenset[str], limits: Limits
+) -> list[Awaitable[Any]]:
+    """Forward or dead-letter one record; an exception costs that record, not the stream.
+    What is returned resolves when the broker has what was sent."""
     try:
         routed = _route(origin, allowed, limits)
     except Exception as exc:  # a bug triggered by one input must not stop metering
         routed = _internal_error(origin, exc)
     if isinstance(routed, Rejection):
-        await _dead_letter(rt, origin, routed)
-        return
+        return await _dead_letter(rt, origin, routed)
     key, value = routed
     try:
-        await _send(rt.metering, key, value)
+        return [await _send(rt.metering, key, value)]
     except Exception as exc:  # not broker trouble (that is waited out): the record's own
-        await _dead_letter(rt, origin, _internal_error(origin, exc))
+        return await _dead_letter(rt, origin, _internal_error(origin, exc))
 
 
 def _route(
@@ -116,35 +123,50 @@ def _internal_error(origin: Origin, exc: Exception) -> Rejection:
     return Rejection("internal_error", f"{type(exc).__name__}: {exc}")
 
 
-async def _dead_letter(rt: Runtime, origin: Origin, rejection: Rejection) -> None:
+async def _dead_letter(rt: Runtime, origin: Origin, rejection: Rejection) -> list[Awaitable[Any]]:
     """A dead letter that cannot be sent is logged and counted (reason label `unsent`):
-    losing the trace of a bad record must not cost the good ones behind it."""
+    losing the trace of a bad record must not cost the good ones behind it, nor stop the
+    worker, so the broker refusing it later is not an error for the record's ack."""
     try:
         key, value = dead_letter(rejection, origin, rt.settings.dead_letter_max_payload_bytes)
-        await _send(rt.outputs[DEAD_LETTER_TOPIC], key, value)
+        sent = await _send(rt.outputs[DEAD_LETTER_TOPIC], key, value)
     except Exception as exc:
-        rt.metrics.dead_letters.labels("unsent").inc()
-        throttled.warning(
-            "dead_letter_unsent",
-            "dead letter (%s) for %s[%d]@%d not sent",
-            rejection.reason,
-            origin.topic,
-            origin.partition,
-            origin.offset,
-            exc=exc,
-        )
-        return
+        _unsent(rt, origin, rejection, exc)
+        return []
     rt.metrics.dead_letters.labels(rejection.reason).inc()
+    return [asyncio.ensure_future(_settled_or_unsent(rt, origin, rejection, sent))]
 
 
-async def _send(topic: TopicT, key: bytes | None, value: bytes) -> None:
+async def _settled_or_unsent(
+    rt: Runtime, origin: Origin, rejection: Rejection, sent: Awaitable[Any]
+) -> None:
+    try:
+        await sent
+    except Exception as exc:
+        _unsent(rt, origin, rejection, exc)
+
+
+def _unsent(rt: Runtime, origin: Origin, rejection: Rejection, exc: Exception) -> None:
+    rt.metrics.dead_letters.labels("unsent").inc()
+    throttled.warning(
+        "dead_letter_unsent",
+        "dead letter (%s) for %s[%d]@%d not sent",
+        rejection.reason,
+        origin.topic,
+        origin.partition,
+        origin.offset,
+        exc=exc,
+    )
+
+
+async def _send(topic: TopicT, key: bytes | None, value: bytes) -> Awaitable[Any]:
     """Broker trouble is waited out, never turned into a dead letter: a valid event
-    dead-lettered because the broker was away would be area lost. Anything else raises."""
+    dead-lettered because the broker was away would be area lost. Anything else raises.
+    Returns the send's future, which resolves when the broker acknowledges it."""
     delay = RETRY_FIRST_SECONDS
     while True:
         try:
-            await topic.send(key=key, value=value)
-            return
+            return await topic.send(key=key, value=value)
         except Exception as exc:
             if not _broker_trouble(exc):
                 raise

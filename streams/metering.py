@@ -2,7 +2,7 @@
 
 Per message: the pure Meter computes an Outcome and its writes go to the table; the
 message is acked only once the broker has acknowledged those writes, so no commit covers
-a write that could still be lost (streams/changelog.py). Its usage record is sent
+a write that could still be lost (streams/acks.py). Its usage record is sent
 at once (a replay recomputes the same record); its snapshots and alerts wait in the
 partition's outbox. A tick sends the outbox once the bookkeeping that numbers them is
 durable, then records per owner that they were sent.
@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
 from faust.types import StreamT
@@ -31,6 +30,7 @@ from schemas.internal import (
 from schemas.outputs import DailySnapshotOut, QuotaAlertOut, UsageRecordOut
 from streams.api.keys import key_outcome
 from streams.decode import Origin, Rejection, dead_letter, to_domain
+from streams.faust_guards import processed_ack
 from streams.holder import PartitionState
 from streams.runtime import ALERTS_TOPIC, DAILY_TOPIC, DEAD_LETTER_TOPIC, RECORDS_TOPIC, Runtime
 from streams.topics import partition_of
@@ -64,7 +64,7 @@ async def _meter_each(rt: Runtime, stream: Any) -> None:
     durable, and never if the agent is stopped halfway through it."""
     async for event in stream.events():
         await _meter_one(rt, event.message)
-        rt.changelog.ack_after_writes(partial(stream.ack, event))
+        rt.changelog.ack_after_writes(processed_ack(stream, event))
 
 
 async def _meter_one(rt: Runtime, record: Any) -> None:

@@ -13,7 +13,7 @@ from faust.types import TableT
 
 from aggregates.meter import Meter
 from schemas.events import TOPIC_TYPES
-from streams.changelog import ChangelogAcks
+from streams.acks import ChangelogAcks, DurableAcks
 from streams.holder import MeterHolder
 from streams.metrics import Metrics
 from streams.settings import Settings
@@ -34,6 +34,7 @@ class Runtime:
     outputs: dict[str, faust.TopicT]
     holder: MeterHolder
     changelog: ChangelogAcks
+    forwards: DurableAcks
     metrics: Metrics = field(default_factory=Metrics)
 
 
@@ -103,5 +104,6 @@ def build_runtime(s: Settings) -> Runtime:
         },
         holder=MeterHolder(state, partial(Meter.from_state, **meter_rules(s)), s.partitions),
         changelog=ChangelogAcks(state, stopping=lambda: app.should_stop),
+        forwards=DurableAcks(lambda: app.should_stop, "forward to metering"),
     )
     return rt

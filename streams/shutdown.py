@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 EXIT_STALL = 75  # EX_TEMPFAIL: the watchdog found a stall; restarting heals it
 EXIT_SHUTDOWN_TIMEOUT = 70  # EX_SOFTWARE: the graceful stop did not finish in time
-EXIT_CHANGELOG = 74  # EX_IOERR: a table write was not acknowledged; a restart replays it
+EXIT_UNACKNOWLEDGED = 74  # EX_IOERR: a write was not acknowledged; a restart replays it
 
 
 @dataclass

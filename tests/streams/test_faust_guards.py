@@ -22,7 +22,11 @@ P = TP("events.provider-files", 2)
 FAUST_NEW_OFFSET = Consumer._new_offset  # the guard patches the class only when registered
 
 
-def consumer(acked: list[int], committed: int | None, start: int | None = None) -> Any:
+def consumer(
+    acked: list[int], committed: int | None, start: int | None = None,
+    processed: list[int] | None = None,
+) -> Any:
+    """Faust's ack bookkeeping; every ack is one our agents processed unless told."""
     sought: list[tuple[TP, int]] = []
 
     async def seek(tp: TP, offset: int) -> None:
@@ -35,10 +39,18 @@ def consumer(acked: list[int], committed: int | None, start: int | None = None) 
         _gap=defaultdict(IntervalTree),
         _acreage_starts={} if start is None else {P: start},
         _unacked_messages=set(),
+        _acreage_processed={P: set(acked if processed is None else processed)},
         log=logging.getLogger("test"),
         seek=seek,
         sought=sought,
     )
+
+
+def ack(c: Any, offset: int) -> None:
+    """What `processed_ack` and then Faust's `Consumer.ack` do."""
+    c._acreage_processed[P].add(offset)
+    c._acked[P].append(offset)
+    c._acked_index[P].add(offset)
 
 
 @pytest.mark.parametrize(
@@ -78,9 +90,27 @@ async def test_a_hole_stops_commits_until_it_is_filled() -> None:
     assert _new_offset(c, P) == 10
     c._committed_offset[P] = 10
     assert _new_offset(c, P) is None
-    c._acked[P].append(10)
-    c._acked_index[P].add(10)
+    ack(c, 10)
     assert _new_offset(c, P) == 12
+
+
+async def test_an_ack_faust_made_for_a_message_nobody_processed_is_not_committed() -> None:
+    """16 and 17 were acked by Faust (a skipped or undecodable message), not by an agent
+    that processed them: Faust commits past them, the guard stops at 16 and reads them
+    again."""
+    acked = [14, 15, 16, 17, 18]
+    c = consumer(acked, 14, processed=[14, 15, 18])
+    assert FAUST_NEW_OFFSET(consumer(acked, 14, processed=[14, 15, 18]), P) == 19
+    assert _new_offset(c, P) == 16
+    c._committed_offset[P] = 16
+    assert _new_offset(c, P) is None
+    assert c._acked[P] == [18] and c._acked_index[P] == {18}
+    await asyncio.sleep(0)
+    assert c.sought == [(P, 16)]
+    ack(c, 16)
+    ack(c, 17)
+    assert _new_offset(c, P) == 19
+    assert c._acreage_processed[P] == set()
 
 
 async def test_a_hole_nothing_is_filling_is_read_again_once() -> None:
@@ -97,8 +127,7 @@ async def test_a_hole_nothing_is_filling_is_read_again_once() -> None:
     await asyncio.sleep(0)
     assert c.sought == [(P, 8)]
     # 8 comes back and is committed; 9 is still on its way: no second rewind
-    c._acked[P].append(8)
-    c._acked_index[P].add(8)
+    ack(c, 8)
     assert _new_offset(c, P) == 9
     c._committed_offset[P] = 9
     assert _new_offset(c, P) is None

@@ -3,6 +3,8 @@ agent goes on. Topics are in-memory stand-ins; the ingest code is the real one."
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -24,16 +26,21 @@ TOPIC = "events.provider-files"
 
 
 class Topic:
-    """Records what is sent; raises the queued failures first, one per send."""
+    """Records what is sent; raises the queued failures first, one per send. Like
+    Faust's, a send returns a future the broker's acknowledgement resolves: here the
+    test does, through `acks`."""
 
     def __init__(self, *failures: BaseException) -> None:
         self.failures = list(failures)
         self.sent: list[tuple[bytes | None, bytes]] = []
+        self.acks: list[asyncio.Future[None]] = []
 
-    async def send(self, *, key: bytes | None, value: bytes) -> None:
+    async def send(self, *, key: bytes | None, value: bytes) -> asyncio.Future[None]:
         if self.failures:
             raise self.failures.pop(0)
         self.sent.append((key, value))
+        self.acks.append(asyncio.get_running_loop().create_future())
+        return self.acks[-1]
 
 
 def runtime(metering: Topic, letters: Topic) -> Any:
@@ -54,8 +61,9 @@ def dead_letters(rt: Any, reason: str) -> float:
     return float(rt.metrics.dead_letters.labels(reason)._value.get())
 
 
-async def run(rt: Any, value: bytes, limits: Limits = LIMITS) -> None:
-    await ingest._ingest_one(rt, Origin(TOPIC, 1, 7, b"key", value), TOPIC_TYPES[TOPIC], limits)
+async def run(rt: Any, value: bytes, limits: Limits = LIMITS) -> list[Awaitable[Any]]:
+    return await ingest._ingest_one(
+        rt, Origin(TOPIC, 1, 7, b"key", value), TOPIC_TYPES[TOPIC], limits)
 
 
 @pytest.fixture(autouse=True)
@@ -68,6 +76,24 @@ async def test_valid_event_is_forwarded_keyed_by_owner() -> None:
     await run(rt, fresh())
     assert [key for key, _ in metering.sent] == [b"owner@example.com"]
     assert letters.sent == []
+
+
+async def test_what_a_record_waits_for_is_the_brokers_acknowledgement_of_its_forward() -> None:
+    rt = runtime(metering := Topic(), Topic())
+    [sent] = await run(rt, fresh())
+    waiting = asyncio.gather(sent)
+    await asyncio.sleep(0)
+    assert not waiting.done()  # buffered is not enough to ack the input record
+    metering.acks[0].set_result(None)
+    await waiting
+
+
+async def test_a_dead_letter_the_broker_refuses_later_is_counted_and_not_an_error() -> None:
+    rt = runtime(Topic(), letters := Topic())
+    [sent] = await run(rt, b"{not json")
+    letters.acks[0].set_exception(MessageSizeTooLargeError())
+    await sent
+    assert dead_letters(rt, "unsent") == 1
 
 
 async def test_exception_while_decoding_becomes_internal_error() -> None:

@@ -2,7 +2,7 @@
 PYTHONPATH): while the file named by ACREAGE_TEST_HOLD_CHANGELOG exists, Faust's producer
 buffer holds back every changelog message, as a busy worker's buffer does for a moment.
 Faust commits offsets after a buffer flush that gives up after 100 ms, so without
-streams/changelog.py such a commit covers table writes that never reached Kafka."""
+streams/acks.py such a commit covers table writes that never reached Kafka."""
 
 from __future__ import annotations
 

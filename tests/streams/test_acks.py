@@ -1,4 +1,4 @@
-"""streams/changelog.py: a message's ack waits for its table writes' acknowledgements."""
+"""streams/acks.py: a message's ack waits for its table writes' acknowledgements."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import sys
 import textwrap
 from typing import Any
 
-from streams.changelog import ChangelogAcks
-from streams.shutdown import EXIT_CHANGELOG
+from streams.acks import ChangelogAcks
+from streams.shutdown import EXIT_UNACKNOWLEDGED
 
 
 class Table:
@@ -66,8 +66,8 @@ def test_a_rejected_write_ends_the_worker_for_a_replay() -> None:
     code = textwrap.dedent(
         """
         import asyncio
-        from tests.streams.test_changelog import Table
-        from streams.changelog import ChangelogAcks
+        from tests.streams.test_acks import Table
+        from streams.acks import ChangelogAcks
 
         async def main():
             table = Table()
@@ -84,6 +84,6 @@ def test_a_rejected_write_ends_the_worker_for_a_replay() -> None:
         """
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert done.returncode == EXIT_CHANGELOG
+    assert done.returncode == EXIT_UNACKNOWLEDGED
     assert "acked" not in done.stdout and "still running" not in done.stdout
     assert "changelog write failed" in done.stderr
