@@ -19,7 +19,6 @@ from shapely.geometry.base import BaseGeometry
 from aggregates.area import geodesic_area_m2
 from aggregates.contracts import OWNER_SCOPE, Contract, user_scope
 from aggregates.geometry import clip_to
-from aggregates.history import Newest
 from aggregates.live import LiveUnion
 from aggregates.overlay import intersecting, object_array, subtract_all
 from aggregates.periods import Term
@@ -57,7 +56,6 @@ __all__ = [
     "plan",
     "preview_live",
     "projection",
-    "records",
     "summary",
     "top_users",
     "user_totals",
@@ -247,23 +245,6 @@ def summary(
             )
         )
     return out
-
-
-# ---- records -----------------------------------------------------------------------
-
-
-def records(
-    meter: Meter,
-    api_owner: str,
-    *,
-    event_type: str | None = None,
-    leaf_user_id: str | None = None,
-    start: date | None = None,
-    end: date | None = None,
-) -> Newest:
-    """An owner's usage records, newest event time first, filtered."""
-    return meter.records.select(api_owner, event_type=event_type, leaf_user_id=leaf_user_id,
-                                start=start, end=end)
 
 
 # ---- by period ---------------------------------------------------------------------

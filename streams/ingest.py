@@ -2,8 +2,8 @@
 
 Every record ends as a metering message or a dead letter, and no record can stop an
 agent: an agent that dies stops metering for every owner of its partitions. A record is
-acked once the broker has its forward (streams/acks.py): a commit that covered a
-forward still in the producer's buffer lost it when the worker stopped.
+acked once the broker has its forward (streams/acks.py): a commit must never cover a
+forward the broker has not acknowledged.
 """
 
 from __future__ import annotations

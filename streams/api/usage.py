@@ -101,8 +101,9 @@ async def details(call: Call) -> Reply:
     q: DetailsQuery = call.query
     if q.start_date and q.end_date:
         params.date_range(q.start_date, q.end_date, "start_date", "end_date")
-    found = figures.records(call.meter, _owner(call), event_type=q.type,
-                            leaf_user_id=q.leaf_user_id, start=q.start_date, end=q.end_date)
+    found = call.meter.records.select(_owner(call), event_type=q.type,
+                                      leaf_user_id=q.leaf_user_id, start=q.start_date,
+                                      end=q.end_date)
     page = [record_out(r, q.unit) for r in page_of(found, q.page - 1, q.page_size)]
     return Reply(DetailsOut(api_owner=_owner(call), page=q.page, page_size=q.page_size,
                             total=len(found), records=page), total=len(found))
