@@ -74,7 +74,7 @@ async def _meter_one(rt: Runtime, record: Any) -> None:
         return  # only this app writes the topic; an unreadable record is not ours
     state = rt.holder.state_for(record.partition)
     try:
-        outcome = _handle(rt, state.meter, message, record.partition, record.offset)
+        outcome = _handle(rt, state.meter, message, record)
     except Exception as exc:  # noqa: BLE001 - one input must not stop metering
         await _failed(rt, record, exc)
         return
@@ -87,7 +87,11 @@ async def _meter_one(rt: Runtime, record: Any) -> None:
         await _flush(rt, state, record.offset)
 
 
-def _handle(rt: Runtime, meter: Meter, message: Message, partition: int, seq: int) -> Outcome:
+def _handle(rt: Runtime, meter: Meter, message: Message, record: Any) -> Outcome:
+    """Every time the Meter is given comes from the log (a tick's `now`, an event's record
+    timestamp), never from this worker's clock: a replay after a crash must hold, release
+    and alert exactly as the first pass did, or the same event gets a different record."""
+    partition, seq = record.partition, record.offset
     if isinstance(message, ApiKeyMessage):
         return key_outcome(message)  # API keys live in the owner's partition of the table
     if isinstance(message, TickMessage):
@@ -104,7 +108,8 @@ def _handle(rt: Runtime, meter: Meter, message: Message, partition: int, seq: in
             return Outcome()
         return meter.set_quota(message.contract_id, message.quota_m2, message.now, seq)
     with rt.metrics.latency.time():
-        return meter.apply(to_domain(message), datetime.now(UTC), seq, message.source)
+        arrived = datetime.fromtimestamp(record.timestamp, UTC)
+        return meter.apply(to_domain(message), arrived, seq, message.source)
 
 
 async def _failed(rt: Runtime, record: Any, exc: Exception) -> None:
