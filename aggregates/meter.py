@@ -539,10 +539,20 @@ class Meter:
                     continue
                 if _start_of(add_years(contract.start, index)) + self.grace > clock:
                     break
-                noticed = self._noticed.setdefault((cid, index), now)
+                noticed = self._notice(contract, index, now, out)
                 if noticed + self.field_wait > now:
                     break
                 self._seed(contract, index, seq, out)
+
+    def _notice(self, contract: Contract, index: int, now: datetime, out: Outcome) -> datetime:
+        """Stored, so a Meter rebuilt after a crash seeds the term at the same tick as
+        the first pass: seeding later would let the events in between claim its area."""
+        k = (contract.contract_id, index)
+        if k not in self._noticed:
+            self._noticed[k] = now
+            row = key(Kind.NOTICED, contract.api_owner, contract.contract_id, index)
+            out.writes.append((row, now.isoformat().encode()))
+        return self._noticed[k]
 
     def _seed(self, contract: Contract, index: int, seq: int, out: Outcome) -> None:
         owner = contract.api_owner
@@ -849,6 +859,8 @@ class Meter:
                 markers.append((parts[0], value))
             elif kind is Kind.SEEDED:
                 meter._seeded.add((parts[0], int(parts[1])))
+            elif kind is Kind.NOTICED:
+                meter._noticed[(parts[0], int(parts[1]))] = datetime.fromisoformat(value.decode())
             elif kind is Kind.SNAPSHOT:
                 meter._remember_emitted(parts[0], parts[1], int(parts[2]), decode_emitted(value))
             elif kind is Kind.ALERTED:

@@ -44,6 +44,7 @@ class Kind(StrEnum):
     HELD = "h"  # an operation waiting for its field
     FAILED = "x"  # a FAILED event's record; it does not use up the event id
     AUDIT_DAY = "d"  # AUDIT's net change on one day, for one scope
+    NOTICED = "n"  # when a FIELDS_BOUNDARY term's start was first seen passed, on a tick
 
 
 def escape(part: object) -> str:
