@@ -95,9 +95,11 @@ class LiveUnion:
         return -lost
 
     def _uncovered(self, geom: BaseGeometry) -> BaseGeometry:
-        """Part of geom outside every live boundary currently indexed."""
-        slots = [s for s in self._index.intersection(geom.bounds) if s in self._fields]
-        others = object_array([self._geoms[self._fields[s]] for s in slots])
+        """Part of geom outside every live boundary currently indexed; the boundaries go to
+        the overlay in field order, whatever order the (maybe rebuilt) index returns."""
+        fields = sorted(self._fields[s] for s in self._index.intersection(geom.bounds)
+                        if s in self._fields)
+        others = object_array([self._geoms[f] for f in fields])
         return subtract_all(geom, others[intersecting(geom, others)])
 
     def _reindex(self) -> None:

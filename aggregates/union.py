@@ -158,7 +158,7 @@ class UniqueAreaLedger:
             return 0.0
         return sum(
             self._areas[i]
-            for i in self._index.intersection(geom.bounds)
+            for i in sorted(self._index.intersection(geom.bounds))
             if i >> SEQ_BITS == seq and i in self._pieces
         )
 
@@ -187,12 +187,15 @@ class UniqueAreaLedger:
         return _Plan(shrinks, inserts, added)
 
     def _parts(self, geom: BaseGeometry) -> list[tuple[BaseGeometry, _Hits]]:
-        """geom in parts of bounded size, each with the stored pieces it really meets.
+        """geom in parts of bounded size, each with the stored pieces it really meets, in
+        id order: the R-tree's order differs once it is bulk-loaded, and an overlay fed
+        the same pieces in another order differs in the last bits, so a replay after a
+        rebuild would report a different area than the first pass did.
 
         A part is bisected while it has more than MAX_PIECE_VERTICES vertices or its box
         meets more than MAX_HITS pieces; a field on open ground is one part and one query.
         """
-        ids = [i for i in self._index.intersection(geom.bounds) if i in self._pieces]
+        ids = sorted(i for i in self._index.intersection(geom.bounds) if i in self._pieces)
         if len(ids) > MAX_HITS or vertex_count(geom) > MAX_PIECE_VERTICES:
             halves = bisect(geom)
             if halves is not None:
