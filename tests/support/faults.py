@@ -808,11 +808,19 @@ def _records(
         elif len(adding) > 1:
             double.append(
                 f"{eid}: {len(adding)} different records adding area "
-                f"(user/owner m²: {', '.join(_areas(r) for r in adding)})"
+                f"(user/owner m²: {', '.join(_areas(r) for r in adding)}; "
+                f"{_differences(adding)})"
             )
     sent = sum(1 for sc in scenarios for _ in sc.events)
     extra = sum(len(r) for r in by_event.values()) - sent
     return missing, double, extra, repeated
+
+
+def _differences(records: list[dict[str, Any]]) -> str:
+    """Which fields the records disagree on, with each record's value: what a reader needs
+    to tell a replay computed in another order from a field rebuilt differently."""
+    keys = sorted({k for r in records for k in r if any(r.get(k) != o.get(k) for o in records)})
+    return "; ".join(f"{k}: {' | '.join(json.dumps(r.get(k)) for r in records)}" for k in keys)
 
 
 def _areas(record: dict[str, Any]) -> str:
