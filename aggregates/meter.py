@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 from typing import Any
 
 import shapely
@@ -29,6 +30,7 @@ from aggregates.dedup import EventIds, Seen
 from aggregates.fields import FieldHistory, Version, boundary_for
 from aggregates.geometry import clip_to
 from aggregates.history import UsageHistory
+from aggregates.journal import applied
 from aggregates.live import LiveUnion
 from aggregates.overlay import object_array, subtract_all
 from aggregates.periods import Term, add_years, day_end, day_of
@@ -47,6 +49,7 @@ from aggregates.state import (
     HeldOperation,
     Kind,
     LiveEntry,
+    Write,
     decode_alerts,
     decode_contract,
     decode_emitted,
@@ -65,7 +68,6 @@ from aggregates.state import (
 )
 from aggregates.union import UniqueAreaLedger
 
-Write = tuple[str, bytes | None]
 LedgerKey = tuple[str, int, str]  # contract id, term index, scope
 
 
@@ -122,6 +124,7 @@ class Meter:
         self._noticed: dict[tuple[str, int], datetime] = {}
         self._final_contracts: set[str] = set()
         self._sent: dict[str, int] = {}
+        self._applied: dict[str, int] = {}  # owner -> last message its stored writes include
         self._seeded: set[tuple[str, int]] = set()
         self._emitted: dict[tuple[str, str, int], Emitted] = {}
         self._emitted_days: dict[tuple[str, str], set[int]] = defaultdict(set)
@@ -196,6 +199,8 @@ class Meter:
         `source` names the input record (topic, partition, offset) the event came from.
         """
         out = Outcome()
+        if self._replayed(ev.api_owner, seq):
+            return out
         seen = self.ids.seen(ev.api_owner, ev.event_id)
         if seen is not None:
             if not seen.replayed_by(seq, source):
@@ -209,7 +214,7 @@ class Meter:
         else:
             self.ids.remember(ev.api_owner, ev.event_id, Seen(seq, source), ev.timestamp)
             self._meter(ev, now, seq, source, out)
-        return out
+        return self._applied_by(seq, out)
 
     def _meter(
         self, ev: MeterEvent, now: datetime, seq: int, source: str | None, out: Outcome
@@ -606,7 +611,7 @@ class Meter:
         alerts once. Setting the same limit again changes and announces nothing."""
         out = Outcome()
         current = self.contracts[contract_id]
-        if current.quota_m2 == quota_m2:
+        if current.quota_m2 == quota_m2 or self._replayed(current.api_owner, seq):
             return out
         contract = current.with_quota(quota_m2)
         self._put_contract(contract)
@@ -615,7 +620,7 @@ class Meter:
         used = self.billable_m2(contract_id, term.index)
         self._remember_alerts(contract, term.index, AlertState(0, seq, ()), out)
         self._alert(contract, term, used, 0, now, seq, out)
-        return out
+        return self._applied_by(seq, out)
 
     def _check_quotas(
         self, api_owner: str, day: date, now: datetime, seq: int, out: Outcome
@@ -677,9 +682,11 @@ class Meter:
         """Emit snapshots for changed days and finalise days whose grace has passed.
 
         `owns` limits the tick to the API owners of the partition it arrived on, so the
-        snapshot records it writes land in that owner's changelog partition.
+        snapshot records it writes land in that owner's changelog partition. Owners whose
+        stored writes already include this tick (a replay) are left as they are.
         """
         out = Outcome()
+        owns = partial(self._first_pass, owns, seq)
         self._release(now, seq, owns, out)
         self._carry_over(now, seq, owns, out)
         self.ids.forget_old(self._latest, owns, lambda owner, eid: (owner, eid) in self._held)
@@ -697,6 +704,22 @@ class Meter:
         for cid, scope, day in closing:
             term = self.contracts[cid].term(date.fromordinal(day)).index
             self._emit_days(cid, term, scope, {day}, now, seq, out)
+        return self._applied_by(seq, out)
+
+    # ---- replays -----------------------------------------------------------------
+
+    def _replayed(self, api_owner: str, seq: int) -> bool:
+        """The owner's stored writes include message `seq` (aiokafka re-delivers what was
+        not committed): applied again to the state it built, it would not be its first
+        pass, so it changes nothing. The event's record was sent the first time."""
+        return self._applied.get(api_owner, -1) >= seq
+
+    def _first_pass(self, owns: Callable[[str], bool], seq: int, api_owner: str) -> bool:
+        return owns(api_owner) and not self._replayed(api_owner, seq)
+
+    def _applied_by(self, seq: int, out: Outcome) -> Outcome:
+        for k, _ in out.writes:
+            self._applied[split_key(k)[1]] = seq
         return out
 
     def _emit_days(
@@ -859,6 +882,8 @@ class Meter:
                 markers.append((parts[0], value))
             elif kind is Kind.SEEDED:
                 meter._seeded.add((parts[0], int(parts[1])))
+            elif kind is Kind.JOURNAL:
+                meter._applied[owner] = applied(value)
             elif kind is Kind.NOTICED:
                 meter._noticed[(parts[0], int(parts[1]))] = datetime.fromisoformat(value.decode())
             elif kind is Kind.SNAPSHOT:

@@ -45,6 +45,10 @@ class Kind(StrEnum):
     FAILED = "x"  # a FAILED event's record; it does not use up the event id
     AUDIT_DAY = "d"  # AUDIT's net change on one day, for one scope
     NOTICED = "n"  # when a FIELDS_BOUNDARY term's start was first seen passed, on a tick
+    JOURNAL = "j"  # an owner's writes of one message: open with before-images, or closed
+
+
+Write = tuple[str, bytes | None]  # a key and its new value; None deletes it
 
 
 def escape(part: object) -> str:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from aggregates.journal import JOURNAL_PREFIX, repairs
 from aggregates.meter import Meter, Outcome
 from aggregates.state import split_key
 from streams.topics import partition_of
@@ -114,6 +115,7 @@ class MeterHolder:
 
     def _rebuild(self, partition: int) -> PartitionState:
         started = time.perf_counter()
+        self._repair(partition)
         items = ((_text(k), v) for k, v in self._partition_items(partition))
         meter = self._build(items)
         log.info(
@@ -124,6 +126,35 @@ class MeterHolder:
             time.perf_counter() - started,
         )
         return PartitionState(meter, meter.unsent())
+
+    def _repair(self, partition: int) -> None:
+        """Undo the writes of a message a crash cut short, in the table itself, so the
+        Meter and any later rebuild start from the state its replay must see. Called
+        while the partition's first message is processed: the writes go to its changelog
+        partition and that message's ack waits for them."""
+        undo = repairs((_text(k), v) for k, v in self._journals(partition))
+        for k, v in undo:
+            if v is None:
+                self._table.pop(k, None)
+            else:
+                self._table[k] = v
+        if undo:
+            log.warning("partition %d: undid %d writes of messages a crash cut short",
+                        partition, len(undo))
+
+    def _journals(self, partition: int) -> Iterator[tuple[Any, bytes]]:
+        """The journal records sort together: RocksDB seeks to them."""
+        store = self._table.data
+        if hasattr(store, "_db_for_partition"):
+            prefix = JOURNAL_PREFIX.encode()
+            for raw, value in store._db_for_partition(partition).items(from_key=prefix):
+                if not raw.startswith(prefix):
+                    return
+                yield raw, value
+            return
+        for raw, value in self._partition_items(partition):
+            if _text(raw).startswith(JOURNAL_PREFIX):
+                yield raw, value
 
     def _partition_items(self, partition: int) -> Iterator[tuple[Any, bytes]]:
         """RocksDB keeps one database per partition; other stores are filtered by owner."""

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from faust.types import StreamT
 from pydantic import TypeAdapter, ValidationError
 
+from aggregates.journal import bracket
 from aggregates.meter import Meter, Outcome
+from aggregates.state import Write
 from schemas.codec import dumps
 from schemas.internal import (
     ApiKeyMessage,
@@ -78,7 +81,7 @@ async def _meter_one(rt: Runtime, record: Any) -> None:
     except Exception as exc:  # noqa: BLE001 - one input must not stop metering
         await _failed(rt, record, exc)
         return
-    _persist(rt, outcome)
+    _persist(rt, bracket(outcome.writes, record.offset, rt.state.get))
     _count(rt, outcome)
     await _send_record(rt, outcome)
     state.pending.alerts.extend(outcome.alerts)
@@ -126,9 +129,10 @@ async def _failed(rt: Runtime, record: Any, exc: Exception) -> None:
     rt.metrics.dead_letters.labels(rejection.reason).inc()
 
 
-def _persist(rt: Runtime, outcome: Outcome) -> None:
-    """Written in the order the core listed them; the event's marker comes last."""
-    for key, value in outcome.writes:
+def _persist(rt: Runtime, writes: Iterable[Write]) -> None:
+    """Written in the order given: a message's writes for each owner between that owner's
+    journal records (aggregates/journal.py), so a crash halfway is undone at the rebuild."""
+    for key, value in writes:
         if value is None:
             rt.state.pop(key, None)
         else:
@@ -163,7 +167,7 @@ async def _flush(rt: Runtime, state: PartitionState, seq: int) -> None:
         return
     owners = {a.api_owner for a in pending.alerts} | {s.api_owner for s in pending.snapshots}
     state.pending = Outcome()
-    _persist(rt, Outcome(writes=[state.meter.sent(owner, seq) for owner in sorted(owners)]))
+    _persist(rt, [state.meter.sent(owner, seq) for owner in sorted(owners)])
 
 
 async def _send_alert(rt: Runtime, alert: Any) -> Any:
