@@ -14,6 +14,7 @@ a crash can repeat an output with the same content but never lose one or renumbe
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -125,6 +126,7 @@ class Meter:
         self._final_contracts: set[str] = set()
         self._sent: dict[str, int] = {}
         self._applied: dict[str, int] = {}  # owner -> last message its stored writes include
+        self._resend: list[tuple[int, UsageRecord]] = []  # rebuilt: records maybe never sent
         self._seeded: set[tuple[str, int]] = set()
         self._emitted: dict[tuple[str, str, int], Emitted] = {}
         self._emitted_days: dict[tuple[str, str], set[int]] = defaultdict(set)
@@ -780,8 +782,10 @@ class Meter:
 
     def unsent(self) -> Outcome:
         """Snapshots and alerts whose bookkeeping is stored but that may not have been
-        sent: a rebuilt Meter sends these again, with the revision they were given."""
-        out = Outcome()
+        sent: a rebuilt Meter sends these again, with the revision they were given. So
+        are the usage records of messages from `resend_from` on: their marker is stored,
+        so their replay changes nothing, but their record may not have reached the broker."""
+        out = Outcome(records=[record for _, record in sorted(self._resend, key=_first)])
         for (cid, scope, day), emitted in sorted(self._emitted.items()):
             if emitted.seq > self._sent.get(self.contracts[cid].api_owner, -1):
                 out.snapshots.append(self._snapshot(cid, scope, day, emitted))
@@ -855,8 +859,10 @@ class Meter:
         grace: timedelta = timedelta(minutes=30),
         field_wait: timedelta | None = None,
         dedup_horizon: timedelta = timedelta(days=30),
+        resend_from: int | None = None,
     ) -> Meter:
-        """Rebuild from the table after recovery; R-trees are bulk-loaded per scope."""
+        """Rebuild from the table after recovery; R-trees are bulk-loaded per scope.
+        `resend_from` is the first offset the partition will read again (see unsent)."""
         meter = cls(grace, field_wait, dedup_horizon)
         held: list[HeldOperation] = []
         failed: list[tuple[str, int, bytes]] = []
@@ -909,12 +915,13 @@ class Meter:
             meter.live[(owner, scope)] = LiveUnion.from_items(entries)
             if scope != OWNER_SCOPE:
                 meter._live_users[owner].add(scope)
+        resend = math.inf if resend_from is None else resend_from
         for event_id, value in markers:
-            meter._restore_marker(event_id, load(value))
+            meter._restore_marker(event_id, load(value), resend)
         for event_id, seq, value in failed:
             record = load(value)
             meter.ids.remember_failed(str(record["owner"]), event_id, seq)
-            meter._restore_record(event_id, record)
+            meter._restore_record(event_id, record, seq, resend)
         for operation in held:
             meter._restore_held(operation)
         for owner, histories in meter._fields.items():
@@ -949,18 +956,23 @@ class Meter:
                 term = contract.term(date.fromordinal(day)).index
                 self._dirty[(cid, term, scope)].add(day)
 
-    def _restore_marker(self, event_id: str, marker: dict[str, object]) -> None:
+    def _restore_marker(self, event_id: str, marker: dict[str, object], resend: float) -> None:
         """AUDIT's daily deltas are history, not state: the markers are where it is kept."""
         owner = str(marker["owner"])
         source = marker.get("src")
         seq = int(str(marker["seq"]))
         ts = datetime.fromisoformat(str(marker["ts"]))
         self.ids.remember(owner, event_id, Seen(seq, str(source) if source else None), ts)
-        self._restore_record(event_id, marker)
+        self._restore_record(event_id, marker, seq, resend)
         self._latest[owner] = max(self._latest.get(owner, ts), ts)
 
-    def _restore_record(self, event_id: str, marker: dict[str, Any]) -> None:
-        self.records.add(_record_of_marker(event_id, marker))
+    def _restore_record(
+        self, event_id: str, marker: dict[str, Any], seq: int, resend: float
+    ) -> None:
+        record = _record_of_marker(event_id, marker)
+        self.records.add(record)
+        if seq >= resend:
+            self._resend.append((seq, record))
 
 
 _INSTANT = timedelta(microseconds=1)
@@ -1005,6 +1017,10 @@ def _contract_write(contract: Contract) -> Write:
 
 
 # ---- usage-records (API) ------------------------------------------------------------
+
+
+def _first(pair: tuple[int, UsageRecord]) -> int:
+    return pair[0]
 
 
 def _record_of_marker(event_id: str, marker: dict[str, Any]) -> UsageRecord:

@@ -78,10 +78,11 @@ class ChangelogAcks(DurableAcks):
         # instance attribute is the one place every write passes through.
         table.send_changelog = sending  # type: ignore[method-assign]
 
-    def ack_after_writes(self, ack: Ack) -> None:
-        """Run `ack` once every write made since the last call is acknowledged."""
+    def ack_after_writes(self, ack: Ack, also: Iterable[Awaitable[Any]] = ()) -> None:
+        """Run `ack` once every write made since the last call, and `also`, are
+        acknowledged."""
         written, self._written = self._written, []
-        self.ack_after(written, ack)
+        self.ack_after([*written, *also], ack)
 
     async def settled(self) -> None:
         await asyncio.gather(*self._written)

@@ -45,7 +45,7 @@ class MeterHolder:
     """The Meters of the metering partitions assigned to this worker."""
 
     def __init__(
-        self, table: Any, build: Callable[[Iterable[tuple[str, bytes]]], Meter], partitions: int
+        self, table: Any, build: Callable[..., Meter], partitions: int
     ) -> None:
         self._table = table
         self._build = build
@@ -70,11 +70,12 @@ class MeterHolder:
 
     # ---- the metering agent ---------------------------------------------------------
 
-    def state_for(self, partition: int) -> PartitionState:
-        """Only the metering agent calls this: see the module docstring."""
+    def state_for(self, partition: int, offset: int) -> PartitionState:
+        """Only the metering agent calls this, with the offset of the message it is
+        about to meter: see the module docstring."""
         state = self._states.get(partition)
         if state is None:
-            state = self._states[partition] = self._rebuild(partition)
+            state = self._states[partition] = self._rebuild(partition, offset)
             self._assigned.add(partition)
             self._serving.add(partition)
         return state
@@ -113,11 +114,13 @@ class MeterHolder:
 
     # ---- building -------------------------------------------------------------------
 
-    def _rebuild(self, partition: int) -> PartitionState:
+    def _rebuild(self, partition: int, offset: int) -> PartitionState:
+        """Records of messages from `offset` on are sent again (Meter.unsent): their
+        replay changes nothing, and nothing proves they reached the broker."""
         started = time.perf_counter()
         self._repair(partition)
         items = ((_text(k), v) for k, v in self._partition_items(partition))
-        meter = self._build(items)
+        meter = self._build(items, resend_from=offset)
         log.info(
             "partition %d rebuilt: %d owners, %d scopes in %.2fs",
             partition,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -66,28 +66,33 @@ async def _meter_each(rt: Runtime, stream: Any) -> None:
     """Acks are ours (a `noack` stream): a message is acked once its table writes are
     durable, and never if the agent is stopped halfway through it."""
     async for event in stream.events():
-        await _meter_one(rt, event.message)
-        rt.changelog.ack_after_writes(processed_ack(stream, event))
+        records = await _meter_one(rt, event.message)
+        rt.changelog.ack_after_writes(processed_ack(stream, event), also=records)
 
 
-async def _meter_one(rt: Runtime, record: Any) -> None:
+async def _meter_one(rt: Runtime, record: Any) -> list[Awaitable[Any]]:
+    """Returns the sends of the usage records the message caused: its ack waits for
+    them too, so a committed offset lies behind records that reached the broker."""
     try:
         message = _messages.validate_json(record.value)
     except ValidationError:
-        return  # only this app writes the topic; an unreadable record is not ours
-    state = rt.holder.state_for(record.partition)
+        return []  # only this app writes the topic; an unreadable record is not ours
+    state = rt.holder.state_for(record.partition, record.offset)
+    sends = await _send_records(rt, state.pending.records)  # a rebuild's, sent once
+    state.pending.records = []
     try:
         outcome = _handle(rt, state.meter, message, record)
     except Exception as exc:  # noqa: BLE001 - one input must not stop metering
         await _failed(rt, record, exc)
-        return
+        return sends
     _persist(rt, bracket(outcome.writes, record.offset, rt.state.get))
     _count(rt, outcome)
-    await _send_record(rt, outcome)
+    sends += await _send_records(rt, outcome.records)
     state.pending.alerts.extend(outcome.alerts)
     state.pending.snapshots.extend(outcome.snapshots)
     if isinstance(message, TickMessage):
         await _flush(rt, state, record.offset)
+    return sends
 
 
 def _handle(rt: Runtime, meter: Meter, message: Message, record: Any) -> Outcome:
@@ -139,12 +144,14 @@ def _persist(rt: Runtime, writes: Iterable[Write]) -> None:
             rt.state[key] = value
 
 
-async def _send_record(rt: Runtime, outcome: Outcome) -> None:
-    for record in outcome.records:
+async def _send_records(rt: Runtime, records: Iterable[Any]) -> list[Awaitable[Any]]:
+    sends = []
+    for record in records:
         body = UsageRecordOut.model_validate(record)
-        await rt.outputs[RECORDS_TOPIC].send(
+        sends.append(await rt.outputs[RECORDS_TOPIC].send(
             key=record.api_owner.encode(), value=dumps(body.to_wire())
-        )
+        ))
+    return sends
 
 
 async def _flush(rt: Runtime, state: PartitionState, seq: int) -> None:

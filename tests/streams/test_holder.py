@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -84,8 +85,10 @@ def test_a_message_cut_short_is_undone_in_the_table_and_its_replay_counts_as_bef
     cut = bracket(moved.writes, 2, lambda k: before.get(k.encode()))
     write(table, cut[:3])  # its journal and its first two writes
 
-    holder = MeterHolder(table, lambda items: Meter.from_state(items, timedelta(0)), 1)
-    rebuilt = holder.state_for(0).meter
+    holder = MeterHolder(table, partial(Meter.from_state, grace=timedelta(0)), 1)
+    state = holder.state_for(0, offset=2)
+    rebuilt = state.meter
+    assert state.pending.records == []  # the cut-short message's marker was not stored
 
     assert {k: v for k, v in table.data.db.items() if not k.startswith(JOURNAL_PREFIX.encode())} \
         == {k: v for k, v in before.items() if not k.startswith(JOURNAL_PREFIX.encode())}
@@ -95,3 +98,16 @@ def test_a_message_cut_short_is_undone_in_the_table_and_its_replay_counts_as_bef
     assert replayed.records == moved.records
     cid = contract_id_for(OWNER, Product.OPERATIONS_FILE)
     assert rebuilt.total_m2(cid, 0, OWNER_SCOPE) == pytest.approx(area(sq(10, 50)), rel=1e-9)
+
+
+def test_records_of_messages_read_again_are_sent_again_as_they_were(table: Table) -> None:
+    """Offset 2 was stored but not committed: its replay changes nothing, and its record,
+    maybe lost with the worker, comes back from its marker with the same content."""
+    first = Meter(grace=timedelta(0))
+    sent = []
+    for seq, geom in ((1, sq(10, 50)), (2, sq(11, 50))):
+        outcome = first.apply(event(f"e{seq}", geom, 0), T0, seq)
+        write(table, bracket(outcome.writes, seq, lambda _: None))
+        sent += outcome.records
+    holder = MeterHolder(table, partial(Meter.from_state, grace=timedelta(0)), 1)
+    assert holder.state_for(0, offset=2).pending.records == sent[1:]
