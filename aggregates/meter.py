@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
+from operator import itemgetter
 from typing import Any
 
 import shapely
@@ -205,16 +206,16 @@ class Meter:
             return out
         seen = self.ids.seen(ev.api_owner, ev.event_id)
         if seen is not None:
-            if not seen.replayed_by(seq, source):
+            if not seen.replayed_by(source):
                 names = [p.value for p in products_for(ev.type, ev.provider)]
                 out.records.append(self._record(ev, names, False, {}, "duplicate"))
             return out
         if ev.status == "FAILED":
             self._fail(ev, seq, source, out)
         elif self._waits_for_field(ev):
-            self._hold(HeldOperation(ev, now, seq, source), out)
+            self._hold(HeldOperation(ev, now, source), out)
         else:
-            self.ids.remember(ev.api_owner, ev.event_id, Seen(seq, source), ev.timestamp)
+            self.ids.remember(ev.api_owner, ev.event_id, Seen(source), ev.timestamp)
             self._meter(ev, now, seq, source, out)
         return self._applied_by(seq, out)
 
@@ -238,12 +239,9 @@ class Meter:
     def _fail(self, ev: MeterEvent, seq: int, source: str | None, out: Outcome) -> None:
         """A FAILED event is recorded but does not use up its id (SPEC §5): the retry
         that succeeds, with the same id, must count."""
-        if self.ids.failed_before(ev.api_owner, ev.event_id, seq):
-            return
         record = self._record(
             ev, [p.value for p in products_for(ev.type, ev.provider)], False, {}, "failed"
         )
-        self.ids.remember_failed(ev.api_owner, ev.event_id, seq)
         marker = self._encode_marker(record, seq, source)
         out.writes.append((key(Kind.FAILED, ev.api_owner, ev.event_id, seq), marker))
         out.records.append(record)
@@ -262,7 +260,7 @@ class Meter:
     def _hold(self, held: HeldOperation, out: Outcome) -> None:
         ev = held.event
         self._held[(ev.api_owner, ev.event_id)] = held
-        self.ids.remember(ev.api_owner, ev.event_id, Seen(held.seq, held.source), ev.timestamp)
+        self.ids.remember(ev.api_owner, ev.event_id, Seen(held.source), ev.timestamp)
         out.writes.append((key(Kind.HELD, ev.api_owner, ev.event_id), encode_held(held)))
 
     def _release(self, now: datetime, seq: int, owns: Callable[[str], bool], out: Outcome) -> None:
@@ -378,11 +376,7 @@ class Meter:
         contract = self._ensure_contract(ev.api_owner, Product.AUDIT_FIELDS_BOUNDARY, day, out)
         meta_key = (ev.api_owner, ev.leaf_user_id, ev.field_id)
         previous = self._live_meta.get(meta_key)
-        replay = previous is not None and previous.event_id == ev.event_id
-        if replay:
-            assert previous is not None
-            deltas = ProductArea(previous.delta_user_m2, previous.delta_owner_m2)
-        elif previous is not None and previous.timestamp > ev.timestamp.isoformat():
+        if previous is not None and previous.timestamp > ev.timestamp.isoformat():
             deltas = ProductArea(0.0, 0.0)
         else:
             deltas = self._mutate_live(ev)
@@ -394,9 +388,7 @@ class Meter:
             out.writes.append((key(Kind.LIVE, *meta_key), encode_live(entry)))
         ordinal = day.toordinal()
         last = self._audit_last.get(ev.api_owner, ordinal)
-        if replay:
-            self._recompute_audit_days(contract, ev.leaf_user_id, ordinal, out)
-        elif ordinal < last:
+        if ordinal < last:
             self._correct_audit_days(contract, ev, out)
         else:
             cid = contract.contract_id
@@ -459,25 +451,6 @@ class Meter:
             shifted = change
         if stop is not None and shifted:
             self._audit_day(contract, scope, stop, by_day.get(stop, 0.0) - shifted, out)
-
-    def _recompute_audit_days(
-        self, contract: Contract, leaf_user_id: str, first: int, out: Outcome
-    ) -> None:
-        """A replay may or may not find its own day figures stored: every day from its own
-        on is recomputed from the boundary histories, which is idempotent."""
-        owner = contract.api_owner
-        histories = [(u, h) for (u, _), h in self._fields[owner].items()]
-        for scope in (user_scope(leaf_user_id), OWNER_SCOPE):
-            mine = [h for u, h in histories if scope == OWNER_SCOPE or user_scope(u) == scope]
-            days = sorted(
-                {day_of(v.timestamp).toordinal() for h in mine for v in h.versions} | {first}
-            )
-            by_day = self.audit_days[(contract.contract_id, scope)]
-            running = sum(delta for day, delta in by_day.items() if day < first)
-            for day in (d for d in days if d >= first):
-                total = _live_area_at(mine, day_end(date.fromordinal(day)))
-                self._audit_day(contract, scope, day, total - running, out)
-                running = total
 
     def _audit_day(
         self, contract: Contract, scope: str, ordinal: int, delta: float, out: Outcome
@@ -713,7 +686,7 @@ class Meter:
     def _replayed(self, api_owner: str, seq: int) -> bool:
         """The owner's stored writes include message `seq` (aiokafka re-delivers what was
         not committed): applied again to the state it built, it would not be its first
-        pass, so it changes nothing. The event's record was sent the first time."""
+        pass, so it changes nothing. A rebuild re-sends its record (unsent)."""
         return self._applied.get(api_owner, -1) >= seq
 
     def _first_pass(self, owns: Callable[[str], bool], seq: int, api_owner: str) -> bool:
@@ -785,7 +758,7 @@ class Meter:
         sent: a rebuilt Meter sends these again, with the revision they were given. So
         are the usage records of messages from `resend_from` on: their marker is stored,
         so their replay changes nothing, but their record may not have reached the broker."""
-        out = Outcome(records=[record for _, record in sorted(self._resend, key=_first)])
+        out = Outcome(records=[record for _, record in sorted(self._resend, key=itemgetter(0))])
         for (cid, scope, day), emitted in sorted(self._emitted.items()):
             if emitted.seq > self._sent.get(self.contracts[cid].api_owner, -1):
                 out.snapshots.append(self._snapshot(cid, scope, day, emitted))
@@ -919,9 +892,7 @@ class Meter:
         for event_id, value in markers:
             meter._restore_marker(event_id, load(value), resend)
         for event_id, seq, value in failed:
-            record = load(value)
-            meter.ids.remember_failed(str(record["owner"]), event_id, seq)
-            meter._restore_record(event_id, record, seq, resend)
+            meter._restore_record(event_id, load(value), seq, resend)
         for operation in held:
             meter._restore_held(operation)
         for owner, histories in meter._fields.items():
@@ -936,7 +907,7 @@ class Meter:
         k = (held.event.api_owner, held.event.event_id)
         if self.ids.seen(*k) is None:
             self._held[k] = held
-            self.ids.remember(*k, Seen(held.seq, held.source), held.event.timestamp)
+            self.ids.remember(*k, Seen(held.source), held.event.timestamp)
 
     def _ledger(self, lkey: LedgerKey, ledger: UniqueAreaLedger | None = None) -> UniqueAreaLedger:
         cid, term, scope = lkey
@@ -962,7 +933,7 @@ class Meter:
         source = marker.get("src")
         seq = int(str(marker["seq"]))
         ts = datetime.fromisoformat(str(marker["ts"]))
-        self.ids.remember(owner, event_id, Seen(seq, str(source) if source else None), ts)
+        self.ids.remember(owner, event_id, Seen(str(source) if source else None), ts)
         self._restore_record(event_id, marker, seq, resend)
         self._latest[owner] = max(self._latest.get(owner, ts), ts)
 
@@ -1002,25 +973,11 @@ def _uncovered_m2(geom: BaseGeometry | None, others: list[BaseGeometry]) -> floa
     return geodesic_area_m2(rest)
 
 
-def _live_area_at(histories: Iterable[FieldHistory], moment: datetime) -> float:
-    """Area of the union of every field's boundary in force at `moment`."""
-    shapes = []
-    for history in histories:
-        version = history.in_force(moment - _INSTANT)
-        if version is not None and version.geometry is not None:
-            shapes.append(version.geometry)
-    return geodesic_area_m2(shapely.union_all(shapes)) if shapes else 0.0
-
-
 def _contract_write(contract: Contract) -> Write:
     return key(Kind.CONTRACT, contract.api_owner, contract.contract_id), encode_contract(contract)
 
 
 # ---- usage-records (API) ------------------------------------------------------------
-
-
-def _first(pair: tuple[int, UsageRecord]) -> int:
-    return pair[0]
 
 
 def _record_of_marker(event_id: str, marker: dict[str, Any]) -> UsageRecord:

@@ -174,7 +174,6 @@ class HeldOperation:
 
     event: MeterEvent
     arrived: datetime
-    seq: int
     source: str | None
 
 
@@ -191,7 +190,6 @@ def encode_held(h: HeldOperation) -> bytes:
             "field": ev.field_id,
             "wkb": shapely.to_wkb(ev.geometry, hex=True),
             "arrived": h.arrived.isoformat(),
-            "seq": h.seq,
             "src": h.source,
         }
     )
@@ -208,7 +206,7 @@ def decode_held(raw: bytes) -> HeldOperation:
         field_id=v["field"],
         geometry=shapely.from_wkb(v["wkb"]),
     )
-    return HeldOperation(event, datetime.fromisoformat(v["arrived"]), v["seq"], v["src"])
+    return HeldOperation(event, datetime.fromisoformat(v["arrived"]), v["src"])
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,9 +64,8 @@ class UniqueAreaLedger:
 
     A piece's id is the sequence number of the input that created it (its offset on the
     metering topic) shifted left by SEQ_BITS, plus a counter. Ids therefore never collide
-    with stored pieces, even when this ledger was built from an incomplete view of the
-    store. Pieces already tagged with an add's sequence number are leftovers of an attempt
-    that a crash interrupted; the replayed add credits them as its own.
+    with stored pieces. (A message is never added twice: its writes are all or nothing,
+    and a replay of a stored one changes nothing; see aggregates/journal.py.)
     """
 
     def __init__(self) -> None:
@@ -127,21 +126,17 @@ class UniqueAreaLedger:
         if seq is None:
             seq = self._next_seq
         self._next_seq = max(self._next_seq, seq + 1)
-        own = self._own_leftovers(geom, seq)
         plan = self._plan(geom, day)
         self._start(seq)
         for piece_id, remainder, remainder_area in plan.shrinks:
             self._shrink(piece_id, remainder, remainder_area)
         for piece_day, piece, area in plan.inserts:
             self._insert(piece_day, piece, area)
-        return plan.added + own
+        return plan.added
 
     def take_changes(self) -> list[tuple[int, bytes | None]]:
-        """Piece writes since the last call; None deletes a piece.
-
-        Writes to pieces the store already holds (deletes and shrinks) come before new
-        pieces, so a crash that loses a suffix of the writes can only undercount.
-        """
+        """Piece writes since the last call, stored pieces first, in id order; None
+        deletes a piece. A piece created and emptied since the last call is not written."""
         existing = sorted(self._dirty - self._created)
         created = sorted(i for i in self._created if i in self._pieces)
         self._dirty = set()
@@ -151,16 +146,6 @@ class UniqueAreaLedger:
     def _start(self, seq: int) -> None:
         if seq != self._seq:
             self._seq, self._next_id = seq, seq << SEQ_BITS
-
-    def _own_leftovers(self, geom: BaseGeometry, seq: int) -> float:
-        """Area of pieces an interrupted earlier attempt of this same input stored."""
-        if seq == self._seq or geom.is_empty:
-            return 0.0
-        return sum(
-            self._areas[i]
-            for i in sorted(self._index.intersection(geom.bounds))
-            if i >> SEQ_BITS == seq and i in self._pieces
-        )
 
     def _plan(self, geom: BaseGeometry, day: int) -> _Plan:
         if geom.is_empty:
@@ -219,9 +204,6 @@ class UniqueAreaLedger:
         self._created.add(piece_id)
 
     def _fresh_id(self) -> int:
-        """Skips ids an interrupted attempt of the same input left behind."""
-        while self._next_id in self._indexed:
-            self._next_id += 1
         if self._next_id >> SEQ_BITS != self._seq:
             raise OverflowError(f"input {self._seq} creates over 2**{SEQ_BITS} pieces")
         piece_id = self._next_id

@@ -91,20 +91,6 @@ def test_ids_come_from_the_input_so_a_stale_ledger_cannot_overwrite_stored_piece
     assert not set(dict(stale.take_changes())) & set(stored)
 
 
-def test_a_replayed_input_credits_the_pieces_its_interrupted_attempt_stored() -> None:
-    """Crash after an input's pieces reached the store but before its marker did: the
-    replay reports the input's whole area once, and the total counts it once."""
-    first = UniqueAreaLedger()
-    first.add(HALF, 1, seq=3)
-    stored = dict(first.take_changes())
-    whole = first.add(BOX, 2, seq=4)
-    stored.update(first.take_changes())
-    replayed = UniqueAreaLedger.from_pieces((i, v) for i, v in stored.items() if v is not None)
-    assert replayed.add(BOX, 2, seq=4) == pytest.approx(whole, rel=1e-9)
-    assert replayed.total_m2 == pytest.approx(first.total_m2, rel=1e-9)
-    assert replayed.take_changes() == []
-
-
 def test_codec_round_trips() -> None:
     day, geom = decode_piece(encode_piece(738_000, BOX))
     assert day == 738_000
