@@ -1,10 +1,9 @@
-"""Event ids already metered or held: SPEC §5's dedup, bounded in event time.
+"""Event ids already metered, held or failed: SPEC §5's dedup, bounded in event time.
 
-An event id is counted once per owner. What is kept of an id says which input record it
-came from, so the same record forwarded again by a restarted ingest agent (at a new
-metering offset) is our own replay and produces no "duplicate" record, while the same id
-sent again upstream does. A FAILED event keeps no id: its retry must count. (A metering
-message read again is the journal's: aggregates/journal.py.)
+An event id is counted once per owner. What is kept of an id says where its event was
+first read, so a message read again from that very place (a restart re-reading what it
+had not committed) is our own replay and produces no "duplicate" record, while the same
+id sent again upstream does. A FAILED event keeps no id: its retry must count.
 """
 from __future__ import annotations
 
@@ -18,12 +17,14 @@ from aggregates.periods import day_of
 
 @dataclass(frozen=True, slots=True)
 class Seen:
-    """The input record (topic/partition/offset) an event was first metered from."""
+    """Where an event was first metered: a message seen again there is our own replay
+    (a restart re-reads what it had not committed), not a duplicate sent upstream."""
 
+    seq: int
     source: str | None
 
-    def replayed_by(self, source: str | None) -> bool:
-        return source is not None and self.source == source
+    def replayed_by(self, seq: int, source: str | None) -> bool:
+        return self.seq == seq or (source is not None and self.source == source)
 
 
 class EventIds:
@@ -33,6 +34,7 @@ class EventIds:
         self.horizon = horizon
         self._seen: dict[tuple[str, str], Seen] = {}
         self._by_day: dict[str, dict[int, set[str]]] = defaultdict(lambda: defaultdict(set))
+        self._failed: set[tuple[str, str, int]] = set()
 
     def seen(self, owner: str, event_id: str) -> Seen | None:
         return self._seen.get((owner, event_id))
@@ -40,6 +42,13 @@ class EventIds:
     def remember(self, owner: str, event_id: str, seen: Seen, moment: datetime) -> None:
         self._seen[(owner, event_id)] = seen
         self._by_day[owner][day_of(moment).toordinal()].add(event_id)
+
+    def failed_before(self, owner: str, event_id: str, seq: int) -> bool:
+        """The same FAILED message again (a replay): its record exists already."""
+        return (owner, event_id, seq) in self._failed
+
+    def remember_failed(self, owner: str, event_id: str, seq: int) -> None:
+        self._failed.add((owner, event_id, seq))
 
     def forget_old(
         self,

@@ -202,20 +202,18 @@ class Meter:
         `source` names the input record (topic, partition, offset) the event came from.
         """
         out = Outcome()
-        if self._replayed(ev.api_owner, seq):
-            return out
         seen = self.ids.seen(ev.api_owner, ev.event_id)
         if seen is not None:
-            if not seen.replayed_by(source):
+            if not seen.replayed_by(seq, source):
                 names = [p.value for p in products_for(ev.type, ev.provider)]
                 out.records.append(self._record(ev, names, False, {}, "duplicate"))
             return out
         if ev.status == "FAILED":
             self._fail(ev, seq, source, out)
         elif self._waits_for_field(ev):
-            self._hold(HeldOperation(ev, now, source), out)
+            self._hold(HeldOperation(ev, now, seq, source), out)
         else:
-            self.ids.remember(ev.api_owner, ev.event_id, Seen(source), ev.timestamp)
+            self.ids.remember(ev.api_owner, ev.event_id, Seen(seq, source), ev.timestamp)
             self._meter(ev, now, seq, source, out)
         return self._applied_by(seq, out)
 
@@ -239,9 +237,12 @@ class Meter:
     def _fail(self, ev: MeterEvent, seq: int, source: str | None, out: Outcome) -> None:
         """A FAILED event is recorded but does not use up its id (SPEC §5): the retry
         that succeeds, with the same id, must count."""
+        if self.ids.failed_before(ev.api_owner, ev.event_id, seq):
+            return
         record = self._record(
             ev, [p.value for p in products_for(ev.type, ev.provider)], False, {}, "failed"
         )
+        self.ids.remember_failed(ev.api_owner, ev.event_id, seq)
         marker = self._encode_marker(record, seq, source)
         out.writes.append((key(Kind.FAILED, ev.api_owner, ev.event_id, seq), marker))
         out.records.append(record)
@@ -260,7 +261,7 @@ class Meter:
     def _hold(self, held: HeldOperation, out: Outcome) -> None:
         ev = held.event
         self._held[(ev.api_owner, ev.event_id)] = held
-        self.ids.remember(ev.api_owner, ev.event_id, Seen(held.source), ev.timestamp)
+        self.ids.remember(ev.api_owner, ev.event_id, Seen(held.seq, held.source), ev.timestamp)
         out.writes.append((key(Kind.HELD, ev.api_owner, ev.event_id), encode_held(held)))
 
     def _release(self, now: datetime, seq: int, owns: Callable[[str], bool], out: Outcome) -> None:
@@ -586,7 +587,7 @@ class Meter:
         alerts once. Setting the same limit again changes and announces nothing."""
         out = Outcome()
         current = self.contracts[contract_id]
-        if current.quota_m2 == quota_m2 or self._replayed(current.api_owner, seq):
+        if current.quota_m2 == quota_m2:
             return out
         contract = current.with_quota(quota_m2)
         self._put_contract(contract)
@@ -683,14 +684,13 @@ class Meter:
 
     # ---- replays -----------------------------------------------------------------
 
-    def _replayed(self, api_owner: str, seq: int) -> bool:
-        """The owner's stored writes include message `seq` (aiokafka re-delivers what was
-        not committed): applied again to the state it built, it would not be its first
-        pass, so it changes nothing. A rebuild re-sends its record (unsent)."""
-        return self._applied.get(api_owner, -1) >= seq
-
     def _first_pass(self, owns: Callable[[str], bool], seq: int, api_owner: str) -> bool:
-        return owns(api_owner) and not self._replayed(api_owner, seq)
+        """A tick read again leaves out the owners whose stored writes include it or a
+        later message: on that later state it would close days its first pass had left
+        open. Leaving a tick out is always safe, the next one catches up. Events are not
+        judged so: a message Faust skipped is read again after later ones (the commit
+        guard's rewind), so an event knows its own replay by its marker (`Seen`)."""
+        return owns(api_owner) and self._applied.get(api_owner, -1) < seq
 
     def _applied_by(self, seq: int, out: Outcome) -> Outcome:
         for k, _ in out.writes:
@@ -892,7 +892,9 @@ class Meter:
         for event_id, value in markers:
             meter._restore_marker(event_id, load(value), resend)
         for event_id, seq, value in failed:
-            meter._restore_record(event_id, load(value), seq, resend)
+            record = load(value)
+            meter.ids.remember_failed(str(record["owner"]), event_id, seq)
+            meter._restore_record(event_id, record, seq, resend)
         for operation in held:
             meter._restore_held(operation)
         for owner, histories in meter._fields.items():
@@ -907,7 +909,7 @@ class Meter:
         k = (held.event.api_owner, held.event.event_id)
         if self.ids.seen(*k) is None:
             self._held[k] = held
-            self.ids.remember(*k, Seen(held.source), held.event.timestamp)
+            self.ids.remember(*k, Seen(held.seq, held.source), held.event.timestamp)
 
     def _ledger(self, lkey: LedgerKey, ledger: UniqueAreaLedger | None = None) -> UniqueAreaLedger:
         cid, term, scope = lkey
@@ -933,7 +935,7 @@ class Meter:
         source = marker.get("src")
         seq = int(str(marker["seq"]))
         ts = datetime.fromisoformat(str(marker["ts"]))
-        self.ids.remember(owner, event_id, Seen(str(source) if source else None), ts)
+        self.ids.remember(owner, event_id, Seen(seq, str(source) if source else None), ts)
         self._restore_record(event_id, marker, seq, resend)
         self._latest[owner] = max(self._latest.get(owner, ts), ts)
 

@@ -174,6 +174,7 @@ class HeldOperation:
 
     event: MeterEvent
     arrived: datetime
+    seq: int
     source: str | None
 
 
@@ -190,6 +191,7 @@ def encode_held(h: HeldOperation) -> bytes:
             "field": ev.field_id,
             "wkb": shapely.to_wkb(ev.geometry, hex=True),
             "arrived": h.arrived.isoformat(),
+            "seq": h.seq,
             "src": h.source,
         }
     )
@@ -206,7 +208,7 @@ def decode_held(raw: bytes) -> HeldOperation:
         field_id=v["field"],
         geometry=shapely.from_wkb(v["wkb"]),
     )
-    return HeldOperation(event, datetime.fromisoformat(v["arrived"]), v["src"])
+    return HeldOperation(event, datetime.fromisoformat(v["arrived"]), v["seq"], v["src"])
 
 
 @dataclass(frozen=True, slots=True)

@@ -148,3 +148,16 @@ def test_a_tick_replayed_on_the_state_later_events_stored_changes_nothing() -> N
         log.append(Message(START + timedelta(minutes=n + 1), boundary))
     log.append(Message(START + timedelta(minutes=30), None))
     replay(log, lost_at=5, kept=0, committed=0)
+
+
+def test_an_event_faust_skipped_is_metered_when_its_hole_is_read_again() -> None:
+    """The commit guard re-reads a hole from its start, after later messages were metered:
+    an event the agent never got must count then (the fault matrix lost one when any
+    message at or below the owner's last stored offset was taken for a replay)."""
+    meter = Meter(grace=timedelta(0), field_wait=WAIT)
+    log = [Message(START, MeterEvent(f"e{n}", TYPES[2], START, OWNER, "u0", geometry=cell(n, 0, 1)))
+           for n in range(3)] + [Message(START + timedelta(minutes=1), None)]
+    first = [meter_one(meter, log[seq], seq) for seq in (0, 2, 3)]  # offset 1 skipped
+    again = [meter_one(meter, log[seq], seq) for seq in (1, 2, 3)]  # the hole, read again
+    assert [r.event_id for o in again for r in adding(o)] == ["e1"]
+    assert all(o.records for o in first[:2])
