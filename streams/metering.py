@@ -5,8 +5,8 @@ message is acked only once the broker has acknowledged those writes, so no commi
 a write that could still be lost (streams/acks.py). Its writes go between each owner's
 journal records (aggregates/journal.py). Its usage record is sent at once and the ack
 waits for it too; a rebuild re-sends the records of the messages it will read again. Its
-snapshots and alerts wait in the partition's outbox. A tick sends the outbox once the bookkeeping that numbers them is
-durable, then records per owner that they were sent.
+snapshots and alerts wait in the partition's outbox. A tick sends the outbox once the
+bookkeeping that numbers them is durable, then records per owner that they were sent.
 """
 
 from __future__ import annotations
