@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-unit test-integration lint bench bench-engine bench-pipeline bench-api broker-fetch clean soak
+.PHONY: run test test-unit test-integration lint bench bench-engine bench-state bench-pipeline bench-api broker-fetch clean soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,10 +38,13 @@ lint: $(STAMP)
 soak: $(STAMP) broker-fetch
 	$(PY) -m tests.soak --runs $(or $(RUNS),10)
 
-bench: bench-engine bench-pipeline bench-api
+bench: bench-engine bench-state bench-pipeline bench-api
 
 bench-engine: $(STAMP)
 	$(PY) -m bench.engine --profile 5000
+
+bench-state: $(STAMP)
+	$(PY) -m bench.state --events $(or $(EVENTS),200000)
 
 bench-pipeline: $(STAMP) broker-fetch
 	$(PY) -m bench.pipeline

@@ -1,0 +1,126 @@
+"""Memory per event and takeover time of the pure Meter, each beside issue 9's goal.
+
+One owner, two users, boundary events (64-vertex fields of bench.engine, 30 % overlapping
+an earlier one) metered into a real RocksDB (rocksdict), as the worker's table store is:
+what the table holds is on disk, so the resident-memory growth is what the Meter keeps.
+The same events are then published again (all duplicates, at later offsets), and the
+Meter is rebuilt from the store as a worker taking over the partition does after its
+changelog recovery.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from rocksdict import Rdict
+
+from aggregates.meter import Meter, Outcome
+from aggregates.records import MeterEvent
+from bench.engine import Stream, make_stream
+
+GOAL_BYTES_PER_EVENT = 1024
+GOAL_TAKEOVER_S = 30.0
+OWNER = "owner@example.com"
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def rss_bytes() -> int:
+    """Resident memory now (not the peak), after a collection so garbage is not counted."""
+    gc.collect()
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * _PAGE
+
+
+def event(stream: Stream, i: int, events_per_day: int) -> MeterEvent:
+    at = T0 + timedelta(seconds=i * 86_400 / events_per_day)
+    return MeterEvent(f"e{i}", "fieldBoundaryCreated", at, OWNER, f"u{i % 2}",
+                      field_id=f"f{i}", geometry=stream.geoms[i])
+
+
+def persist(store: Rdict, out: Outcome) -> None:
+    for key, value in out.writes:
+        if value is None:
+            store.delete(key)
+        else:
+            store[key] = value
+
+
+def meter_all(meter: Meter, store: Rdict, stream: Stream, args: argparse.Namespace,
+              label: str, first_seq: int) -> float:
+    """Meter every event once, from offset `first_seq` on; returns events/s."""
+    count = len(stream.geoms)
+    now = T0 + timedelta(days=count // args.events_per_day + 1)
+    started = time.perf_counter()
+    for i in range(count):
+        persist(store, meter.apply(event(stream, i, args.events_per_day), now, first_seq + i))
+        if (i + 1) % (count // 10 or 1) == 0:
+            print(f"  {label}: {i + 1:,} events, rss {rss_bytes() / 2**20:,.0f} MB",
+                  file=sys.stderr)
+    return count / (time.perf_counter() - started)
+
+
+def verdict(met: bool) -> str:
+    return "meets" if met else "MISSES"
+
+
+def report_memory(label: str, grown: int, count: int) -> None:
+    per_event = grown / count
+    print(f"memory {label}: {grown / 2**20:,.1f} MB for {count:,} events = "
+          f"{per_event:,.0f} B/event (goal <= {GOAL_BYTES_PER_EVENT:,} B/event: "
+          f"{verdict(per_event <= GOAL_BYTES_PER_EVENT)})")
+
+
+def takeover(store: Rdict, count: int) -> None:
+    """The Meter rebuilt from the table, as after a rebalance; Kafka recovery excluded."""
+    started = time.perf_counter()
+    meter = Meter.from_state((str(k), bytes(v)) for k, v in store.items())
+    elapsed = time.perf_counter() - started
+    assert meter.owners() == [OWNER]
+    print(f"takeover: Meter rebuilt from {count:,} events of state in {elapsed:.1f} s "
+          f"(goal <= {GOAL_TAKEOVER_S:.0f} s with recovery: "
+          f"{verdict(elapsed <= GOAL_TAKEOVER_S)} before recovery is added)")
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.state", description=__doc__)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--events-per-day", type=int, default=2_000)
+    parser.add_argument("--overlap", type=float, default=0.3)
+    parser.add_argument("--late", type=float, default=0.0)
+    parser.add_argument("--region-deg", type=float, default=3.0)
+    parser.add_argument("--lon", type=float, default=8.0)
+    parser.add_argument("--lat", type=float, default=48.0)
+    parser.add_argument("--seed", type=int, default=7)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse(argv)
+    stream = make_stream(args, args.events)
+    with tempfile.TemporaryDirectory() as path:
+        store = Rdict(path)
+        meter = Meter()
+        before = rss_bytes()
+        rate = meter_all(meter, store, stream, args, "first pass", 0)
+        after_first = rss_bytes()
+        print(f"first pass: {rate:,.0f} events/s through the Meter into RocksDB")
+        report_memory("first pass", after_first - before, args.events)
+        meter_all(meter, store, stream, args, "replay", args.events)
+        report_memory("replay of the same events", rss_bytes() - after_first, args.events)
+        del meter
+        takeover(store, args.events)
+        store.close()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(f"peak resident memory of the bench: {peak / 2**20:,.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
