@@ -35,15 +35,24 @@ class LiveUnion:
         self._total = 0.0
 
     @classmethod
-    def from_items(cls, items: Iterable[tuple[str, BaseGeometry]]) -> "LiveUnion":
-        """Rebuild; the total comes from one union of all boundaries, not from deltas."""
+    def from_items(
+        cls, items: Iterable[tuple[str, BaseGeometry]], total_m2: float | None = None
+    ) -> "LiveUnion":
+        """Rebuild with the total stored beside the boundaries.
+
+        A union of every live boundary costs seconds per thousand fields, and a worker
+        taking over a partition cannot meter until it is done, so the total is stored as
+        the deltas left it. Only state written before totals were stored pays the union.
+        """
         live = cls()
         for field_id, geom in items:
             if not geom.is_empty:
                 live._geoms[field_id] = geom
         live._reindex()
-        union = shapely.union_all(object_array(list(live._geoms.values())), grid_size=GRID_DEG)
-        live._total = geodesic_area_m2(union)
+        if total_m2 is None:
+            geoms = object_array(list(live._geoms.values()))
+            total_m2 = geodesic_area_m2(shapely.union_all(geoms, grid_size=GRID_DEG))
+        live._total = total_m2
         return live
 
     @property

@@ -380,7 +380,7 @@ class Meter:
         if previous is not None and previous.timestamp > ev.timestamp.isoformat():
             deltas = ProductArea(0.0, 0.0)
         else:
-            deltas = self._mutate_live(ev)
+            deltas = self._mutate_live(ev, out)
             wkb = shapely.to_wkb(ev.geometry) if ev.geometry is not None else None
             entry = LiveEntry(
                 ev.timestamp.isoformat(), ev.event_id, deltas.user_m2, deltas.owner_m2, wkb
@@ -462,7 +462,7 @@ class Meter:
         row = key(Kind.AUDIT_DAY, contract.api_owner, cid, scope, ordinal)
         out.writes.append((row, repr(delta).encode()))
 
-    def _mutate_live(self, ev: MeterEvent) -> ProductArea:
+    def _mutate_live(self, ev: MeterEvent, out: Outcome) -> ProductArea:
         assert ev.field_id is not None
         deltas = []
         self._live_users[ev.api_owner].add(user_scope(ev.leaf_user_id))
@@ -471,6 +471,8 @@ class Meter:
             fkey = _field_key(ev.leaf_user_id, ev.field_id, scope)
             geom = None if ev.type == "fieldBoundaryDeleted" else ev.geometry
             deltas.append(union.remove(fkey) if geom is None else union.put(fkey, geom))
+            total = key(Kind.LIVE_TOTAL, ev.api_owner, scope)
+            out.writes.append((total, repr(union.total_m2).encode()))
         return ProductArea(deltas[0], deltas[1])
 
     def _ensure_contract(
@@ -841,6 +843,7 @@ class Meter:
         failed: list[tuple[str, int, bytes]] = []
         pieces: dict[LedgerKey, list[tuple[int, bytes]]] = defaultdict(list)
         live_items: dict[tuple[str, str], list[tuple[str, BaseGeometry]]] = defaultdict(list)
+        live_totals: dict[tuple[str, str], float] = {}
         markers: list[tuple[str, bytes]] = []
         for raw_key, value in items:
             kind, owner, parts = split_key(raw_key)
@@ -857,6 +860,8 @@ class Meter:
                     for scope in (user_scope(user), OWNER_SCOPE):
                         fkey = _field_key(user, field_id, scope)
                         live_items[(owner, scope)].append((fkey, geom))
+            elif kind is Kind.LIVE_TOTAL:
+                live_totals[(owner, parts[0])] = float(value)
             elif kind is Kind.EVENT:
                 markers.append((parts[0], value))
             elif kind is Kind.SEEDED:
@@ -885,7 +890,8 @@ class Meter:
         for lkey, stored in pieces.items():
             meter._ledger(lkey, UniqueAreaLedger.from_pieces(stored))
         for (owner, scope), entries in live_items.items():
-            meter.live[(owner, scope)] = LiveUnion.from_items(entries)
+            total = live_totals.get((owner, scope))
+            meter.live[(owner, scope)] = LiveUnion.from_items(entries, total)
             if scope != OWNER_SCOPE:
                 meter._live_users[owner].add(scope)
         resend = math.inf if resend_from is None else resend_from

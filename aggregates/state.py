@@ -34,6 +34,7 @@ class Kind(StrEnum):
     CONTRACT = "c"
     PIECE = "p"
     LIVE = "l"
+    LIVE_TOTAL = "a"  # area of a scope's live union, so a rebuild needs no union of it
     EVENT = "e"
     SEEDED = "t"
     SNAPSHOT = "s"

@@ -14,6 +14,7 @@ from aggregates.contracts import OWNER_SCOPE, contract_id_for, user_scope
 from aggregates.meter import Meter
 from aggregates.products import Product
 from aggregates.records import MeterEvent
+from aggregates.state import SEP, Kind
 from tests.aggregates.test_meter import NOW, OWNER, T0, Harness, area, sq
 
 FILE = "providerFileProcessingFinished"
@@ -103,3 +104,39 @@ def Outcome_of(write: tuple[str, bytes | None]) -> object:  # noqa: N802 - reads
 @pytest.fixture
 def h() -> Harness:
     return Harness()
+
+
+def _boundaries(h: Harness) -> None:
+    """Overlapping boundaries of two users, one updated and one deleted."""
+    for n in range(6):
+        h.event("fieldBoundaryCreated", f"u{n % 2}", sq(10 + n * 0.0007, 50), field_id=f"f{n}")
+    h.event("fieldBoundaryUpdated", "u0", sq(10.0001, 50.0002), field_id="f0",
+            ts=T0 + timedelta(hours=1))
+    h.event("fieldBoundaryDeleted", "u1", None, field_id="f3", ts=T0 + timedelta(hours=2))
+
+
+def _live_totals(meter: Meter) -> dict[tuple[str, str], float]:
+    return {k: union.total_m2 for k, union in meter.live.items()}
+
+
+def test_a_takeover_unions_no_live_boundaries(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each union of all live boundaries cost seconds per thousand fields at takeover."""
+    _boundaries(h)
+
+    def refused(*_: object, **__: object) -> None:
+        raise AssertionError("a rebuild unioned every live boundary")
+
+    monkeypatch.setattr("aggregates.live.shapely.union_all", refused)
+    assert _live_totals(h.rebuilt()) == _live_totals(h.meter)
+
+
+def test_live_state_stored_before_its_totals_rebuilds_from_its_boundaries(h: Harness) -> None:
+    _boundaries(h)
+    for stored in [k for k in h.store if k.startswith(Kind.LIVE_TOTAL.value + SEP)]:
+        del h.store[stored]
+    rebuilt = _live_totals(h.rebuilt())
+    assert rebuilt.keys() == _live_totals(h.meter).keys()
+    for k, total in _live_totals(h.meter).items():
+        assert rebuilt[k] == pytest.approx(total, rel=1e-6)
