@@ -92,8 +92,7 @@ class UniqueAreaLedger:
         """
         ledger = cls()
         for piece_id, data in pieces:
-            day, geom = decode_piece(data)
-            ledger._remember(piece_id, day, geom, geodesic_area_m2(geom))
+            ledger._remember(piece_id, *decode_piece(data))
         if ledger._pieces:
             ledger._index = Index(ledger._stream())
         ledger._next_seq = (max(ledger._pieces, default=-1) >> SEQ_BITS) + 1
@@ -244,7 +243,7 @@ class UniqueAreaLedger:
 
     def _encoded(self, piece_id: int) -> bytes | None:
         piece = self._pieces.get(piece_id)
-        return None if piece is None else encode_piece(*piece)
+        return None if piece is None else encode_piece(*piece, self._areas[piece_id])
 
     def _stream(self) -> Iterator[tuple[int, Bounds, None]]:
         """Entries for rtree's bulk (STR) loader, much faster than one insert per piece."""

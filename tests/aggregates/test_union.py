@@ -1,5 +1,6 @@
 """UniqueAreaLedger: union totals, event-time attribution and piece persistence."""
 
+import struct
 from collections.abc import Callable, Sequence
 
 import pytest
@@ -92,13 +93,22 @@ def test_ids_come_from_the_input_so_a_stale_ledger_cannot_overwrite_stored_piece
 
 
 def test_codec_round_trips() -> None:
-    day, geom = decode_piece(encode_piece(738_000, BOX))
-    assert day == 738_000
+    day, geom, area = decode_piece(encode_piece(738_000, BOX, 123.25))
+    assert (day, area) == (738_000, 123.25)
     assert shapely.equals_exact(geom, BOX, tolerance=0)
 
 
+def test_a_piece_stored_before_its_area_is_measured() -> None:
+    old = struct.pack(">i", 738_000) + shapely.to_wkb(BOX)
+    day, geom, area = decode_piece(old)
+    assert day == 738_000
+    assert shapely.equals_exact(geom, BOX, tolerance=0)
+    assert area == geodesic_area_m2(BOX)
+
+
 def test_overlapping_rebuilt_pieces_do_not_break_anything() -> None:
-    pieces = [(0, encode_piece(1, BOX)), (7, encode_piece(2, HALF))]
+    pieces = [(0, encode_piece(1, BOX, geodesic_area_m2(BOX))),
+              (7, encode_piece(2, HALF, geodesic_area_m2(HALF)))]
     ledger = UniqueAreaLedger.from_pieces(pieces)
     assert ledger.total_m2 == pytest.approx(geodesic_area_m2(BOX) + geodesic_area_m2(HALF))
     assert ledger.add(shapely.box(10.0, 50.0, 10.002, 50.002), 0) > 0
