@@ -27,15 +27,14 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from aggregates.area import geodesic_area_m2
+from aggregates.audit import AuditDays
 from aggregates.contracts import OWNER_SCOPE, Contract, new_contract, user_scope
 from aggregates.dedup import EventIds, Seen
 from aggregates.fields import FieldHistory, Version, boundary_for
 from aggregates.geometry import clip_to
 from aggregates.history import UsageHistory
 from aggregates.journal import applied
-from aggregates.live import LiveUnion
-from aggregates.overlay import object_array, subtract_all
-from aggregates.periods import Term, add_years, day_end, day_of
+from aggregates.periods import Term, add_years, day_of
 from aggregates.products import Product, products_for
 from aggregates.quota import new_crossings
 from aggregates.records import (
@@ -50,20 +49,16 @@ from aggregates.state import (
     AlertState,
     HeldOperation,
     Kind,
-    LiveEntry,
     Write,
     decode_alerts,
     decode_contract,
     decode_emitted,
     decode_held,
-    decode_live,
     dump,
     encode_alerts,
     encode_contract,
     encode_emitted,
     encode_held,
-    encode_live,
-    join_parts,
     key,
     load,
     split_key,
@@ -81,11 +76,6 @@ class Outcome:
     writes: list[Write] = field(default_factory=list)
     alerts: list[QuotaAlert] = field(default_factory=list)
     snapshots: list[DailySnapshot] = field(default_factory=list)
-
-
-def _field_key(leaf_user_id: str, field_id: str, scope: str) -> str:
-    """Field ids are only unique per user, so the owner's union keys them by user too."""
-    return field_id if scope != OWNER_SCOPE else join_parts(leaf_user_id, field_id)
 
 
 class Meter:
@@ -109,20 +99,14 @@ class Meter:
         self.contracts: dict[str, Contract] = {}
         self._by_owner: dict[str, dict[Product, str]] = defaultdict(dict)
         self.ledgers: dict[LedgerKey, UniqueAreaLedger] = {}
-        self.live: dict[tuple[str, str], LiveUnion] = {}
+        self.audit = AuditDays()
         self._user_scopes: dict[tuple[str, int], set[str]] = defaultdict(set)
-        self._live_users: dict[str, set[str]] = defaultdict(set)
-        self._live_meta: dict[tuple[str, str, str], LiveEntry] = {}
-        self.audit_days: dict[tuple[str, str], dict[int, float]] = defaultdict(
-            lambda: defaultdict(float)
-        )
         # owner -> (leaf user, field id) -> every boundary version of that field
         self._fields: dict[str, dict[tuple[str, str], FieldHistory]] = defaultdict(
             lambda: defaultdict(FieldHistory)
         )
         self._held: dict[tuple[str, str], HeldOperation] = {}
         self._latest: dict[str, datetime] = {}
-        self._audit_last: dict[str, int] = {}
         self._noticed: dict[tuple[str, int], datetime] = {}
         self._final_contracts: set[str] = set()
         self._sent: dict[str, int] = {}
@@ -149,21 +133,20 @@ class Meter:
     def scopes(self, contract_id: str) -> set[str]:
         """Every scope that ever held area under a contract, in any term."""
         if self.contracts[contract_id].product is Product.AUDIT_FIELDS_BOUNDARY:
-            return {s for (c, s) in self.audit_days if c == contract_id}
+            return self.audit.scopes(contract_id)
         return {s for (c, _, s) in self.ledgers if c == contract_id}
 
     def by_day(self, contract_id: str, term: int, scope: str) -> dict[int, float]:
         """m² attributed to each ordinal day; AUDIT has signed deltas over all terms."""
         if self.contracts[contract_id].product is Product.AUDIT_FIELDS_BOUNDARY:
-            return dict(self.audit_days.get((contract_id, scope), {}))
+            return self.audit.by_day(contract_id, scope)
         ledger = self.ledgers.get((contract_id, term, scope))
         return ledger.area_by_day() if ledger else {}
 
     def total_m2(self, contract_id: str, term: int, scope: str) -> float:
         contract = self.contracts[contract_id]
         if contract.product is Product.AUDIT_FIELDS_BOUNDARY:
-            owner_union = self.live.get((contract.api_owner, scope))
-            return owner_union.total_m2 if owner_union else 0.0
+            return self.audit.total_m2(contract.api_owner, scope)
         ledger = self.ledgers.get((contract_id, term, scope))
         return ledger.total_m2 if ledger else 0.0
 
@@ -172,8 +155,7 @@ class Meter:
         between users included; quotas and alerts compare this, not the owner scope."""
         contract = self.contracts[contract_id]
         if contract.product is Product.AUDIT_FIELDS_BOUNDARY:
-            owner = contract.api_owner
-            return sum(self.live[(owner, s)].total_m2 for s in self._live_users[owner])
+            return self.audit.billable_m2(contract.api_owner)
         scopes = self._user_scopes.get((contract_id, term), ())
         return sum(self.ledgers[(contract_id, term, s)].total_m2 for s in scopes)
 
@@ -368,112 +350,13 @@ class Meter:
         return added
 
     def _apply_live(self, ev: MeterEvent, day: date, out: Outcome) -> ProductArea:
-        """Latest event time wins per boundary, so a late older update changes nothing.
-
-        One record per boundary serves both scopes: the owner's union is every user's
-        live boundaries, keyed by user and field.
-        """
-        assert ev.field_id is not None
         contract = self._ensure_contract(ev.api_owner, Product.AUDIT_FIELDS_BOUNDARY, day, out)
-        meta_key = (ev.api_owner, ev.leaf_user_id, ev.field_id)
-        previous = self._live_meta.get(meta_key)
-        if previous is not None and previous.timestamp > ev.timestamp.isoformat():
-            deltas = ProductArea(0.0, 0.0)
-        else:
-            deltas = self._mutate_live(ev, out)
-            wkb = shapely.to_wkb(ev.geometry) if ev.geometry is not None else None
-            entry = LiveEntry(
-                ev.timestamp.isoformat(), ev.event_id, deltas.user_m2, deltas.owner_m2, wkb
-            )
-            self._live_meta[meta_key] = entry
-            out.writes.append((key(Kind.LIVE, *meta_key), encode_live(entry)))
-        ordinal = day.toordinal()
-        last = self._audit_last.get(ev.api_owner, ordinal)
-        if ordinal < last:
-            self._correct_audit_days(contract, ev, out)
-        else:
-            cid = contract.contract_id
-            for scope, delta in (
-                (user_scope(ev.leaf_user_id), deltas.user_m2),
-                (OWNER_SCOPE, deltas.owner_m2),
-            ):
-                self._audit_day(
-                    contract, scope, ordinal, self.audit_days[(cid, scope)][ordinal] + delta, out
-                )
-        self._audit_last[ev.api_owner] = max(last, ordinal)
-        return deltas
-
-    def _correct_audit_days(self, contract: Contract, ev: MeterEvent, out: Outcome) -> None:
-        """A day's AUDIT total is the live union at its end (SPEC §2); the live union only
-        knows the present. A version older than the owner's latest AUDIT day changes the
-        days on which it is in force, from its own day to its field's next version, by
-        area(new − U) − area(old − U), U being the other fields' shapes it meets that day:
-        a local overlay, whatever the number of fields."""
-        assert ev.field_id is not None
-        fields = self._fields[ev.api_owner]
-        history = fields[(ev.leaf_user_id, ev.field_id)]
-        geom = None if ev.type == "fieldBoundaryDeleted" else ev.geometry
-        version = Version(ev.timestamp, ev.event_id, geom)
-        before, after = history.before(version), history.after(version)
-        old = before.geometry if before else None
-        start = day_of(ev.timestamp).toordinal()
-        stop = day_of(after.timestamp).toordinal() if after else None
-        if stop is not None and stop <= start or (old is None and geom is None):
-            return
-        for scope in (user_scope(ev.leaf_user_id), OWNER_SCOPE):
-            others = [
-                h
-                for (user, fid), h in fields.items()
-                if (user, fid) != (ev.leaf_user_id, ev.field_id)
-                and (scope == OWNER_SCOPE or user_scope(user) == scope)
-                and _meets(h.bounds, old, geom)
-            ]
-            self._shift_audit_days(contract, scope, start, stop, old, geom, others, out)
-
-    def _shift_audit_days(
-        self,
-        contract: Contract,
-        scope: str,
-        start: int,
-        stop: int | None,
-        old: BaseGeometry | None,
-        new: BaseGeometry | None,
-        others: list[FieldHistory],
-        out: Outcome,
-    ) -> None:
-        by_day = self.audit_days[(contract.contract_id, scope)]
-        days = sorted({d for d in by_day if d > start and (stop is None or d < stop)} | {start})
-        shifted = 0.0
-        for day in days:
-            moment = day_end(date.fromordinal(day)) - _INSTANT
-            around = [v.geometry for h in others if (v := h.in_force(moment)) and v.geometry]
-            change = _uncovered_m2(new, around) - _uncovered_m2(old, around)
-            self._audit_day(contract, scope, day, by_day.get(day, 0.0) + change - shifted, out)
-            shifted = change
-        if stop is not None and shifted:
-            self._audit_day(contract, scope, stop, by_day.get(stop, 0.0) - shifted, out)
-
-    def _audit_day(
-        self, contract: Contract, scope: str, ordinal: int, delta: float, out: Outcome
-    ) -> None:
-        cid = contract.contract_id
-        self.audit_days[(cid, scope)][ordinal] = delta
-        self._dirty[(cid, contract.term(date.fromordinal(ordinal)).index, scope)].add(ordinal)
-        row = key(Kind.AUDIT_DAY, contract.api_owner, cid, scope, ordinal)
-        out.writes.append((row, repr(delta).encode()))
-
-    def _mutate_live(self, ev: MeterEvent, out: Outcome) -> ProductArea:
-        assert ev.field_id is not None
-        deltas = []
-        self._live_users[ev.api_owner].add(user_scope(ev.leaf_user_id))
-        for scope in (user_scope(ev.leaf_user_id), OWNER_SCOPE):
-            union = self.live.setdefault((ev.api_owner, scope), LiveUnion())
-            fkey = _field_key(ev.leaf_user_id, ev.field_id, scope)
-            geom = None if ev.type == "fieldBoundaryDeleted" else ev.geometry
-            deltas.append(union.remove(fkey) if geom is None else union.put(fkey, geom))
-            total = key(Kind.LIVE_TOTAL, ev.api_owner, scope)
-            out.writes.append((total, repr(union.total_m2).encode()))
-        return ProductArea(deltas[0], deltas[1])
+        change = self.audit.apply(contract, ev, self._fields[ev.api_owner])
+        out.writes.extend(change.writes)
+        for scope, ordinal in change.days:
+            term = contract.term(date.fromordinal(ordinal)).index
+            self._dirty[(contract.contract_id, term, scope)].add(ordinal)
+        return change.area
 
     def _ensure_contract(
         self, api_owner: str, product: Product, day: date, out: Outcome
@@ -842,26 +725,15 @@ class Meter:
         held: list[HeldOperation] = []
         failed: list[tuple[str, int, bytes]] = []
         pieces: dict[LedgerKey, list[tuple[int, bytes]]] = defaultdict(list)
-        live_items: dict[tuple[str, str], list[tuple[str, BaseGeometry]]] = defaultdict(list)
-        live_totals: dict[tuple[str, str], float] = {}
         markers: list[tuple[str, bytes]] = []
         for raw_key, value in items:
             kind, owner, parts = split_key(raw_key)
+            if meter.audit.restore(kind, owner, parts, value):
+                continue
             if kind is Kind.CONTRACT:
                 meter._put_contract(decode_contract(parts[0], value))
             elif kind is Kind.PIECE:
                 pieces[(parts[0], int(parts[1]), parts[2])].append((int(parts[3]), value))
-            elif kind is Kind.LIVE:
-                user, field_id = parts
-                entry = decode_live(value)
-                meter._live_meta[(owner, user, field_id)] = entry
-                if entry.wkb is not None:
-                    geom = shapely.from_wkb(entry.wkb)
-                    for scope in (user_scope(user), OWNER_SCOPE):
-                        fkey = _field_key(user, field_id, scope)
-                        live_items[(owner, scope)].append((fkey, geom))
-            elif kind is Kind.LIVE_TOTAL:
-                live_totals[(owner, parts[0])] = float(value)
             elif kind is Kind.EVENT:
                 markers.append((parts[0], value))
             elif kind is Kind.SEEDED:
@@ -885,15 +757,9 @@ class Meter:
                 held.append(decode_held(value))
             elif kind is Kind.FAILED:
                 failed.append((parts[0], int(parts[1]), value))
-            elif kind is Kind.AUDIT_DAY:
-                meter.audit_days[(parts[0], parts[1])][int(parts[2])] = float(value)
         for lkey, stored in pieces.items():
             meter._ledger(lkey, UniqueAreaLedger.from_pieces(stored))
-        for (owner, scope), entries in live_items.items():
-            total = live_totals.get((owner, scope))
-            meter.live[(owner, scope)] = LiveUnion.from_items(entries, total)
-            if scope != OWNER_SCOPE:
-                meter._live_users[owner].add(scope)
+        meter.audit.finish(meter._fields)
         resend = math.inf if resend_from is None else resend_from
         for event_id, value in markers:
             meter._restore_marker(event_id, load(value), resend)
@@ -903,10 +769,6 @@ class Meter:
             meter._restore_record(event_id, record, seq, resend)
         for operation in held:
             meter._restore_held(operation)
-        for owner, histories in meter._fields.items():
-            meter._audit_last[owner] = max(
-                day_of(v.timestamp).toordinal() for h in histories.values() for v in h.versions
-            )
         meter._mark_all_dirty()
         return meter
 
@@ -929,7 +791,7 @@ class Meter:
         compared with its last snapshot at the next tick, and only changed ones are sent."""
         for (cid, term, scope), ledger in self.ledgers.items():
             self._dirty[(cid, term, scope)].update(ledger.area_by_day())
-        for (cid, scope), days in self.audit_days.items():
+        for (cid, scope), days in self.audit.days.items():
             contract = self.contracts[cid]
             for day in days:
                 term = contract.term(date.fromordinal(day)).index
@@ -959,26 +821,6 @@ _INSTANT = timedelta(microseconds=1)
 
 def _start_of(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
-
-
-def _meets(bounds: tuple[float, float, float, float] | None, *geoms: BaseGeometry | None) -> bool:
-    if bounds is None:
-        return False
-    for geom in geoms:
-        if geom is None:
-            continue
-        x0, y0, x1, y1 = geom.bounds
-        if bounds[0] <= x1 and x0 <= bounds[2] and bounds[1] <= y1 and y0 <= bounds[3]:
-            return True
-    return False
-
-
-def _uncovered_m2(geom: BaseGeometry | None, others: list[BaseGeometry]) -> float:
-    """Area of geom that none of `others` covers."""
-    if geom is None:
-        return 0.0
-    rest = subtract_all(geom, object_array(others)) if others else geom
-    return geodesic_area_m2(rest)
 
 
 def _contract_write(contract: Contract) -> Write:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from shapely.geometry.base import BaseGeometry
 
 from aggregates.area import geodesic_area_m2
+from aggregates.audit import field_key
 from aggregates.contracts import OWNER_SCOPE, Contract, user_scope
 from aggregates.geometry import clip_to
 from aggregates.live import LiveUnion
@@ -25,7 +26,6 @@ from aggregates.periods import Term
 from aggregates.products import Product
 from aggregates.records import ProductArea
 from aggregates.snapshots import CHANGE_EPSILON_M2, figures_for, is_closed
-from aggregates.state import join_parts
 
 if TYPE_CHECKING:
     from aggregates.meter import Meter
@@ -504,7 +504,7 @@ def check(
     clip: FieldClip | None = None
     shape: BaseGeometry | None = geom
     if product is Product.OPERATIONS_OPERATION and field_id is not None:
-        union = meter.live.get((api_owner, user_scope(leaf_user_id)))
+        union = meter.audit.live.get((api_owner, user_scope(leaf_user_id)))
         boundary = union.get(field_id) if union else None
         if boundary is None:
             clip = FieldClip.FIELD_UNKNOWN
@@ -548,10 +548,8 @@ def preview_live(
     """
     deltas = []
     for scope in (user_scope(leaf_user_id), OWNER_SCOPE):
-        union = meter.live.get((api_owner, scope))
-        key = None
-        if field_id is not None:
-            key = field_id if scope != OWNER_SCOPE else join_parts(leaf_user_id, field_id)
+        union = meter.audit.live.get((api_owner, scope))
+        key = field_key(leaf_user_id, field_id, scope) if field_id is not None else None
         deltas.append(_live_delta(union, key, geom))
     return ProductArea(deltas[0], deltas[1])
 

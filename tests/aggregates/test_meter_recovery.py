@@ -116,7 +116,7 @@ def _boundaries(h: Harness) -> None:
 
 
 def _live_totals(meter: Meter) -> dict[tuple[str, str], float]:
-    return {k: union.total_m2 for k, union in meter.live.items()}
+    return {k: union.total_m2 for k, union in meter.audit.live.items()}
 
 
 def test_a_takeover_unions_no_live_boundaries(

@@ -266,7 +266,7 @@ async def test_check_previews_audit_against_the_live_union(client: Client, world
     body = await post_check(client, key, geometry=SQUARE, product="AUDIT_FIELDS_BOUNDARY",
                             leaf_user_id="u1", field_id="f1")
     assert body["required"] == pytest.approx(0.0, abs=1e-3)
-    assert world.meter.live[(OWNER, user_scope("u1"))].get("f1") is not None  # unchanged
+    assert world.meter.audit.live[(OWNER, user_scope("u1"))].get("f1") is not None  # unchanged
 
 
 async def test_check_clips_an_operation_to_its_field(client: Client, world: World) -> None:

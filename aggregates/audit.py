@@ -1,0 +1,239 @@
+"""AUDIT_FIELDS_BOUNDARY: the unique area of the boundaries that exist, day by day.
+
+Unlike the bounded products, AUDIT is not a union of everything ever counted: a day's
+figure is the union of the boundaries live at its end (SPEC §2), so a delete lowers it.
+Its state is the live unions (one per scope), each boundary's latest version, and the
+signed net change of every day; each is stored under its own key, beside the code that
+writes it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from aggregates.area import geodesic_area_m2
+from aggregates.contracts import OWNER_SCOPE, Contract, user_scope
+from aggregates.fields import FieldHistory, Version
+from aggregates.live import LiveUnion
+from aggregates.overlay import object_array, subtract_all
+from aggregates.periods import day_end, day_of
+from aggregates.records import MeterEvent, ProductArea
+from aggregates.state import Kind, LiveEntry, Write, decode_live, encode_live, join_parts, key
+
+_INSTANT = timedelta(microseconds=1)
+
+Fields = Mapping[tuple[str, str], FieldHistory]  # (leaf user, field id) -> its versions
+
+
+@dataclass
+class AuditChange:
+    """What one boundary event did to AUDIT: its deltas, the days it changed, and the
+    state writes that make that durable."""
+
+    area: ProductArea = field(default_factory=lambda: ProductArea(0.0, 0.0))
+    days: list[tuple[str, int]] = field(default_factory=list)  # (scope, ordinal day)
+    writes: list[Write] = field(default_factory=list)
+
+
+def field_key(leaf_user_id: str, field_id: str, scope: str) -> str:
+    """Field ids are only unique per user, so the owner's union keys them by user too."""
+    return field_id if scope != OWNER_SCOPE else join_parts(leaf_user_id, field_id)
+
+
+class AuditDays:
+    """Live unions per (owner, scope) and AUDIT's signed daily deltas per (contract, scope).
+
+    Latest event time wins per boundary, so a late older update changes nothing now; but
+    a version older than the owner's latest AUDIT day still changes the days it was in
+    force, which are corrected from the field histories (see `_correct`).
+    """
+
+    def __init__(self) -> None:
+        self.live: dict[tuple[str, str], LiveUnion] = {}
+        self.days: dict[tuple[str, str], dict[int, float]] = defaultdict(
+            lambda: defaultdict(float)
+        )
+        self._users: dict[str, set[str]] = defaultdict(set)
+        self._latest: dict[tuple[str, str, str], LiveEntry] = {}
+        self._last_day: dict[str, int] = {}
+        self._restored: dict[tuple[str, str], list[tuple[str, BaseGeometry]]] = defaultdict(list)
+        self._restored_totals: dict[tuple[str, str], float] = {}
+
+    # ---- reading -----------------------------------------------------------------
+
+    def scopes(self, contract_id: str) -> set[str]:
+        return {s for (c, s) in self.days if c == contract_id}
+
+    def by_day(self, contract_id: str, scope: str) -> dict[int, float]:
+        return dict(self.days.get((contract_id, scope), {}))
+
+    def total_m2(self, api_owner: str, scope: str) -> float:
+        union = self.live.get((api_owner, scope))
+        return union.total_m2 if union else 0.0
+
+    def billable_m2(self, api_owner: str) -> float:
+        """The sum of the Leaf users' live unions, overlaps between users included."""
+        return sum(self.live[(api_owner, s)].total_m2 for s in self._users[api_owner])
+
+    # ---- events ------------------------------------------------------------------
+
+    def apply(self, contract: Contract, ev: MeterEvent, fields: Fields) -> AuditChange:
+        """Count one boundary event; `fields` already holds its version."""
+        assert ev.field_id is not None
+        change = AuditChange()
+        latest_key = (ev.api_owner, ev.leaf_user_id, ev.field_id)
+        previous = self._latest.get(latest_key)
+        if previous is None or previous.timestamp <= ev.timestamp.isoformat():
+            change.area = self._mutate(ev, change)
+            wkb = shapely.to_wkb(ev.geometry) if ev.geometry is not None else None
+            entry = LiveEntry(
+                ev.timestamp.isoformat(), ev.event_id, change.area.user_m2, change.area.owner_m2,
+                wkb,
+            )
+            self._latest[latest_key] = entry
+            change.writes.append((key(Kind.LIVE, *latest_key), encode_live(entry)))
+        ordinal = day_of(ev.timestamp).toordinal()
+        last = self._last_day.get(ev.api_owner, ordinal)
+        if ordinal < last:
+            self._correct(contract, ev, fields, change)
+        else:
+            cid = contract.contract_id
+            for scope, delta in (
+                (user_scope(ev.leaf_user_id), change.area.user_m2),
+                (OWNER_SCOPE, change.area.owner_m2),
+            ):
+                self._set_day(contract, scope, ordinal, self.days[(cid, scope)][ordinal] + delta,
+                              change)
+        self._last_day[ev.api_owner] = max(last, ordinal)
+        return change
+
+    def _mutate(self, ev: MeterEvent, change: AuditChange) -> ProductArea:
+        assert ev.field_id is not None
+        deltas = []
+        self._users[ev.api_owner].add(user_scope(ev.leaf_user_id))
+        for scope in (user_scope(ev.leaf_user_id), OWNER_SCOPE):
+            union = self.live.setdefault((ev.api_owner, scope), LiveUnion())
+            fkey = field_key(ev.leaf_user_id, ev.field_id, scope)
+            geom = None if ev.type == "fieldBoundaryDeleted" else ev.geometry
+            deltas.append(union.remove(fkey) if geom is None else union.put(fkey, geom))
+            total = key(Kind.LIVE_TOTAL, ev.api_owner, scope)
+            change.writes.append((total, repr(union.total_m2).encode()))
+        return ProductArea(deltas[0], deltas[1])
+
+    def _correct(
+        self, contract: Contract, ev: MeterEvent, fields: Fields, change: AuditChange
+    ) -> None:
+        """The live union only knows the present. A version older than the owner's latest
+        AUDIT day changes the days on which it is in force, from its own day to its
+        field's next version, by area(new − U) − area(old − U), U being the other fields'
+        shapes it meets that day: a local overlay, whatever the number of fields."""
+        assert ev.field_id is not None
+        history = fields[(ev.leaf_user_id, ev.field_id)]
+        geom = None if ev.type == "fieldBoundaryDeleted" else ev.geometry
+        version = Version(ev.timestamp, ev.event_id, geom)
+        before, after = history.before(version), history.after(version)
+        old = before.geometry if before else None
+        start = day_of(ev.timestamp).toordinal()
+        stop = day_of(after.timestamp).toordinal() if after else None
+        if stop is not None and stop <= start or (old is None and geom is None):
+            return
+        for scope in (user_scope(ev.leaf_user_id), OWNER_SCOPE):
+            others = [
+                h
+                for (user, fid), h in fields.items()
+                if (user, fid) != (ev.leaf_user_id, ev.field_id)
+                and (scope == OWNER_SCOPE or user_scope(user) == scope)
+                and _meets(h.bounds, old, geom)
+            ]
+            self._shift(contract, scope, (start, stop), (old, geom), others, change)
+
+    def _shift(
+        self,
+        contract: Contract,
+        scope: str,
+        span: tuple[int, int | None],
+        shapes: tuple[BaseGeometry | None, BaseGeometry | None],
+        others: list[FieldHistory],
+        change: AuditChange,
+    ) -> None:
+        (start, stop), (old, new) = span, shapes
+        by_day = self.days[(contract.contract_id, scope)]
+        days = sorted({d for d in by_day if d > start and (stop is None or d < stop)} | {start})
+        shifted = 0.0
+        for day in days:
+            moment = day_end(date.fromordinal(day)) - _INSTANT
+            around = [v.geometry for h in others if (v := h.in_force(moment)) and v.geometry]
+            moved = _uncovered_m2(new, around) - _uncovered_m2(old, around)
+            self._set_day(contract, scope, day, by_day.get(day, 0.0) + moved - shifted, change)
+            shifted = moved
+        if stop is not None and shifted:
+            self._set_day(contract, scope, stop, by_day.get(stop, 0.0) - shifted, change)
+
+    def _set_day(
+        self, contract: Contract, scope: str, ordinal: int, delta: float, change: AuditChange
+    ) -> None:
+        cid = contract.contract_id
+        self.days[(cid, scope)][ordinal] = delta
+        change.days.append((scope, ordinal))
+        row = key(Kind.AUDIT_DAY, contract.api_owner, cid, scope, ordinal)
+        change.writes.append((row, repr(delta).encode()))
+
+    # ---- rebuilding --------------------------------------------------------------
+
+    def restore(self, kind: Kind, owner: str, parts: list[str], value: bytes) -> bool:
+        """Take one stored record if it is AUDIT's; the unions are built in `finish`."""
+        if kind is Kind.LIVE:
+            user, field_id = parts
+            entry = decode_live(value)
+            self._latest[(owner, user, field_id)] = entry
+            if entry.wkb is not None:
+                geom = shapely.from_wkb(entry.wkb)
+                for scope in (user_scope(user), OWNER_SCOPE):
+                    self._restored[(owner, scope)].append((field_key(user, field_id, scope), geom))
+        elif kind is Kind.LIVE_TOTAL:
+            self._restored_totals[(owner, parts[0])] = float(value)
+        elif kind is Kind.AUDIT_DAY:
+            self.days[(parts[0], parts[1])][int(parts[2])] = float(value)
+        else:
+            return False
+        return True
+
+    def finish(self, fields: Mapping[str, Fields]) -> None:
+        """Bulk-load the live unions, and the owners' latest boundary day from `fields`."""
+        for (owner, scope), entries in self._restored.items():
+            total = self._restored_totals.get((owner, scope))
+            self.live[(owner, scope)] = LiveUnion.from_items(entries, total)
+            if scope != OWNER_SCOPE:
+                self._users[owner].add(scope)
+        self._restored.clear()
+        self._restored_totals.clear()
+        for owner, histories in fields.items():
+            self._last_day[owner] = max(
+                day_of(v.timestamp).toordinal() for h in histories.values() for v in h.versions
+            )
+
+
+def _meets(bounds: tuple[float, float, float, float] | None, *geoms: BaseGeometry | None) -> bool:
+    if bounds is None:
+        return False
+    for geom in geoms:
+        if geom is None:
+            continue
+        x0, y0, x1, y1 = geom.bounds
+        if bounds[0] <= x1 and x0 <= bounds[2] and bounds[1] <= y1 and y0 <= bounds[3]:
+            return True
+    return False
+
+
+def _uncovered_m2(geom: BaseGeometry | None, others: list[BaseGeometry]) -> float:
+    """Area of geom that none of `others` covers."""
+    if geom is None:
+        return 0.0
+    rest = subtract_all(geom, object_array(others)) if others else geom
+    return geodesic_area_m2(rest)
