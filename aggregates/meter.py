@@ -36,7 +36,7 @@ from aggregates.history import UsageHistory
 from aggregates.journal import applied
 from aggregates.periods import Term, add_years, day_of
 from aggregates.products import Product, products_for
-from aggregates.quota import new_crossings
+from aggregates.quota import AlertBook, Announcement
 from aggregates.records import (
     DailySnapshot,
     MeterEvent,
@@ -46,16 +46,13 @@ from aggregates.records import (
 )
 from aggregates.snapshots import Emitted, figures_for, is_closed, needs_emit
 from aggregates.state import (
-    AlertState,
     HeldOperation,
     Kind,
     Write,
-    decode_alerts,
     decode_contract,
     decode_emitted,
     decode_held,
     dump,
-    encode_alerts,
     encode_contract,
     encode_emitted,
     encode_held,
@@ -116,7 +113,7 @@ class Meter:
         self._emitted: dict[tuple[str, str, int], Emitted] = {}
         self._emitted_days: dict[tuple[str, str], set[int]] = defaultdict(set)
         self._pending_final: set[tuple[str, str, int]] = set()
-        self._alerted: dict[tuple[str, int], AlertState] = {}
+        self.alerts = AlertBook()
         self._dirty: dict[LedgerKey, set[int]] = defaultdict(set)
         # usage-records (API): every non-duplicate event's record per owner, for /usage/details
         self.records = UsageHistory()
@@ -479,8 +476,7 @@ class Meter:
         out.writes.append(_contract_write(contract))
         term = contract.term(now.date())
         used = self.billable_m2(contract_id, term.index)
-        self._remember_alerts(contract, term.index, AlertState(0, seq, ()), out)
-        self._alert(contract, term, used, 0, now, seq, out)
+        _announce(self.alerts.restart(contract, term, used, now, seq), out)
         return self._applied_by(seq, out)
 
     def _check_quotas(
@@ -492,48 +488,7 @@ class Meter:
                 continue
             term = contract.term(day)
             used = self.billable_m2(cid, term.index)
-            state = self._alerted.get((cid, term.index))
-            self._alert(contract, term, used, state.level if state else 0, now, seq, out)
-
-    def _alert(
-        self,
-        contract: Contract,
-        term: Term,
-        used: float,
-        previous: int,
-        now: datetime,
-        seq: int,
-        out: Outcome,
-    ) -> None:
-        crossed = new_crossings(previous, used, contract.quota_m2)
-        if not crossed:
-            return
-        assert contract.quota_m2 is not None
-        alerts = tuple(
-            QuotaAlert(
-                contract.contract_id,
-                contract.api_owner,
-                contract.product.value,
-                term.start,
-                term.end,
-                threshold,
-                used,
-                contract.quota_m2,
-                now,
-            )
-            for threshold in crossed
-        )
-        out.alerts.extend(alerts)
-        self._remember_alerts(contract, term.index, AlertState(crossed[-1], seq, alerts), out)
-
-    def _remember_alerts(
-        self, contract: Contract, term: int, state: AlertState, out: Outcome
-    ) -> None:
-        """The alerts ride along with the level, so a rebuild can send them if the
-        stream layer had not yet when it stopped."""
-        self._alerted[(contract.contract_id, term)] = state
-        row = key(Kind.ALERTED, contract.api_owner, contract.contract_id, term)
-        out.writes.append((row, encode_alerts(state)))
+            _announce(self.alerts.check(contract, term, used, now, seq), out)
 
     # ---- snapshots ---------------------------------------------------------------
 
@@ -647,9 +602,7 @@ class Meter:
         for (cid, scope, day), emitted in sorted(self._emitted.items()):
             if emitted.seq > self._sent.get(self.contracts[cid].api_owner, -1):
                 out.snapshots.append(self._snapshot(cid, scope, day, emitted))
-        for (cid, _), state in sorted(self._alerted.items()):
-            if state.seq > self._sent.get(self.contracts[cid].api_owner, -1):
-                out.alerts.extend(state.alerts)
+        out.alerts.extend(self.alerts.unsent(lambda owner: self._sent.get(owner, -1)))
         return out
 
     def _remember_emitted(self, cid: str, scope: str, day: int, emitted: Emitted) -> None:
@@ -728,7 +681,9 @@ class Meter:
         markers: list[tuple[str, bytes]] = []
         for raw_key, value in items:
             kind, owner, parts = split_key(raw_key)
-            if meter.audit.restore(kind, owner, parts, value):
+            if meter.audit.restore(kind, owner, parts, value) or meter.alerts.restore(
+                kind, parts, value
+            ):
                 continue
             if kind is Kind.CONTRACT:
                 meter._put_contract(decode_contract(parts[0], value))
@@ -744,8 +699,6 @@ class Meter:
                 meter._noticed[(parts[0], int(parts[1]))] = datetime.fromisoformat(value.decode())
             elif kind is Kind.SNAPSHOT:
                 meter._remember_emitted(parts[0], parts[1], int(parts[2]), decode_emitted(value))
-            elif kind is Kind.ALERTED:
-                meter._alerted[(parts[0], int(parts[1]))] = decode_alerts(value)
             elif kind is Kind.SENT:
                 meter._sent[owner] = int(value)
             elif kind is Kind.VERSION:
@@ -821,6 +774,11 @@ _INSTANT = timedelta(microseconds=1)
 
 def _start_of(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def _announce(announcement: Announcement, out: Outcome) -> None:
+    out.writes.extend(announcement.writes)
+    out.alerts.extend(announcement.alerts)
 
 
 def _contract_write(contract: Contract) -> Write:

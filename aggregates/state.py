@@ -21,7 +21,7 @@ import shapely
 
 from aggregates.contracts import Contract
 from aggregates.products import Product
-from aggregates.records import MeterEvent, QuotaAlert
+from aggregates.records import MeterEvent
 from aggregates.snapshots import Emitted
 
 SEP = "\x1f"
@@ -210,54 +210,3 @@ def decode_held(raw: bytes) -> HeldOperation:
         geometry=shapely.from_wkb(v["wkb"]),
     )
     return HeldOperation(event, datetime.fromisoformat(v["arrived"]), v["seq"], v["src"])
-
-
-@dataclass(frozen=True, slots=True)
-class AlertState:
-    """The highest threshold announced in a term, and the alerts that announced it."""
-
-    level: int
-    seq: int
-    alerts: tuple[QuotaAlert, ...]
-
-
-def encode_alerts(state: AlertState) -> bytes:
-    return dump(
-        {
-            "level": state.level,
-            "seq": state.seq,
-            "alerts": [
-                {
-                    "contractId": a.contract_id,
-                    "apiOwner": a.api_owner,
-                    "product": a.product,
-                    "termStart": a.term_start.isoformat(),
-                    "termEnd": a.term_end.isoformat(),
-                    "threshold": a.threshold_percent,
-                    "usedM2": a.used_m2,
-                    "quotaM2": a.quota_m2,
-                    "at": a.emitted_at.isoformat(),
-                }
-                for a in state.alerts
-            ],
-        }
-    )
-
-
-def decode_alerts(raw: bytes) -> AlertState:
-    v = load(raw)
-    alerts = tuple(
-        QuotaAlert(
-            a["contractId"],
-            a["apiOwner"],
-            a["product"],
-            date.fromisoformat(a["termStart"]),
-            date.fromisoformat(a["termEnd"]),
-            a["threshold"],
-            a["usedM2"],
-            a["quotaM2"],
-            datetime.fromisoformat(a["at"]),
-        )
-        for a in v["alerts"]
-    )
-    return AlertState(v["level"], v["seq"], alerts)
