@@ -44,25 +44,21 @@ from aggregates.records import (
     QuotaAlert,
     UsageRecord,
 )
-from aggregates.snapshots import Emitted, figures_for, is_closed, needs_emit
+from aggregates.snapshots import LedgerKey, SnapshotBook
 from aggregates.state import (
     HeldOperation,
     Kind,
     Write,
     decode_contract,
-    decode_emitted,
     decode_held,
     dump,
     encode_contract,
-    encode_emitted,
     encode_held,
     key,
     load,
     split_key,
 )
 from aggregates.union import UniqueAreaLedger
-
-LedgerKey = tuple[str, int, str]  # contract id, term index, scope
 
 
 @dataclass
@@ -105,16 +101,12 @@ class Meter:
         self._held: dict[tuple[str, str], HeldOperation] = {}
         self._latest: dict[str, datetime] = {}
         self._noticed: dict[tuple[str, int], datetime] = {}
-        self._final_contracts: set[str] = set()
         self._sent: dict[str, int] = {}
         self._applied: dict[str, int] = {}  # owner -> last message its stored writes include
         self._resend: list[tuple[int, UsageRecord]] = []  # rebuilt: records maybe never sent
         self._seeded: set[tuple[str, int]] = set()
-        self._emitted: dict[tuple[str, str, int], Emitted] = {}
-        self._emitted_days: dict[tuple[str, str], set[int]] = defaultdict(set)
-        self._pending_final: set[tuple[str, str, int]] = set()
         self.alerts = AlertBook()
-        self._dirty: dict[LedgerKey, set[int]] = defaultdict(set)
+        self.snapshots = SnapshotBook(self.contracts, grace)
         # usage-records (API): every non-duplicate event's record per owner, for /usage/details
         self.records = UsageHistory()
 
@@ -343,7 +335,7 @@ class Meter:
         added = ledger.add(geom, ordinal, seq)
         for piece_id, value in ledger.take_changes():
             out.writes.append((key(Kind.PIECE, contract.api_owner, *lkey, piece_id), value))
-        self._dirty[lkey].add(ordinal)
+        self.snapshots.touch(lkey, (ordinal,))
         return added
 
     def _apply_live(self, ev: MeterEvent, day: date, out: Outcome) -> ProductArea:
@@ -352,7 +344,7 @@ class Meter:
         out.writes.extend(change.writes)
         for scope, ordinal in change.days:
             term = contract.term(date.fromordinal(ordinal)).index
-            self._dirty[(contract.contract_id, term, scope)].add(ordinal)
+            self.snapshots.touch((contract.contract_id, term, scope), (ordinal,))
         return change.area
 
     def _ensure_contract(
@@ -376,7 +368,7 @@ class Meter:
         (nor a second term exists): after that its days are billed history."""
         cid = contract.contract_id
         return (
-            cid in self._final_contracts
+            self.snapshots.has_final_day(cid)
             or any(c == cid and t > 0 for (c, t, _) in self.ledgers)
             or any(c == cid for (c, _) in self._seeded)
         )
@@ -506,20 +498,9 @@ class Meter:
         self._release(now, seq, owns, out)
         self._carry_over(now, seq, owns, out)
         self.ids.forget_old(self._latest, owns, lambda owner, eid: (owner, eid) in self._held)
-        mine = [k for k in self._dirty if owns(self.contracts[k[0]].api_owner)]
-        for lkey in mine:
-            cid, term, scope = lkey
-            days = self._dirty.pop(lkey)
-            later = {d for d in self._emitted_days[(cid, scope)] if d >= min(days)}
-            self._emit_days(cid, term, scope, days | later, now, seq, out)
-        closing = [
-            k
-            for k in self._pending_final
-            if is_closed(k[2], now, self.grace) and owns(self.contracts[k[0]].api_owner)
-        ]
-        for cid, scope, day in closing:
-            term = self.contracts[cid].term(date.fromordinal(day)).index
-            self._emit_days(cid, term, scope, {day}, now, seq, out)
+        emission = self.snapshots.emit_due(self.by_day, now, seq, owns)
+        out.writes.extend(emission.writes)
+        out.snapshots.extend(emission.snapshots)
         return self._applied_by(seq, out)
 
     # ---- replays -----------------------------------------------------------------
@@ -537,55 +518,6 @@ class Meter:
             self._applied[split_key(k)[1]] = seq
         return out
 
-    def _emit_days(
-        self,
-        cid: str,
-        term: int,
-        scope: str,
-        days: set[int],
-        now: datetime,
-        seq: int,
-        out: Outcome,
-    ) -> None:
-        contract = self.contracts[cid]
-        bounded = contract.product.period_bounded
-        for day, figures in figures_for(self.by_day(cid, term, scope), days).items():
-            if bounded and contract.term(date.fromordinal(day)).index != term:
-                continue
-            final = is_closed(day, now, self.grace)
-            last = self._emitted.get((cid, scope, day))
-            if not needs_emit(last, figures, final):
-                continue
-            emitted = Emitted(
-                (last.revision if last else 0) + 1,
-                figures.added_m2,
-                figures.total_m2,
-                final,
-                seq,
-                contract.quota_m2,
-                now,
-            )
-            self._remember_emitted(cid, scope, day, emitted)
-            row = key(Kind.SNAPSHOT, contract.api_owner, cid, scope, day)
-            out.writes.append((row, encode_emitted(emitted)))
-            out.snapshots.append(self._snapshot(cid, scope, day, emitted))
-
-    def _snapshot(self, cid: str, scope: str, day: int, emitted: Emitted) -> DailySnapshot:
-        contract = self.contracts[cid]
-        return DailySnapshot(
-            cid,
-            contract.api_owner,
-            scope,
-            contract.product.value,
-            date.fromordinal(day),
-            emitted.added_m2,
-            emitted.total_m2,
-            emitted.quota_m2,
-            emitted.final,
-            emitted.revision,
-            emitted.emitted_at,
-        )
-
     # ---- outputs -----------------------------------------------------------------
 
     def sent(self, api_owner: str, seq: int) -> Write:
@@ -599,20 +531,12 @@ class Meter:
         are the usage records of messages from `resend_from` on: their marker is stored,
         so their replay changes nothing, but their record may not have reached the broker."""
         out = Outcome(records=[record for _, record in sorted(self._resend, key=itemgetter(0))])
-        for (cid, scope, day), emitted in sorted(self._emitted.items()):
-            if emitted.seq > self._sent.get(self.contracts[cid].api_owner, -1):
-                out.snapshots.append(self._snapshot(cid, scope, day, emitted))
-        out.alerts.extend(self.alerts.unsent(lambda owner: self._sent.get(owner, -1)))
+        out.snapshots.extend(self.snapshots.unsent(self._sent_up_to))
+        out.alerts.extend(self.alerts.unsent(self._sent_up_to))
         return out
 
-    def _remember_emitted(self, cid: str, scope: str, day: int, emitted: Emitted) -> None:
-        self._emitted[(cid, scope, day)] = emitted
-        self._emitted_days[(cid, scope)].add(day)
-        if emitted.final:
-            self._final_contracts.add(cid)
-            self._pending_final.discard((cid, scope, day))
-        else:
-            self._pending_final.add((cid, scope, day))
+    def _sent_up_to(self, api_owner: str) -> int:
+        return self._sent.get(api_owner, -1)
 
     # ---- records -----------------------------------------------------------------
 
@@ -681,8 +605,10 @@ class Meter:
         markers: list[tuple[str, bytes]] = []
         for raw_key, value in items:
             kind, owner, parts = split_key(raw_key)
-            if meter.audit.restore(kind, owner, parts, value) or meter.alerts.restore(
-                kind, parts, value
+            if (
+                meter.audit.restore(kind, owner, parts, value)
+                or meter.alerts.restore(kind, parts, value)
+                or meter.snapshots.restore(kind, parts, value)
             ):
                 continue
             if kind is Kind.CONTRACT:
@@ -697,8 +623,6 @@ class Meter:
                 meter._applied[owner] = applied(value)
             elif kind is Kind.NOTICED:
                 meter._noticed[(parts[0], int(parts[1]))] = datetime.fromisoformat(value.decode())
-            elif kind is Kind.SNAPSHOT:
-                meter._remember_emitted(parts[0], parts[1], int(parts[2]), decode_emitted(value))
             elif kind is Kind.SENT:
                 meter._sent[owner] = int(value)
             elif kind is Kind.VERSION:
@@ -742,13 +666,13 @@ class Meter:
     def _mark_all_dirty(self) -> None:
         """Days changed since the last tick are not stored; after a rebuild every day is
         compared with its last snapshot at the next tick, and only changed ones are sent."""
-        for (cid, term, scope), ledger in self.ledgers.items():
-            self._dirty[(cid, term, scope)].update(ledger.area_by_day())
+        for lkey, ledger in self.ledgers.items():
+            self.snapshots.touch(lkey, ledger.area_by_day())
         for (cid, scope), days in self.audit.days.items():
             contract = self.contracts[cid]
             for day in days:
                 term = contract.term(date.fromordinal(day)).index
-                self._dirty[(cid, term, scope)].add(day)
+                self.snapshots.touch((cid, term, scope), (day,))
 
     def _restore_marker(self, event_id: str, marker: dict[str, object], resend: float) -> None:
         """AUDIT's daily deltas are history, not state: the markers are where it is kept."""

@@ -22,7 +22,6 @@ import shapely
 from aggregates.contracts import Contract
 from aggregates.products import Product
 from aggregates.records import MeterEvent
-from aggregates.snapshots import Emitted
 
 SEP = "\x1f"
 _ESCAPES = (("%", "%25"), (SEP, "%1F"))
@@ -146,27 +145,6 @@ def decode_live(raw: bytes) -> LiveEntry:
     v = load(raw)
     wkb = bytes.fromhex(v["wkb"]) if v["wkb"] is not None else None
     return LiveEntry(v["ts"], v["eventId"], v["deltas"][0], v["deltas"][1], wkb)
-
-
-def encode_emitted(e: Emitted) -> bytes:
-    return dump(
-        {
-            "r": e.revision,
-            "a": e.added_m2,
-            "t": e.total_m2,
-            "f": e.final,
-            "s": e.seq,
-            "q": e.quota_m2,
-            "at": e.emitted_at.isoformat(),
-        }
-    )
-
-
-def decode_emitted(raw: bytes) -> Emitted:
-    v = load(raw)
-    return Emitted(
-        v["r"], v["a"], v["t"], v["f"], v["s"], v["q"], datetime.fromisoformat(v["at"])
-    )
 
 
 @dataclass(frozen=True, slots=True)
