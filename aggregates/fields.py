@@ -8,10 +8,16 @@ only the latest version.
 from __future__ import annotations
 
 import bisect
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import shapely
 from shapely.geometry.base import BaseGeometry
+
+from aggregates.geometry import clip_to
+from aggregates.records import MeterEvent
+from aggregates.state import Kind, Write, key
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,3 +93,57 @@ def boundary_for(
     if version.geometry is None:
         return None, "field-deleted"
     return version.geometry, None
+
+
+class FieldBook:
+    """Every boundary version of every field, per owner: (leaf user, field id) -> history.
+
+    Each version is stored under its own key, so a field's history is rebuilt whatever
+    order its events came in.
+    """
+
+    def __init__(self) -> None:
+        self.by_owner: dict[str, dict[tuple[str, str], FieldHistory]] = defaultdict(
+            lambda: defaultdict(FieldHistory)
+        )
+
+    def remember(self, ev: MeterEvent) -> list[Write]:
+        """A boundary event's version; other events leave no trace here."""
+        if not ev.type.startswith("fieldBoundary") or ev.field_id is None:
+            return []
+        geom = None if ev.type == "fieldBoundaryDeleted" else ev.geometry
+        version = Version(ev.timestamp, ev.event_id, geom)
+        self.by_owner[ev.api_owner][(ev.leaf_user_id, ev.field_id)].put(version)
+        row = key(
+            Kind.VERSION,
+            ev.api_owner,
+            ev.leaf_user_id,
+            ev.field_id,
+            ev.timestamp.isoformat(),
+            ev.event_id,
+        )
+        return [(row, shapely.to_wkb(geom) if geom is not None else b"")]
+
+    def clip(
+        self, ev: MeterEvent, geom: BaseGeometry | None
+    ) -> tuple[BaseGeometry | None, str | None]:
+        """Operations count inside the boundary their field had at their event time."""
+        if geom is None or ev.field_id is None:
+            return geom, None
+        history = self.by_owner[ev.api_owner].get((ev.leaf_user_id, ev.field_id))
+        boundary, why = boundary_for(history, ev.timestamp)
+        if boundary is None:
+            return geom, why
+        clipped = clip_to(geom, boundary)
+        if clipped is None:
+            return None, "outside-field"
+        return clipped, None
+
+    def restore(self, kind: Kind, owner: str, parts: list[str], value: bytes) -> bool:
+        if kind is not Kind.VERSION:
+            return False
+        user, field_id, moment, event_id = parts
+        geom = shapely.from_wkb(value) if value else None
+        version = Version(datetime.fromisoformat(moment), event_id, geom)
+        self.by_owner[owner][(user, field_id)].put(version)
+        return True

@@ -23,15 +23,14 @@ from functools import partial
 from operator import itemgetter
 from typing import Any
 
-import shapely
 from shapely.geometry.base import BaseGeometry
 
 from aggregates.area import geodesic_area_m2
 from aggregates.audit import AuditDays
+from aggregates.bounded import BoundedUnions
 from aggregates.contracts import OWNER_SCOPE, Contract, new_contract, user_scope
 from aggregates.dedup import EventIds, Seen
-from aggregates.fields import FieldHistory, Version, boundary_for
-from aggregates.geometry import clip_to
+from aggregates.fields import FieldBook
 from aggregates.history import UsageHistory
 from aggregates.journal import applied
 from aggregates.periods import Term, add_years, day_of
@@ -44,7 +43,7 @@ from aggregates.records import (
     QuotaAlert,
     UsageRecord,
 )
-from aggregates.snapshots import LedgerKey, SnapshotBook
+from aggregates.snapshots import SnapshotBook
 from aggregates.state import (
     HeldOperation,
     Kind,
@@ -58,7 +57,6 @@ from aggregates.state import (
     load,
     split_key,
 )
-from aggregates.union import UniqueAreaLedger
 
 
 @dataclass
@@ -91,13 +89,9 @@ class Meter:
         self.ids = EventIds(dedup_horizon)
         self.contracts: dict[str, Contract] = {}
         self._by_owner: dict[str, dict[Product, str]] = defaultdict(dict)
-        self.ledgers: dict[LedgerKey, UniqueAreaLedger] = {}
+        self.bounded = BoundedUnions()
         self.audit = AuditDays()
-        self._user_scopes: dict[tuple[str, int], set[str]] = defaultdict(set)
-        # owner -> (leaf user, field id) -> every boundary version of that field
-        self._fields: dict[str, dict[tuple[str, str], FieldHistory]] = defaultdict(
-            lambda: defaultdict(FieldHistory)
-        )
+        self.fields = FieldBook()
         self._held: dict[tuple[str, str], HeldOperation] = {}
         self._latest: dict[str, datetime] = {}
         self._noticed: dict[tuple[str, int], datetime] = {}
@@ -123,21 +117,19 @@ class Meter:
         """Every scope that ever held area under a contract, in any term."""
         if self.contracts[contract_id].product is Product.AUDIT_FIELDS_BOUNDARY:
             return self.audit.scopes(contract_id)
-        return {s for (c, _, s) in self.ledgers if c == contract_id}
+        return self.bounded.scopes(contract_id)
 
     def by_day(self, contract_id: str, term: int, scope: str) -> dict[int, float]:
         """m² attributed to each ordinal day; AUDIT has signed deltas over all terms."""
         if self.contracts[contract_id].product is Product.AUDIT_FIELDS_BOUNDARY:
             return self.audit.by_day(contract_id, scope)
-        ledger = self.ledgers.get((contract_id, term, scope))
-        return ledger.area_by_day() if ledger else {}
+        return self.bounded.by_day((contract_id, term, scope))
 
     def total_m2(self, contract_id: str, term: int, scope: str) -> float:
         contract = self.contracts[contract_id]
         if contract.product is Product.AUDIT_FIELDS_BOUNDARY:
             return self.audit.total_m2(contract.api_owner, scope)
-        ledger = self.ledgers.get((contract_id, term, scope))
-        return ledger.total_m2 if ledger else 0.0
+        return self.bounded.total_m2((contract_id, term, scope))
 
     def billable_m2(self, contract_id: str, term: int) -> float:
         """SPEC §3: a term's billable area is the sum of its Leaf-user totals, overlaps
@@ -145,8 +137,7 @@ class Meter:
         contract = self.contracts[contract_id]
         if contract.product is Product.AUDIT_FIELDS_BOUNDARY:
             return self.audit.billable_m2(contract.api_owner)
-        scopes = self._user_scopes.get((contract_id, term), ())
-        return sum(self.ledgers[(contract_id, term, s)].total_m2 for s in scopes)
+        return self.bounded.billable_m2(contract_id, term)
 
     def preview(
         self, api_owner: str, leaf_user_id: str, product: Product, geom: BaseGeometry, day: date
@@ -157,13 +148,13 @@ class Meter:
             area = geodesic_area_m2(geom)
             return ProductArea(area, area)
         term = contract.term(day).index
-        areas = []
-        for scope in (user_scope(leaf_user_id), OWNER_SCOPE):
-            ledger = self.ledgers.get((contract.contract_id, term, scope))
-            areas.append(
-                ledger.preview(geom, day.toordinal()) if ledger else geodesic_area_m2(geom)
+        cid, ordinal = contract.contract_id, day.toordinal()
+        return ProductArea(
+            *(
+                self.bounded.preview((cid, term, scope), geom, ordinal)
+                for scope in (user_scope(leaf_user_id), OWNER_SCOPE)
             )
-        return ProductArea(areas[0], areas[1])
+        )
 
     # ---- events ------------------------------------------------------------------
 
@@ -194,7 +185,7 @@ class Meter:
         products = products_for(ev.type, ev.provider)
         day = day_of(ev.timestamp)
         self._latest[ev.api_owner] = max(self._latest.get(ev.api_owner, ev.timestamp), ev.timestamp)
-        self._remember_version(ev, out)
+        out.writes.extend(self.fields.remember(ev))
         by_product, reason = self._count(ev, products, day, seq, out)
         self._carry_late(ev, seq, out)
         counted = any(a.user_m2 or a.owner_m2 for a in by_product.values()) or reason is None
@@ -248,22 +239,6 @@ class Meter:
             self._meter(held.event, now, seq, held.source, out)
             out.writes.append((key(Kind.HELD, owner, event_id), None))
 
-    def _remember_version(self, ev: MeterEvent, out: Outcome) -> None:
-        if not ev.type.startswith("fieldBoundary") or ev.field_id is None:
-            return
-        geom = None if ev.type == "fieldBoundaryDeleted" else ev.geometry
-        version = Version(ev.timestamp, ev.event_id, geom)
-        self._fields[ev.api_owner][(ev.leaf_user_id, ev.field_id)].put(version)
-        row = key(
-            Kind.VERSION,
-            ev.api_owner,
-            ev.leaf_user_id,
-            ev.field_id,
-            ev.timestamp.isoformat(),
-            ev.event_id,
-        )
-        out.writes.append((row, shapely.to_wkb(geom) if geom is not None else b""))
-
     def _count(
         self, ev: MeterEvent, products: tuple[Product, ...], day: date, seq: int, out: Outcome
     ) -> tuple[dict[str, ProductArea], str | None]:
@@ -275,7 +250,7 @@ class Meter:
                 by_product[product.value] = self._apply_live(ev, day, out)
                 continue
             if product is Product.OPERATIONS_OPERATION:
-                geom, reason = self._clip_to_field(ev, geom)
+                geom, reason = self.fields.clip(ev, geom)
             if geom is None:
                 by_product[product.value] = ProductArea(0.0, 0.0)
                 continue
@@ -284,21 +259,6 @@ class Meter:
                 ev, Product.UNIFIED_AREA, geom, day, seq, out
             )
         return by_product, reason
-
-    def _clip_to_field(
-        self, ev: MeterEvent, geom: BaseGeometry | None
-    ) -> tuple[BaseGeometry | None, str | None]:
-        """Operations count inside the boundary their field had at their event time."""
-        if geom is None or ev.field_id is None:
-            return geom, None
-        history = self._fields[ev.api_owner].get((ev.leaf_user_id, ev.field_id))
-        boundary, why = boundary_for(history, ev.timestamp)
-        if boundary is None:
-            return geom, why
-        clipped = clip_to(geom, boundary)
-        if clipped is None:
-            return None, "outside-field"
-        return clipped, None
 
     def _add_bounded(
         self,
@@ -329,18 +289,14 @@ class Meter:
         out: Outcome,
     ) -> float:
         lkey = (contract.contract_id, term.index, scope)
-        ledger = self.ledgers.get(lkey)
-        if ledger is None:
-            ledger = self._ledger(lkey)
-        added = ledger.add(geom, ordinal, seq)
-        for piece_id, value in ledger.take_changes():
-            out.writes.append((key(Kind.PIECE, contract.api_owner, *lkey, piece_id), value))
+        added = self.bounded.add(contract, lkey, geom, ordinal, seq)
+        out.writes.extend(added.writes)
         self.snapshots.touch(lkey, (ordinal,))
-        return added
+        return added.area_m2
 
     def _apply_live(self, ev: MeterEvent, day: date, out: Outcome) -> ProductArea:
         contract = self._ensure_contract(ev.api_owner, Product.AUDIT_FIELDS_BOUNDARY, day, out)
-        change = self.audit.apply(contract, ev, self._fields[ev.api_owner])
+        change = self.audit.apply(contract, ev, self.fields.by_owner[ev.api_owner])
         out.writes.extend(change.writes)
         for scope, ordinal in change.days:
             term = contract.term(date.fromordinal(ordinal)).index
@@ -369,7 +325,7 @@ class Meter:
         cid = contract.contract_id
         return (
             self.snapshots.has_final_day(cid)
-            or any(c == cid and t > 0 for (c, t, _) in self.ledgers)
+            or self.bounded.has_later_term(cid)
             or any(c == cid for (c, _) in self._seeded)
         )
 
@@ -413,7 +369,7 @@ class Meter:
         owner = contract.api_owner
         start = _start_of(add_years(contract.start, index))
         self._seeded.add((contract.contract_id, index))
-        for (user, _), history in list(self._fields[owner].items()):
+        for (user, _), history in list(self.fields.by_owner[owner].items()):
             version = history.in_force(start - _INSTANT)
             if version is not None and version.geometry is not None:
                 self._carry(contract, index, user, version.geometry, seq, out)
@@ -426,7 +382,7 @@ class Meter:
         contract = self.contract_for(ev.api_owner, Product.FIELDS_BOUNDARY)
         if contract is None or ev.field_id is None or not ev.type.startswith("fieldBoundary"):
             return
-        history = self._fields[ev.api_owner][(ev.leaf_user_id, ev.field_id)]
+        history = self.fields.by_owner[ev.api_owner][(ev.leaf_user_id, ev.field_id)]
         for cid, index in sorted(self._seeded):
             start = _start_of(add_years(contract.start, index))
             if cid != contract.contract_id or ev.timestamp >= start:
@@ -601,7 +557,6 @@ class Meter:
         meter = cls(grace, field_wait, dedup_horizon)
         held: list[HeldOperation] = []
         failed: list[tuple[str, int, bytes]] = []
-        pieces: dict[LedgerKey, list[tuple[int, bytes]]] = defaultdict(list)
         markers: list[tuple[str, bytes]] = []
         for raw_key, value in items:
             kind, owner, parts = split_key(raw_key)
@@ -609,12 +564,12 @@ class Meter:
                 meter.audit.restore(kind, owner, parts, value)
                 or meter.alerts.restore(kind, parts, value)
                 or meter.snapshots.restore(kind, parts, value)
+                or meter.bounded.restore(kind, parts, value)
+                or meter.fields.restore(kind, owner, parts, value)
             ):
                 continue
             if kind is Kind.CONTRACT:
                 meter._put_contract(decode_contract(parts[0], value))
-            elif kind is Kind.PIECE:
-                pieces[(parts[0], int(parts[1]), parts[2])].append((int(parts[3]), value))
             elif kind is Kind.EVENT:
                 markers.append((parts[0], value))
             elif kind is Kind.SEEDED:
@@ -625,18 +580,12 @@ class Meter:
                 meter._noticed[(parts[0], int(parts[1]))] = datetime.fromisoformat(value.decode())
             elif kind is Kind.SENT:
                 meter._sent[owner] = int(value)
-            elif kind is Kind.VERSION:
-                user, field_id, moment, event_id = parts
-                geom = shapely.from_wkb(value) if value else None
-                version = Version(datetime.fromisoformat(moment), event_id, geom)
-                meter._fields[owner][(user, field_id)].put(version)
             elif kind is Kind.HELD:
                 held.append(decode_held(value))
             elif kind is Kind.FAILED:
                 failed.append((parts[0], int(parts[1]), value))
-        for lkey, stored in pieces.items():
-            meter._ledger(lkey, UniqueAreaLedger.from_pieces(stored))
-        meter.audit.finish(meter._fields)
+        meter.bounded.finish()
+        meter.audit.finish(meter.fields.by_owner)
         resend = math.inf if resend_from is None else resend_from
         for event_id, value in markers:
             meter._restore_marker(event_id, load(value), resend)
@@ -656,17 +605,10 @@ class Meter:
             self._held[k] = held
             self.ids.remember(*k, Seen(held.seq, held.source), held.event.timestamp)
 
-    def _ledger(self, lkey: LedgerKey, ledger: UniqueAreaLedger | None = None) -> UniqueAreaLedger:
-        cid, term, scope = lkey
-        if scope != OWNER_SCOPE:
-            self._user_scopes[(cid, term)].add(scope)
-        ledger = self.ledgers[lkey] = ledger or UniqueAreaLedger()
-        return ledger
-
     def _mark_all_dirty(self) -> None:
         """Days changed since the last tick are not stored; after a rebuild every day is
         compared with its last snapshot at the next tick, and only changed ones are sent."""
-        for lkey, ledger in self.ledgers.items():
+        for lkey, ledger in self.bounded.items():
             self.snapshots.touch(lkey, ledger.area_by_day())
         for (cid, scope), days in self.audit.days.items():
             contract = self.contracts[cid]

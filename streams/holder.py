@@ -125,7 +125,7 @@ class MeterHolder:
             "partition %d rebuilt: %d owners, %d scopes in %.2fs",
             partition,
             len(meter.owners()),
-            len(meter.ledgers),
+            len(meter.bounded.items()),
             time.perf_counter() - started,
         )
         return PartitionState(meter, meter.unsent())

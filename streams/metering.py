@@ -104,9 +104,7 @@ def _handle(rt: Runtime, meter: Meter, message: Message, record: Any) -> Outcome
     if isinstance(message, ApiKeyMessage):
         return key_outcome(message)  # API keys live in the owner's partition of the table
     if isinstance(message, TickMessage):
-        rt.metrics.pieces.set(
-            sum(ledger.piece_count for m in rt.holder.meters() for ledger in m.ledgers.values())
-        )
+        rt.metrics.pieces.set(sum(m.bounded.piece_count for m in rt.holder.meters()))
         return meter.tick(
             message.now,
             seq,

@@ -1,0 +1,105 @@
+"""The period-bounded products: one union per contract, term and scope, and its pieces.
+
+Every product but AUDIT counts the unique area processed in a term, so each (contract,
+term, scope) has a `UniqueAreaLedger` whose pieces are stored one record each. The
+Leaf-user scopes of a term are indexed, since billing sums them (SPEC §3).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import ItemsView
+from dataclasses import dataclass, field
+
+from shapely.geometry.base import BaseGeometry
+
+from aggregates.area import geodesic_area_m2
+from aggregates.contracts import OWNER_SCOPE, Contract
+from aggregates.snapshots import LedgerKey
+from aggregates.state import Kind, Write, key
+from aggregates.union import UniqueAreaLedger
+
+
+@dataclass
+class Added:
+    """The area one geometry added to one union, and the piece writes storing it."""
+
+    area_m2: float
+    writes: list[Write] = field(default_factory=list)
+
+
+class BoundedUnions:
+    """Ledgers by (contract id, term index, scope), created on first use."""
+
+    def __init__(self) -> None:
+        self._ledgers: dict[LedgerKey, UniqueAreaLedger] = {}
+        self._user_scopes: dict[tuple[str, int], set[str]] = defaultdict(set)
+        self._restored: dict[LedgerKey, list[tuple[int, bytes]]] = defaultdict(list)
+
+    # ---- reading -----------------------------------------------------------------
+
+    def items(self) -> ItemsView[LedgerKey, UniqueAreaLedger]:
+        return self._ledgers.items()
+
+    @property
+    def piece_count(self) -> int:
+        return sum(ledger.piece_count for ledger in self._ledgers.values())
+
+    def scopes(self, contract_id: str) -> set[str]:
+        """Every scope that ever held area under a contract, in any term."""
+        return {s for (c, _, s) in self._ledgers if c == contract_id}
+
+    def by_day(self, lkey: LedgerKey) -> dict[int, float]:
+        ledger = self._ledgers.get(lkey)
+        return ledger.area_by_day() if ledger else {}
+
+    def total_m2(self, lkey: LedgerKey) -> float:
+        ledger = self._ledgers.get(lkey)
+        return ledger.total_m2 if ledger else 0.0
+
+    def billable_m2(self, contract_id: str, term: int) -> float:
+        """The sum of the term's Leaf-user totals, overlaps between users included."""
+        scopes = self._user_scopes.get((contract_id, term), ())
+        return sum(self._ledgers[(contract_id, term, s)].total_m2 for s in scopes)
+
+    def has_later_term(self, contract_id: str) -> bool:
+        return any(c == contract_id and t > 0 for (c, t, _) in self._ledgers)
+
+    def preview(self, lkey: LedgerKey, geom: BaseGeometry, ordinal: int) -> float:
+        """What `add` would return; a union not yet created would gain all of geom."""
+        ledger = self._ledgers.get(lkey)
+        return ledger.preview(geom, ordinal) if ledger else geodesic_area_m2(geom)
+
+    # ---- counting ----------------------------------------------------------------
+
+    def add(
+        self, contract: Contract, lkey: LedgerKey, geom: BaseGeometry, ordinal: int, seq: int
+    ) -> Added:
+        ledger = self._ledgers.get(lkey)
+        if ledger is None:
+            ledger = self._put(lkey, UniqueAreaLedger())
+        added = Added(ledger.add(geom, ordinal, seq))
+        for piece_id, value in ledger.take_changes():
+            added.writes.append((key(Kind.PIECE, contract.api_owner, *lkey, piece_id), value))
+        return added
+
+    # ---- rebuilding --------------------------------------------------------------
+
+    def restore(self, kind: Kind, parts: list[str], value: bytes) -> bool:
+        if kind is not Kind.PIECE:
+            return False
+        self._restored[(parts[0], int(parts[1]), parts[2])].append((int(parts[3]), value))
+        return True
+
+    def finish(self) -> None:
+        """Bulk-load each union's R-tree from its pieces at once."""
+        for lkey, stored in self._restored.items():
+            self._put(lkey, UniqueAreaLedger.from_pieces(stored))
+        self._restored.clear()
+
+    def _put(self, lkey: LedgerKey, ledger: UniqueAreaLedger) -> UniqueAreaLedger:
+        cid, term, scope = lkey
+        if scope != OWNER_SCOPE:
+            self._user_scopes[(cid, term)].add(scope)
+        self._ledgers[lkey] = ledger
+        return ledger
