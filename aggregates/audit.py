@@ -24,7 +24,7 @@ from aggregates.live import LiveUnion
 from aggregates.overlay import object_array, subtract_all
 from aggregates.periods import day_end, day_of
 from aggregates.records import MeterEvent, ProductArea
-from aggregates.state import Kind, LiveEntry, Write, decode_live, encode_live, join_parts, key
+from aggregates.state import Kind, Write, dump, join_parts, key, load
 
 _INSTANT = timedelta(microseconds=1)
 
@@ -44,6 +44,39 @@ class AuditChange:
 def field_key(leaf_user_id: str, field_id: str, scope: str) -> str:
     """Field ids are only unique per user, so the owner's union keys them by user too."""
     return field_id if scope != OWNER_SCOPE else join_parts(leaf_user_id, field_id)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveEntry:
+    """A boundary's latest version; deleted ones stay as tombstones.
+
+    The tombstone keeps the time so an older update arriving late cannot resurrect it,
+    and `event_id` with the deltas let a replayed event find the change it already made
+    in the user's and in the owner's union.
+    """
+
+    timestamp: str
+    event_id: str
+    delta_user_m2: float
+    delta_owner_m2: float
+    wkb: bytes | None
+
+
+def encode_live(e: LiveEntry) -> bytes:
+    return dump(
+        {
+            "ts": e.timestamp,
+            "eventId": e.event_id,
+            "deltas": [e.delta_user_m2, e.delta_owner_m2],
+            "wkb": e.wkb.hex() if e.wkb is not None else None,
+        }
+    )
+
+
+def decode_live(raw: bytes) -> LiveEntry:
+    v = load(raw)
+    wkb = bytes.fromhex(v["wkb"]) if v["wkb"] is not None else None
+    return LiveEntry(v["ts"], v["eventId"], v["deltas"][0], v["deltas"][1], wkb)
 
 
 class AuditDays:

@@ -18,7 +18,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from functools import partial
 from operator import itemgetter
 from typing import Any
@@ -28,9 +28,11 @@ from shapely.geometry.base import BaseGeometry
 from aggregates.area import geodesic_area_m2
 from aggregates.audit import AuditDays
 from aggregates.bounded import BoundedUnions
+from aggregates.carry import TermSeeds, term_start
 from aggregates.contracts import OWNER_SCOPE, Contract, new_contract, user_scope
 from aggregates.dedup import EventIds, Seen
 from aggregates.fields import FieldBook
+from aggregates.held import HeldOperation, HeldOperations, waits_for_field
 from aggregates.history import UsageHistory
 from aggregates.journal import applied
 from aggregates.periods import Term, add_years, day_of
@@ -45,14 +47,11 @@ from aggregates.records import (
 )
 from aggregates.snapshots import SnapshotBook
 from aggregates.state import (
-    HeldOperation,
     Kind,
     Write,
     decode_contract,
-    decode_held,
     dump,
     encode_contract,
-    encode_held,
     key,
     load,
     split_key,
@@ -92,13 +91,12 @@ class Meter:
         self.bounded = BoundedUnions()
         self.audit = AuditDays()
         self.fields = FieldBook()
-        self._held: dict[tuple[str, str], HeldOperation] = {}
+        self.held = HeldOperations(self.field_wait)
         self._latest: dict[str, datetime] = {}
-        self._noticed: dict[tuple[str, int], datetime] = {}
         self._sent: dict[str, int] = {}
         self._applied: dict[str, int] = {}  # owner -> last message its stored writes include
         self._resend: list[tuple[int, UsageRecord]] = []  # rebuilt: records maybe never sent
-        self._seeded: set[tuple[str, int]] = set()
+        self.seeds = TermSeeds(grace, self.field_wait)
         self.alerts = AlertBook()
         self.snapshots = SnapshotBook(self.contracts, grace)
         # usage-records (API): every non-duplicate event's record per owner, for /usage/details
@@ -172,8 +170,9 @@ class Meter:
             return out
         if ev.status == "FAILED":
             self._fail(ev, seq, source, out)
-        elif self._waits_for_field(ev):
-            self._hold(HeldOperation(ev, now, seq, source), out)
+        elif waits_for_field(ev):
+            self.ids.remember(ev.api_owner, ev.event_id, Seen(seq, source), ev.timestamp)
+            out.writes.append(self.held.hold(HeldOperation(ev, now, seq, source)))
         else:
             self.ids.remember(ev.api_owner, ev.event_id, Seen(seq, source), ev.timestamp)
             self._meter(ev, now, seq, source, out)
@@ -212,32 +211,12 @@ class Meter:
 
     # ---- operations waiting for their field ----------------------------------------
 
-    @staticmethod
-    def _waits_for_field(ev: MeterEvent) -> bool:
-        return (
-            ev.type == "operationProcessingFinished"
-            and ev.field_id is not None
-            and ev.geometry is not None
-        )
-
-    def _hold(self, held: HeldOperation, out: Outcome) -> None:
-        ev = held.event
-        self._held[(ev.api_owner, ev.event_id)] = held
-        self.ids.remember(ev.api_owner, ev.event_id, Seen(held.seq, held.source), ev.timestamp)
-        out.writes.append((key(Kind.HELD, ev.api_owner, ev.event_id), encode_held(held)))
-
     def _release(self, now: datetime, seq: int, owns: Callable[[str], bool], out: Outcome) -> None:
         """Operations whose wait is over are counted now; the held record goes last, after
         the marker, so a crash in between cannot lose the operation."""
-        due = [
-            k
-            for k, held in self._held.items()
-            if held.arrived + self.field_wait <= now and owns(held.event.api_owner)
-        ]
-        for owner, event_id in sorted(due):
-            held = self._held.pop((owner, event_id))
+        for held in self.held.due(now, owns):
             self._meter(held.event, now, seq, held.source, out)
-            out.writes.append((key(Kind.HELD, owner, event_id), None))
+            out.writes.append(self.held.released(held))
 
     def _count(
         self, ev: MeterEvent, products: tuple[Product, ...], day: date, seq: int, out: Outcome
@@ -326,7 +305,7 @@ class Meter:
         return (
             self.snapshots.has_final_day(cid)
             or self.bounded.has_later_term(cid)
-            or any(c == cid for (c, _) in self._seeded)
+            or bool(self.seeds.seeded_terms(cid))
         )
 
     def _put_contract(self, contract: Contract) -> None:
@@ -336,45 +315,25 @@ class Meter:
     def _carry_over(
         self, now: datetime, seq: int, owns: Callable[[str], bool], out: Outcome
     ) -> None:
-        """Boundaries live at a FIELDS_BOUNDARY term's start count in that term (SPEC §2),
-        whether or not any event follows. A term is seeded once its start plus the grace
-        has passed on the owner's clock (the tick's, or its latest event time if later),
-        and `field_wait` after that was first noticed, so boundaries dated before the start
-        and published with the rest have arrived; later ones are carried as they come."""
-        for cid, contract in list(self.contracts.items()):
+        """Seed the FIELDS_BOUNDARY terms that are due (aggregates/carry.py) on the owner's
+        clock: the tick's, or its latest event time if later."""
+        for contract in list(self.contracts.values()):
             if contract.product is not Product.FIELDS_BOUNDARY or not owns(contract.api_owner):
                 continue
             clock = max(now, self._latest.get(contract.api_owner, now))
-            for index in range(1, contract.term(clock.date()).index + 1):
-                if (cid, index) in self._seeded:
-                    continue
-                if _start_of(add_years(contract.start, index)) + self.grace > clock:
-                    break
-                noticed = self._notice(contract, index, now, out)
-                if noticed + self.field_wait > now:
-                    break
+            due, noticed = self.seeds.due(contract, clock, now)
+            out.writes.extend(noticed)
+            for index in due:
                 self._seed(contract, index, seq, out)
 
-    def _notice(self, contract: Contract, index: int, now: datetime, out: Outcome) -> datetime:
-        """Stored, so a Meter rebuilt after a crash seeds the term at the same tick as
-        the first pass: seeding later would let the events in between claim its area."""
-        k = (contract.contract_id, index)
-        if k not in self._noticed:
-            self._noticed[k] = now
-            row = key(Kind.NOTICED, contract.api_owner, contract.contract_id, index)
-            out.writes.append((row, now.isoformat().encode()))
-        return self._noticed[k]
-
     def _seed(self, contract: Contract, index: int, seq: int, out: Outcome) -> None:
-        owner = contract.api_owner
-        start = _start_of(add_years(contract.start, index))
-        self._seeded.add((contract.contract_id, index))
-        for (user, _), history in list(self.fields.by_owner[owner].items()):
+        seeded = self.seeds.seed(contract, index)
+        start = term_start(contract, index)
+        for (user, _), history in list(self.fields.by_owner[contract.api_owner].items()):
             version = history.in_force(start - _INSTANT)
             if version is not None and version.geometry is not None:
                 self._carry(contract, index, user, version.geometry, seq, out)
-        row = key(Kind.SEEDED, owner, contract.contract_id, index)
-        out.writes.append((row, b"1"))
+        out.writes.append(seeded)
 
     def _carry_late(self, ev: MeterEvent, seq: int, out: Outcome) -> None:
         """A boundary dated before a term that was already seeded, and in force at its
@@ -383,9 +342,9 @@ class Meter:
         if contract is None or ev.field_id is None or not ev.type.startswith("fieldBoundary"):
             return
         history = self.fields.by_owner[ev.api_owner][(ev.leaf_user_id, ev.field_id)]
-        for cid, index in sorted(self._seeded):
-            start = _start_of(add_years(contract.start, index))
-            if cid != contract.contract_id or ev.timestamp >= start:
+        for index in self.seeds.seeded_terms(contract.contract_id):
+            start = term_start(contract, index)
+            if ev.timestamp >= start:
                 continue
             version = history.in_force(start - _INSTANT)
             if version is not None and version.event_id == ev.event_id and version.geometry:
@@ -453,7 +412,7 @@ class Meter:
         owns = partial(self._first_pass, owns, seq)
         self._release(now, seq, owns, out)
         self._carry_over(now, seq, owns, out)
-        self.ids.forget_old(self._latest, owns, lambda owner, eid: (owner, eid) in self._held)
+        self.ids.forget_old(self._latest, owns, lambda owner, eid: (owner, eid) in self.held)
         emission = self.snapshots.emit_due(self.by_day, now, seq, owns)
         out.writes.extend(emission.writes)
         out.snapshots.extend(emission.snapshots)
@@ -555,7 +514,6 @@ class Meter:
         """Rebuild from the table after recovery; R-trees are bulk-loaded per scope.
         `resend_from` is the first offset the partition will read again (see unsent)."""
         meter = cls(grace, field_wait, dedup_horizon)
-        held: list[HeldOperation] = []
         failed: list[tuple[str, int, bytes]] = []
         markers: list[tuple[str, bytes]] = []
         for raw_key, value in items:
@@ -566,22 +524,18 @@ class Meter:
                 or meter.snapshots.restore(kind, parts, value)
                 or meter.bounded.restore(kind, parts, value)
                 or meter.fields.restore(kind, owner, parts, value)
+                or meter.seeds.restore(kind, parts, value)
+                or meter.held.restore(kind, value)
             ):
                 continue
             if kind is Kind.CONTRACT:
                 meter._put_contract(decode_contract(parts[0], value))
             elif kind is Kind.EVENT:
                 markers.append((parts[0], value))
-            elif kind is Kind.SEEDED:
-                meter._seeded.add((parts[0], int(parts[1])))
             elif kind is Kind.JOURNAL:
                 meter._applied[owner] = applied(value)
-            elif kind is Kind.NOTICED:
-                meter._noticed[(parts[0], int(parts[1]))] = datetime.fromisoformat(value.decode())
             elif kind is Kind.SENT:
                 meter._sent[owner] = int(value)
-            elif kind is Kind.HELD:
-                held.append(decode_held(value))
             elif kind is Kind.FAILED:
                 failed.append((parts[0], int(parts[1]), value))
         meter.bounded.finish()
@@ -593,17 +547,9 @@ class Meter:
             record = load(value)
             meter.ids.remember_failed(str(record["owner"]), event_id, seq)
             meter._restore_record(event_id, record, seq, resend)
-        for operation in held:
-            meter._restore_held(operation)
+        meter.held.finish(meter.ids)
         meter._mark_all_dirty()
         return meter
-
-    def _restore_held(self, held: HeldOperation) -> None:
-        """A held record whose marker exists was released just before a crash."""
-        k = (held.event.api_owner, held.event.event_id)
-        if self.ids.seen(*k) is None:
-            self._held[k] = held
-            self.ids.remember(*k, Seen(held.seq, held.source), held.event.timestamp)
 
     def _mark_all_dirty(self) -> None:
         """Days changed since the last tick are not stored; after a rebuild every day is
@@ -636,10 +582,6 @@ class Meter:
 
 
 _INSTANT = timedelta(microseconds=1)
-
-
-def _start_of(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=UTC)
 
 
 def _announce(announcement: Announcement, out: Outcome) -> None:

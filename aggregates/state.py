@@ -12,16 +12,12 @@ character an upstream id may hold (the separator included) can split a key diffe
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from enum import StrEnum
 from typing import Any
 
-import shapely
-
 from aggregates.contracts import Contract
 from aggregates.products import Product
-from aggregates.records import MeterEvent
 
 SEP = "\x1f"
 _ESCAPES = (("%", "%25"), (SEP, "%1F"))
@@ -112,79 +108,3 @@ def decode_contract(contract_id: str, raw: bytes) -> Contract:
         date.fromisoformat(v["start"]),
         v["quotaM2"],
     )
-
-
-@dataclass(frozen=True, slots=True)
-class LiveEntry:
-    """A boundary's latest version; deleted ones stay as tombstones.
-
-    The tombstone keeps the time so an older update arriving late cannot resurrect it,
-    and `event_id` with the deltas let a replayed event find the change it already made
-    in the user's and in the owner's union.
-    """
-
-    timestamp: str
-    event_id: str
-    delta_user_m2: float
-    delta_owner_m2: float
-    wkb: bytes | None
-
-
-def encode_live(e: LiveEntry) -> bytes:
-    return dump(
-        {
-            "ts": e.timestamp,
-            "eventId": e.event_id,
-            "deltas": [e.delta_user_m2, e.delta_owner_m2],
-            "wkb": e.wkb.hex() if e.wkb is not None else None,
-        }
-    )
-
-
-def decode_live(raw: bytes) -> LiveEntry:
-    v = load(raw)
-    wkb = bytes.fromhex(v["wkb"]) if v["wkb"] is not None else None
-    return LiveEntry(v["ts"], v["eventId"], v["deltas"][0], v["deltas"][1], wkb)
-
-
-@dataclass(frozen=True, slots=True)
-class HeldOperation:
-    """An operation waiting for its field: counted `field_wait` after it `arrived`."""
-
-    event: MeterEvent
-    arrived: datetime
-    seq: int
-    source: str | None
-
-
-def encode_held(h: HeldOperation) -> bytes:
-    ev = h.event
-    assert ev.geometry is not None
-    return dump(
-        {
-            "id": ev.event_id,
-            "type": ev.type,
-            "ts": ev.timestamp.isoformat(),
-            "owner": ev.api_owner,
-            "user": ev.leaf_user_id,
-            "field": ev.field_id,
-            "wkb": shapely.to_wkb(ev.geometry, hex=True),
-            "arrived": h.arrived.isoformat(),
-            "seq": h.seq,
-            "src": h.source,
-        }
-    )
-
-
-def decode_held(raw: bytes) -> HeldOperation:
-    v = load(raw)
-    event = MeterEvent(
-        v["id"],
-        v["type"],
-        datetime.fromisoformat(v["ts"]),
-        v["owner"],
-        v["user"],
-        field_id=v["field"],
-        geometry=shapely.from_wkb(v["wkb"]),
-    )
-    return HeldOperation(event, datetime.fromisoformat(v["arrived"]), v["seq"], v["src"])

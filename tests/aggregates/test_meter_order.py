@@ -90,8 +90,7 @@ def test_an_operation_waits_for_its_field_across_a_restart_and_dedups_meanwhile(
 
 
 def test_an_operation_waits_the_configured_time_after_it_arrives() -> None:
-    h = Harness()
-    h.meter.field_wait = timedelta(minutes=5)
+    h = Harness(field_wait=timedelta(minutes=5))
     operation(h, sq(10.0015, 50.0015), 2, "op")
     assert h.meter.tick(NOW + timedelta(minutes=4), h.next_seq()).records == []
     assert [r.event_id for r in h.meter.tick(NOW + timedelta(minutes=5), h.next_seq()).records] \

@@ -56,8 +56,7 @@ def test_a_late_create_dated_in_the_old_term_is_carried() -> None:
 
 
 def test_a_late_delete_dated_in_the_old_term_arriving_in_time_is_not_carried() -> None:
-    h = Harness()
-    h.meter.field_wait = timedelta(minutes=10)
+    h = Harness(field_wait=timedelta(minutes=10))
     create(h, "a", A, 0, "a")
     create(h, "b", B, 1, "b")
     create(h, "c", C, 2, "c")
