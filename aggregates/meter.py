@@ -69,12 +69,14 @@ class Outcome:
 
 
 class Meter:
-    """Unions, live boundaries and snapshot bookkeeping for the API owners of one worker.
+    """The front of metering for the API owners of one worker: it routes each input to
+    the collaborators that hold the rules and state of one concern (bounded unions,
+    AUDIT, field versions, held operations, carry-over, snapshots, alerts, event ids,
+    usage history), keeps their writes in one `Outcome`, and rebuilds them all from
+    the table.
 
-    An operation that names a field waits `field_wait` after it arrives (processing time)
-    before it is counted, clipped to that field's boundary in force at its event time:
-    boundaries and operations come on different topics, and waiting lets every boundary
-    version published with it arrive first, whatever the interleaving.
+    An operation that names a field is held (aggregates/held.py), then counted clipped
+    to that field's boundary in force at its event time.
     """
 
     def __init__(
