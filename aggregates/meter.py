@@ -35,6 +35,7 @@ from aggregates.fields import FieldBook
 from aggregates.held import HeldOperation, HeldOperations, waits_for_field
 from aggregates.history import UsageHistory
 from aggregates.journal import applied
+from aggregates.markers import encode_marker, record_for, record_of_marker
 from aggregates.periods import Term, add_years, day_of
 from aggregates.products import Product, products_for
 from aggregates.quota import AlertBook, Announcement
@@ -50,7 +51,6 @@ from aggregates.state import (
     Kind,
     Write,
     decode_contract,
-    dump,
     encode_contract,
     key,
     load,
@@ -168,7 +168,7 @@ class Meter:
         if seen is not None:
             if not seen.replayed_by(seq, source):
                 names = [p.value for p in products_for(ev.type, ev.provider)]
-                out.records.append(self._record(ev, names, False, {}, "duplicate"))
+                out.records.append(record_for(ev, names, False, {}, "duplicate"))
             return out
         if ev.status == "FAILED":
             self._fail(ev, seq, source, out)
@@ -190,9 +190,9 @@ class Meter:
         by_product, reason = self._count(ev, products, day, seq, out)
         self._carry_late(ev, seq, out)
         counted = any(a.user_m2 or a.owner_m2 for a in by_product.values()) or reason is None
-        record = self._record(ev, [p.value for p in products], counted, by_product, reason)
+        record = record_for(ev, [p.value for p in products], counted, by_product, reason)
         self._check_quotas(ev.api_owner, day, now, seq, out)
-        marker = self._encode_marker(record, seq, source)
+        marker = encode_marker(record, seq, source)
         out.writes.append((key(Kind.EVENT, ev.api_owner, ev.event_id), marker))
         out.records.append(record)
         self.records.add(record)  # usage-records (API)
@@ -202,11 +202,11 @@ class Meter:
         that succeeds, with the same id, must count."""
         if self.ids.failed_before(ev.api_owner, ev.event_id, seq):
             return
-        record = self._record(
+        record = record_for(
             ev, [p.value for p in products_for(ev.type, ev.provider)], False, {}, "failed"
         )
         self.ids.remember_failed(ev.api_owner, ev.event_id, seq)
-        marker = self._encode_marker(record, seq, source)
+        marker = encode_marker(record, seq, source)
         out.writes.append((key(Kind.FAILED, ev.api_owner, ev.event_id, seq), marker))
         out.records.append(record)
         self.records.add(record)  # usage-records (API)
@@ -455,53 +455,6 @@ class Meter:
     def _sent_up_to(self, api_owner: str) -> int:
         return self._sent.get(api_owner, -1)
 
-    # ---- records -----------------------------------------------------------------
-
-    @staticmethod
-    def _record(
-        ev: MeterEvent,
-        products: list[str],
-        counted: bool,
-        by_product: dict[str, ProductArea],
-        reason: str | None,
-    ) -> UsageRecord:
-        first = by_product.get(products[0], ProductArea(0.0, 0.0))
-        return UsageRecord(
-            ev.event_id,
-            ev.type,
-            ev.timestamp,
-            ev.api_owner,
-            ev.leaf_user_id,
-            products
-            + ([Product.UNIFIED_AREA.value] if Product.UNIFIED_AREA.value in by_product else []),
-            ev.status,
-            counted,
-            first.user_m2,
-            first.owner_m2,
-            reason,
-            by_product,
-        )
-
-    @staticmethod
-    def _encode_marker(record: UsageRecord | None, seq: int, source: str | None) -> bytes:
-        """The marker keeps the record so the usage history survives restarts too."""
-        assert record is not None
-        return dump(
-            {
-                "seq": seq,
-                "src": source,
-                "type": record.type,
-                "ts": record.timestamp.isoformat(),
-                "owner": record.api_owner,
-                "user": record.leaf_user_id,
-                "status": record.status,
-                "counted": record.counted,
-                "reason": record.reason,
-                "areas": {p: [a.user_m2, a.owner_m2] for p, a in record.by_product.items()},
-                "products": record.products,  # usage-records (API)
-            }
-        )
-
     # ---- rebuilding --------------------------------------------------------------
 
     @classmethod
@@ -577,7 +530,7 @@ class Meter:
     def _restore_record(
         self, event_id: str, marker: dict[str, Any], seq: int, resend: float
     ) -> None:
-        record = _record_of_marker(event_id, marker)
+        record = record_of_marker(event_id, marker)
         self.records.add(record)
         if seq >= resend:
             self._resend.append((seq, record))
@@ -593,39 +546,3 @@ def _announce(announcement: Announcement, out: Outcome) -> None:
 
 def _contract_write(contract: Contract) -> Write:
     return key(Kind.CONTRACT, contract.api_owner, contract.contract_id), encode_contract(contract)
-
-
-# ---- usage-records (API) ------------------------------------------------------------
-
-
-def _record_of_marker(event_id: str, marker: dict[str, Any]) -> UsageRecord:
-    """The record an event produced, rebuilt from its marker so history survives restarts."""
-    areas = {p: ProductArea(float(u), float(o)) for p, (u, o) in marker["areas"].items()}
-    order = [p.value for p in Product]
-    names = sorted((p for p in areas if p != Product.UNIFIED_AREA.value), key=order.index)
-    names = names or _products_of_type(str(marker["type"]))
-    first = areas.get(names[0], ProductArea(0.0, 0.0)) if names else ProductArea(0.0, 0.0)
-    unified = [Product.UNIFIED_AREA.value] if Product.UNIFIED_AREA.value in areas else []
-    products = marker.get("products") or names + unified  # markers written before products
-    return UsageRecord(
-        event_id,
-        str(marker["type"]),
-        datetime.fromisoformat(str(marker["ts"])),
-        str(marker["owner"]),
-        str(marker["user"]),
-        list(products),
-        str(marker["status"]),
-        bool(marker["counted"]),
-        first.user_m2,
-        first.owner_m2,
-        marker.get("reason"),
-        areas,
-    )
-
-
-def _products_of_type(event_type: str) -> list[str]:
-    """A failed satellite event's marker has no provider, so its product stays unknown."""
-    try:
-        return [p.value for p in products_for(event_type)]
-    except ValueError:
-        return []
