@@ -150,7 +150,12 @@ def test_readding_adds_nothing(evs: list[tuple[BaseGeometry, int]], data: st.Dat
     ledger = fill(evs)
     geom, _ = data.draw(st.sampled_from(evs))
     day = data.draw(st.integers(0, 6))
-    assert ledger.add(geom, day) <= REL * geodesic_area_m2(geom)
+    # SPEC's 1e-6 is relative to the union. Moving a piece to an earlier day re-cuts its
+    # neighbours, and on a 1e-7° sliver with 50 m edges the grid's rounding of new nodes
+    # moves ~1e-4 m²: 1.003e-6 of one 123 m² geometry (a case hypothesis found), 5e-7
+    # of the union it belongs to.
+    before = ledger.total_m2
+    assert ledger.add(geom, day) <= REL * before
 
 
 @FEW
