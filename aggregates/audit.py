@@ -48,17 +48,13 @@ def field_key(leaf_user_id: str, field_id: str, scope: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class LiveEntry:
-    """A boundary's latest version; deleted ones stay as tombstones.
-
-    The tombstone keeps the time so an older update arriving late cannot resurrect it,
-    and `event_id` with the deltas let a replayed event find the change it already made
-    in the user's and in the owner's union.
+    """A boundary's latest version, which a rebuild puts in the live unions; deleted ones
+    stay as tombstones, keeping the time so an older update arriving late cannot
+    resurrect them. (Records written before this format also hold the event's deltas.)
     """
 
     timestamp: str
     event_id: str
-    delta_user_m2: float
-    delta_owner_m2: float
     wkb: bytes | None
 
 
@@ -67,7 +63,6 @@ def encode_live(e: LiveEntry) -> bytes:
         {
             "ts": e.timestamp,
             "eventId": e.event_id,
-            "deltas": [e.delta_user_m2, e.delta_owner_m2],
             "wkb": e.wkb.hex() if e.wkb is not None else None,
         }
     )
@@ -76,7 +71,7 @@ def encode_live(e: LiveEntry) -> bytes:
 def decode_live(raw: bytes) -> LiveEntry:
     v = load(raw)
     wkb = bytes.fromhex(v["wkb"]) if v["wkb"] is not None else None
-    return LiveEntry(v["ts"], v["eventId"], v["deltas"][0], v["deltas"][1], wkb)
+    return LiveEntry(v["ts"], v["eventId"], wkb)
 
 
 class AuditDays:
@@ -93,7 +88,8 @@ class AuditDays:
             lambda: defaultdict(float)
         )
         self._users: dict[str, set[str]] = defaultdict(set)
-        self._latest: dict[tuple[str, str, str], LiveEntry] = {}
+        # (owner, leaf user, field id) -> event time of its latest version, ISO 8601
+        self._latest: dict[tuple[str, str, str], str] = {}
         self._last_day: dict[str, int] = {}
         self._restored: dict[tuple[str, str], list[tuple[str, BaseGeometry]]] = defaultdict(list)
         self._restored_totals: dict[tuple[str, str], float] = {}
@@ -121,16 +117,14 @@ class AuditDays:
         assert ev.field_id is not None
         change = AuditChange()
         latest_key = (ev.api_owner, ev.leaf_user_id, ev.field_id)
+        moment = ev.timestamp.isoformat()
         previous = self._latest.get(latest_key)
-        if previous is None or previous.timestamp <= ev.timestamp.isoformat():
+        if previous is None or previous <= moment:
             change.area = self._mutate(ev, change)
             wkb = shapely.to_wkb(ev.geometry) if ev.geometry is not None else None
-            entry = LiveEntry(
-                ev.timestamp.isoformat(), ev.event_id, change.area.user_m2, change.area.owner_m2,
-                wkb,
-            )
-            self._latest[latest_key] = entry
-            change.writes.append((key(Kind.LIVE, *latest_key), encode_live(entry)))
+            self._latest[latest_key] = moment
+            entry = encode_live(LiveEntry(moment, ev.event_id, wkb))
+            change.writes.append((key(Kind.LIVE, *latest_key), entry))
         ordinal = day_of(ev.timestamp).toordinal()
         last = self._last_day.get(ev.api_owner, ordinal)
         if ordinal < last:
@@ -224,7 +218,7 @@ class AuditDays:
         if kind is Kind.LIVE:
             user, field_id = parts
             entry = decode_live(value)
-            self._latest[(owner, user, field_id)] = entry
+            self._latest[(owner, user, field_id)] = entry.timestamp
             if entry.wkb is not None:
                 geom = shapely.from_wkb(entry.wkb)
                 for scope in (user_scope(user), OWNER_SCOPE):

@@ -6,6 +6,7 @@ from that store alone, the way a restarted or newly assigned worker does.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -140,3 +141,11 @@ def test_live_state_stored_before_its_totals_rebuilds_from_its_boundaries(h: Har
     assert rebuilt.keys() == _live_totals(h.meter).keys()
     for k, total in _live_totals(h.meter).items():
         assert rebuilt[k] == pytest.approx(total, rel=1e-6)
+
+
+def test_live_records_written_with_their_deltas_still_rebuild(h: Harness) -> None:
+    _boundaries(h)
+    for stored in [k for k in h.store if k.startswith(Kind.LIVE.value + SEP)]:
+        record = json.loads(h.store[stored])
+        h.store[stored] = json.dumps({**record, "deltas": [1.0, 2.0]}).encode()
+    assert _live_totals(h.rebuilt()) == _live_totals(h.meter)
