@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import random
+import shutil
 import threading
 import time
 import uuid
@@ -36,6 +37,7 @@ from aggregates.contracts import OWNER_SCOPE
 from schemas.codec import dumps
 from schemas.events import TOPIC_TYPES
 from streams.replay import TOPIC_OF_TYPE
+from streams.runtime import DEAD_LETTER_TOPIC
 from streams.topics import partition_of
 from tests.support.kafka import Broker, Worker, read_topic, read_topic_at
 from tests.support.scenario import Scenario, build
@@ -473,8 +475,10 @@ class Cluster:
 
     def log_findings(self, limit: int = 8) -> list[str]:
         """Worker log lines an operator would look at first: unhandled API errors, crashed
-        agents, critical exits (the first few of each worker, shortened)."""
-        marks = ("unhandled error", "Crashed", "level=critical", "stall:")
+        agents, critical exits, records ingest could not forward and the commit guard's
+        holes (the first few of each worker, shortened)."""
+        marks = ("unhandled error", "Crashed", "level=critical", "stall:", "internal error",
+                 "not sent", "never processed")
         out = []
         for w in self.workers:
             path = w.data_dir.with_suffix(".log")
@@ -933,7 +937,33 @@ def verify(
     report.timeline = list(cluster.events)
     report.tracebacks = cluster.log_errors()
     report.diagnostics = cluster.log_findings() + _trace(cluster, report.missing_records)
+    _keep_logs(cluster, report)
     return report
+
+
+def _keep_logs(cluster: Cluster, report: Report) -> None:
+    """A failing case's worker logs go beside the soak's reports: pytest's own temporary
+    directories are rotated away long before a 70-minute soak ends."""
+    target = os.environ.get(REPORT_ENV)
+    if not target or not report.problems():
+        return
+    folder = Path(target).with_suffix(".logs")
+    folder.mkdir(exist_ok=True)
+    for w in cluster.workers:
+        log = w.data_dir.with_suffix(".log")
+        if log.exists():
+            shutil.copy(log, folder / f"{report.case}-{report.seed}-{cluster.name(w)}.log")
+
+
+def _traced(topic: str, metering: str, value: Any) -> Any:
+    """The event a record of `topic` carries: a dead letter holds it as text."""
+    if topic == metering:
+        return (value or {}).get("event", value)
+    if topic == DEAD_LETTER_TOPIC:
+        with contextlib.suppress(ValueError, TypeError):
+            return json.loads((value or {}).get("payload", ""))
+        return None
+    return value
 
 
 def _trace(cluster: Cluster, missing: Sequence[str], limit: int = 12) -> list[str]:
@@ -944,11 +974,12 @@ def _trace(cluster: Cluster, missing: Sequence[str], limit: int = 12) -> list[st
     wanted = set(missing[:limit])
     found: dict[str, list[str]] = defaultdict(list)
     metering = f"{cluster.app_id}-metering"
-    for topic in (*TOPIC_TYPES, metering):
+    for topic in (*TOPIC_TYPES, metering, DEAD_LETTER_TOPIC):
         for partition, offset, value in read_topic_at(cluster.broker.bootstrap, topic):
-            event = (value or {}).get("event", value) if topic == metering else value
+            event, place = _traced(topic, metering, value), f"{topic}[{partition}]@{offset}"
             if isinstance(event, dict) and event.get("id") in wanted:
-                found[event["id"]].append(f"{topic}[{partition}]@{offset}")
+                reason = (value or {}).get("reason") if topic == DEAD_LETTER_TOPIC else None
+                found[event["id"]].append(f"{place} ({reason})" if reason else place)
     return [
         f"missing {eid}: " + (" -> ".join(found[eid]) or "not on any topic")
         + ("" if any(metering in place for place in found[eid]) else " (never forwarded)")
