@@ -47,7 +47,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import TopicPartition
-from aiokafka.errors import IllegalStateError
+from aiokafka.errors import IllegalStateError, KafkaError
 from faust.transport.consumer import Consumer
 from faust.types import TP
 from faust.utils.functional import consecutive_numbers
@@ -94,20 +94,23 @@ async def _seek_and_note_starts(self: Any) -> None:
     """Faust's seek to the committed offsets, which leaves a partition the group never
     committed wherever the client last fetched: records fetched while Faust had it paused
     (during a recovery) were dropped, so that position can lie past unread records. Such
-    a partition is seeked back to its beginning. Then each partition's start is noted."""
+    a partition is seeked back to its beginning. Then each partition's start is noted:
+    its committed offset, or the first offset its log holds. Not the position after the
+    seek: the consumer thread fetches meanwhile, and records Faust drains then drops move
+    it on (soak: a run starting there committed past two boundaries never forwarded)."""
     await _perform_seek(self)
     self._acreage_starts = {}  # no commits until the starts are known
     ours = [tp for tp in self.assignment() if self.app.topics.acks_enabled_for(tp.topic)]
     never = [tp for tp in ours if self._committed_offset.get(tp) is None]
-    starts: dict[TP, int] = {}
+    starts: dict[TP, int] = {tp: self._committed_offset[tp] for tp in ours if tp not in never}
     try:
         if never:
-            await self._thread.seek_to_beginning(*(TopicPartition(*tp) for tp in never))
-        for tp in ours:
-            committed = self._committed_offset.get(tp)
-            starts[tp] = committed if committed is not None else await self.position(tp)
-    except IllegalStateError:  # the assignment moved on; the next one seeks again
-        return
+            fresh = [TopicPartition(*tp) for tp in never]
+            await self._thread.seek_to_beginning(*fresh)
+            beginnings = await self.earliest_offsets(*fresh)
+            starts.update({tp: beginnings[TopicPartition(*tp)] for tp in never})
+    except KafkaError:  # the assignment moved on, or the broker is away: no commits until
+        return  # the next seek (each assignment, or Faust's seek when flow stops)
     self._acreage_starts = starts
 
 

@@ -142,6 +142,37 @@ async def test_a_partition_never_committed_is_read_again_from_its_beginning(
     dropped while the partition was paused; committed partitions stay where Faust put
     them, and changelogs (no acks) are not touched."""
     fresh, committed, changelog = P, TP("events.satellite", 0), TP("app-state-changelog", 0)
+    c, sought = _seekable(monkeypatch, fresh, committed, changelog, fetched_after_seek=0)
+    await faust_guards._seek_and_note_starts(c)
+    assert sought == [fresh]
+    assert c._acreage_starts == {fresh: 0, committed: 40}
+
+
+async def test_records_drained_and_dropped_after_the_seek_do_not_move_the_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The consumer thread fetches between the seek and the reading of the start. Faust
+    drained offsets 0-5 and dropped 4 and 5 (its partition was paused), so the position is
+    6: a start taken there let a run from 6 commit past them (soak run 4, seed 662132789:
+    two boundaries never forwarded). From the log's beginning, the hole is read again."""
+    fresh, committed, changelog = P, TP("events.satellite", 0), TP("app-state-changelog", 0)
+    c, _ = _seekable(monkeypatch, fresh, committed, changelog, fetched_after_seek=6)
+    await faust_guards._seek_and_note_starts(c)
+    for offset in (0, 1, 2, 3, 6, 7):
+        ack(c, offset)
+    assert _new_offset(c, fresh) == 4
+    c._committed_offset[fresh] = 4
+    assert _new_offset(c, fresh) is None
+    await asyncio.sleep(0)
+    assert c.sought == [(fresh, 4)]
+
+
+def _seekable(
+    monkeypatch: pytest.MonkeyPatch, fresh: TP, committed: TP, changelog: TP,
+    fetched_after_seek: int,
+) -> tuple[Any, list[TP]]:
+    """A consumer whose fresh partition the client fetches `fetched_after_seek` records of
+    as soon as it is seeked to its beginning (offset 0)."""
     positions = {fresh: 8, committed: 40, changelog: 99}
     sought: list[TP] = []
 
@@ -152,10 +183,14 @@ async def test_a_partition_never_committed_is_read_again_from_its_beginning(
         # aiokafka's own seek: it raises on Faust's TP tuples (the worker crashed on it)
         assert all(isinstance(tp, TopicPartition) for tp in tps)
         sought.extend(TP(*tp) for tp in tps)
-        positions.update({TP(*tp): 0 for tp in tps})
+        positions.update({TP(*tp): fetched_after_seek for tp in tps})
 
     async def position(tp: TP) -> int:
         return positions[tp]
+
+    async def earliest_offsets(*tps: TopicPartition) -> dict[TopicPartition, int]:
+        assert all(isinstance(tp, TopicPartition) for tp in tps)
+        return {tp: 0 for tp in tps}
 
     monkeypatch.setattr(faust_guards, "_perform_seek", faust_seek)
     c = consumer([], None)
@@ -163,6 +198,5 @@ async def test_a_partition_never_committed_is_read_again_from_its_beginning(
     c.app = SimpleNamespace(topics=SimpleNamespace(acks_enabled_for=lambda t: "changelog" not in t))
     c._thread = SimpleNamespace(seek_to_beginning=seek_to_beginning)
     c.position = position
-    await faust_guards._seek_and_note_starts(c)
-    assert sought == [fresh]
-    assert c._acreage_starts == {fresh: 0, committed: 40}
+    c.earliest_offsets = earliest_offsets
+    return c, sought
