@@ -78,11 +78,10 @@ class ChangelogAcks(DurableAcks):
         # instance attribute is the one place every write passes through.
         table.send_changelog = sending  # type: ignore[method-assign]
 
-    def ack_after_writes(self, ack: Ack, also: Iterable[Awaitable[Any]] = ()) -> None:
-        """Run `ack` once every write made since the last call, and `also`, are
-        acknowledged."""
+    def ack_after_writes(self, ack: Ack) -> None:
+        """Run `ack` once every write made since the last call is acknowledged."""
         written, self._written = self._written, []
-        self.ack_after([*written, *also], ack)
+        self.ack_after(written, ack)
 
     async def settled(self) -> None:
         await asyncio.gather(*self._written)

@@ -3,18 +3,20 @@
 Per message: the pure Meter computes an Outcome and its writes go to the table; the
 message is acked only once the broker has acknowledged those writes, so no commit covers
 a write that could still be lost (streams/acks.py). Its writes go between each owner's
-journal records (aggregates/journal.py). Its usage record is sent at once and the ack
-waits for it too; a rebuild re-sends the records of the messages it will read again. Its
-snapshots and alerts wait in the partition's outbox. A tick sends the outbox once the
-bookkeeping that numbers them is durable, then records per owner that they were sent.
+journal records (aggregates/journal.py). Its usage records are sent once those writes are
+acknowledged, and the ack waits for them too; a rebuild re-sends the records of the
+messages it will read again. Its snapshots and alerts wait in the partition's outbox. A
+tick sends the outbox once the bookkeeping that numbers them is durable, then records per
+owner that they were sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from faust.types import StreamT
@@ -22,6 +24,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from aggregates.journal import bracket
 from aggregates.meter import Meter, Outcome
+from aggregates.records import UsageRecord
 from aggregates.state import Write
 from schemas.codec import dumps
 from schemas.internal import (
@@ -32,6 +35,7 @@ from schemas.internal import (
     TickMessage,
 )
 from schemas.outputs import DailySnapshotOut, QuotaAlertOut, UsageRecordOut
+from streams.acks import Ack
 from streams.api.keys import key_outcome
 from streams.decode import Origin, Rejection, dead_letter, to_domain
 from streams.faust_guards import processed_ack
@@ -64,36 +68,44 @@ def register(rt: Runtime) -> None:
 
 
 async def _meter_each(rt: Runtime, stream: Any) -> None:
-    """Acks are ours (a `noack` stream): a message is acked once its table writes are
-    durable, and never if the agent is stopped halfway through it."""
+    """Acks are ours (a `noack` stream): a message is acked once its table writes and its
+    usage records are durable, and never if the agent is stopped halfway through it."""
     async for event in stream.events():
         records = await _meter_one(rt, event.message)
-        rt.changelog.ack_after_writes(processed_ack(stream, event), also=records)
+        ack = processed_ack(stream, event)
+        rt.changelog.ack_after_writes(partial(_send_then, rt, records, ack) if records else ack)
 
 
-async def _meter_one(rt: Runtime, record: Any) -> list[Awaitable[Any]]:
-    """Returns the sends of the usage records the message caused: its ack waits for
-    them too, so a committed offset lies behind records that reached the broker."""
+async def _send_then(rt: Runtime, records: list[UsageRecord], ack: Ack) -> None:
+    """Runs once the message's table writes are acknowledged. A record sent before them
+    could outlive them: a worker stopped with the broker away lost the writes, the event
+    was metered again after later ones, and the same event had two different records
+    (issue 7). Sent from here, a record on the broker is the one its stored marker would
+    re-send."""
+    rt.record_sends.ack_after([_send_records(rt, records)], ack)
+
+
+async def _meter_one(rt: Runtime, record: Any) -> list[UsageRecord]:
+    """Returns the usage records to send once the message's writes are durable."""
     try:
         message = _messages.validate_json(record.value)
     except ValidationError:
         return []  # only this app writes the topic; an unreadable record is not ours
     state = rt.holder.state_for(record.partition, record.offset)
-    sends = await _send_records(rt, state.pending.records)  # a rebuild's, sent once
-    state.pending.records = []
+    records, state.pending.records = state.pending.records, []  # a rebuild's, sent once
     try:
         outcome = _handle(rt, state.meter, message, record)
     except Exception as exc:  # noqa: BLE001 - one input must not stop metering
         await _failed(rt, record, exc)
-        return sends
+        return records
     _persist(rt, bracket(outcome.writes, record.offset, rt.state.get))
     _count(rt, outcome)
-    sends += await _send_records(rt, outcome.records)
+    records += outcome.records
     state.pending.alerts.extend(outcome.alerts)
     state.pending.snapshots.extend(outcome.snapshots)
     if isinstance(message, TickMessage):
         await _flush(rt, state, record.offset)
-    return sends
+    return records
 
 
 def _handle(rt: Runtime, meter: Meter, message: Message, record: Any) -> Outcome:
@@ -143,14 +155,14 @@ def _persist(rt: Runtime, writes: Iterable[Write]) -> None:
             rt.state[key] = value
 
 
-async def _send_records(rt: Runtime, records: Iterable[Any]) -> list[Awaitable[Any]]:
+async def _send_records(rt: Runtime, records: Iterable[UsageRecord]) -> None:
     sends = []
     for record in records:
         body = UsageRecordOut.model_validate(record)
         sends.append(await rt.outputs[RECORDS_TOPIC].send(
             key=record.api_owner.encode(), value=dumps(body.to_wire())
         ))
-    return sends
+    await asyncio.gather(*sends)
 
 
 async def _flush(rt: Runtime, state: PartitionState, seq: int) -> None:

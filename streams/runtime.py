@@ -35,6 +35,7 @@ class Runtime:
     holder: MeterHolder
     changelog: ChangelogAcks
     forwards: DurableAcks
+    record_sends: DurableAcks
     metrics: Metrics = field(default_factory=Metrics)
 
 
@@ -105,5 +106,6 @@ def build_runtime(s: Settings) -> Runtime:
         holder=MeterHolder(state, partial(Meter.from_state, **meter_rules(s)), s.partitions),
         changelog=ChangelogAcks(state, stopping=lambda: app.should_stop),
         forwards=DurableAcks(lambda: app.should_stop, "forward to metering"),
+        record_sends=DurableAcks(lambda: app.should_stop, "usage record send"),
     )
     return rt
