@@ -140,13 +140,23 @@ def intersecting(geom: BaseGeometry, candidates: np.ndarray) -> np.ndarray:
 
     Neighbours that merely touch (adjacent parcels, pieces across a cut line) cannot
     change an area, and leaving them out keeps them out of the union of cutters.
+
+    The preparation is undone afterwards: it stays attached to the geometry object,
+    and that object is often the one then kept as a piece, a live boundary or a field
+    version, so stored shapes carried spatial indexes nobody used again (`make
+    bench-state` counts them in its memory per event).
     """
     if candidates.size == 0:
         return np.zeros(0, dtype=bool)
+    was_prepared = shapely.is_prepared(geom)
     shapely.prepare(geom)
-    mask: np.ndarray = shapely.intersects(geom, candidates)
-    if mask.any():
-        mask[mask] = ~shapely.touches(geom, candidates[mask])
+    try:
+        mask: np.ndarray = shapely.intersects(geom, candidates)
+        if mask.any():
+            mask[mask] = ~shapely.touches(geom, candidates[mask])
+    finally:
+        if not was_prepared:
+            shapely.destroy_prepared(geom)
     return mask
 
 
