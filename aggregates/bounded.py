@@ -8,7 +8,7 @@ Leaf-user scopes of a term are indexed, since billing sums them (SPEC §3).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import ItemsView
+from collections.abc import Callable, ItemsView
 from dataclasses import dataclass, field
 
 from shapely.geometry.base import BaseGeometry
@@ -17,7 +17,9 @@ from aggregates.area import geodesic_area_m2
 from aggregates.contracts import OWNER_SCOPE, Contract
 from aggregates.snapshots import LedgerKey
 from aggregates.state import Kind, Write, key
-from aggregates.union import UniqueAreaLedger
+from aggregates.union import Read, UniqueAreaLedger
+
+ReadKey = Callable[[str], bytes | None]  # the table's value at a key, None if absent
 
 
 @dataclass
@@ -29,12 +31,17 @@ class Added:
 
 
 class BoundedUnions:
-    """Ledgers by (contract id, term index, scope), created on first use."""
+    """Ledgers by (contract id, term index, scope), created on first use.
 
-    def __init__(self) -> None:
+    Given `read` (the worker's table), each ledger reads its pieces from there instead of
+    keeping them: see UniqueAreaLedger.
+    """
+
+    def __init__(self, read: ReadKey | None = None) -> None:
+        self._read = read
         self._ledgers: dict[LedgerKey, UniqueAreaLedger] = {}
         self._user_scopes: dict[tuple[str, int], set[str]] = defaultdict(set)
-        self._restored: dict[LedgerKey, list[tuple[int, bytes]]] = defaultdict(list)
+        self._restored: dict[LedgerKey, tuple[str, list[tuple[int, bytes]]]] = {}
 
     # ---- reading -----------------------------------------------------------------
 
@@ -77,7 +84,7 @@ class BoundedUnions:
     ) -> Added:
         ledger = self._ledgers.get(lkey)
         if ledger is None:
-            ledger = self._put(lkey, UniqueAreaLedger())
+            ledger = self._put(lkey, UniqueAreaLedger(self._pieces_of(contract.api_owner, lkey)))
         added = Added(ledger.add(geom, ordinal, seq))
         for piece_id, value in ledger.take_changes():
             added.writes.append((key(Kind.PIECE, contract.api_owner, *lkey, piece_id), value))
@@ -85,17 +92,24 @@ class BoundedUnions:
 
     # ---- rebuilding --------------------------------------------------------------
 
-    def restore(self, kind: Kind, parts: list[str], value: bytes) -> bool:
+    def restore(self, kind: Kind, owner: str, parts: list[str], value: bytes) -> bool:
         if kind is not Kind.PIECE:
             return False
-        self._restored[(parts[0], int(parts[1]), parts[2])].append((int(parts[3]), value))
+        lkey = (parts[0], int(parts[1]), parts[2])
+        self._restored.setdefault(lkey, (owner, []))[1].append((int(parts[3]), value))
         return True
 
     def finish(self) -> None:
         """Bulk-load each union's R-tree from its pieces at once."""
-        for lkey, stored in self._restored.items():
-            self._put(lkey, UniqueAreaLedger.from_pieces(stored))
+        for lkey, (owner, stored) in self._restored.items():
+            self._put(lkey, UniqueAreaLedger.from_pieces(stored, self._pieces_of(owner, lkey)))
         self._restored.clear()
+
+    def _pieces_of(self, owner: str, lkey: LedgerKey) -> Read | None:
+        read = self._read
+        if read is None:
+            return None
+        return lambda piece_id: read(key(Kind.PIECE, owner, *lkey, piece_id))
 
     def _put(self, lkey: LedgerKey, ledger: UniqueAreaLedger) -> UniqueAreaLedger:
         cid, term, scope = lkey

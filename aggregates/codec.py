@@ -1,35 +1,65 @@
 """Byte encoding of one ledger piece, the unit of persistence."""
 
 import struct
+from dataclasses import dataclass
 
 import shapely
 from shapely.geometry.base import BaseGeometry
 
 from aggregates.area import geodesic_area_m2
 
-# Big-endian signed 32-bit day ordinal, a format tag, the piece's area as a double, then
-# WKB, because it round-trips doubles exactly.
+Bounds = tuple[float, float, float, float]
+
+# Big-endian signed 32-bit day ordinal, a format tag, the piece's area and the box of its
+# index entry as doubles, then WKB, because it round-trips doubles exactly.
 _DAY = struct.Struct(">i")
 _AREA = struct.Struct(">d")
+_AREA_AND_BOX = struct.Struct(">5d")
 # WKB opens with its byte-order flag, 0 or 1; pieces written before the area was stored
-# have their WKB right after the day, so this tag tells the two formats apart.
+# have their WKB right after the day, so the tags tell the three formats apart.
 _WITH_AREA = b"\x02"
+_WITH_BOX = b"\x03"
 
 
-def encode_piece(day: int, geom: BaseGeometry, area_m2: float) -> bytes:
-    """Day first so a store can read attribution without parsing the geometry, and the
-    area stored so a rebuild need not measure every piece again."""
+@dataclass(frozen=True, slots=True)
+class PieceHeader:
+    """What indexing and totals need of a stored piece: enough to rebuild a ledger
+    without parsing a single geometry."""
+
+    day: int
+    area_m2: float
+    box: Bounds  # its R-tree entry's box: pieces only shrink, so it may be wider
+
+
+def encode_piece(day: int, geom: BaseGeometry, area_m2: float, box: Bounds) -> bytes:
+    """Day, area and box first, so a rebuild reads them without the geometry."""
     wkb: bytes = shapely.to_wkb(geom)
-    return _DAY.pack(day) + _WITH_AREA + _AREA.pack(area_m2) + wkb
+    return _DAY.pack(day) + _WITH_BOX + _AREA_AND_BOX.pack(area_m2, *box) + wkb
 
 
-def decode_piece(data: bytes) -> tuple[int, BaseGeometry, float]:
-    """Inverse of encode_piece; a piece stored without its area is measured."""
+def decode_header(data: bytes) -> PieceHeader:
+    """The header alone; pieces stored in the older formats are parsed (and measured)."""
     (day,) = _DAY.unpack_from(data)
     start = _DAY.size
-    if data[start : start + 1] != _WITH_AREA:
-        old: BaseGeometry = shapely.from_wkb(data[start:])
-        return day, old, geodesic_area_m2(old)
-    (area,) = _AREA.unpack_from(data, start + 1)
-    geom: BaseGeometry = shapely.from_wkb(data[start + 1 + _AREA.size :])
-    return day, geom, area
+    if data[start : start + 1] == _WITH_BOX:
+        area, *box = _AREA_AND_BOX.unpack_from(data, start + 1)
+        return PieceHeader(day, area, (box[0], box[1], box[2], box[3]))
+    return decode_piece(data)[0]
+
+
+def decode_piece(data: bytes) -> tuple[PieceHeader, BaseGeometry]:
+    """Inverse of encode_piece; a piece stored without its area is measured, one stored
+    without its box is indexed by its geometry's."""
+    (day,) = _DAY.unpack_from(data)
+    start = _DAY.size
+    tag = data[start : start + 1]
+    if tag == _WITH_BOX:
+        header = decode_header(data)
+        return header, shapely.from_wkb(data[start + 1 + _AREA_AND_BOX.size :])
+    if tag == _WITH_AREA:
+        (area,) = _AREA.unpack_from(data, start + 1)
+        geom: BaseGeometry = shapely.from_wkb(data[start + 1 + _AREA.size :])
+    else:
+        geom = shapely.from_wkb(data[start:])
+        area = geodesic_area_m2(geom)
+    return PieceHeader(day, area, geom.bounds), geom

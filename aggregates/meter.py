@@ -27,7 +27,7 @@ from shapely.geometry.base import BaseGeometry
 
 from aggregates.area import geodesic_area_m2
 from aggregates.audit import AuditDays
-from aggregates.bounded import BoundedUnions
+from aggregates.bounded import BoundedUnions, ReadKey
 from aggregates.carry import TermSeeds, term_start
 from aggregates.contracts import OWNER_SCOPE, Contract, new_contract, user_scope
 from aggregates.dedup import EventIds, Seen
@@ -84,13 +84,17 @@ class Meter:
         grace: timedelta = timedelta(minutes=30),
         field_wait: timedelta | None = None,
         dedup_horizon: timedelta = timedelta(days=30),
+        read: ReadKey | None = None,
     ) -> None:
+        """`read` is the table the Meter's writes are stored in (the worker's): given
+        it, geometries that only indexing needs to find stay there (BoundedUnions). The
+        caller must then store each Outcome's writes before the next input."""
         self.grace = grace
         self.field_wait = grace if field_wait is None else field_wait
         self.ids = EventIds(dedup_horizon)
         self.contracts: dict[str, Contract] = {}
         self._by_owner: dict[str, dict[Product, str]] = defaultdict(dict)
-        self.bounded = BoundedUnions()
+        self.bounded = BoundedUnions(read)
         self.audit = AuditDays()
         self.fields = FieldBook()
         self.held = HeldOperations(self.field_wait)
@@ -465,10 +469,11 @@ class Meter:
         field_wait: timedelta | None = None,
         dedup_horizon: timedelta = timedelta(days=30),
         resend_from: int | None = None,
+        read: ReadKey | None = None,
     ) -> Meter:
         """Rebuild from the table after recovery; R-trees are bulk-loaded per scope.
         `resend_from` is the first offset the partition will read again (see unsent)."""
-        meter = cls(grace, field_wait, dedup_horizon)
+        meter = cls(grace, field_wait, dedup_horizon, read)
         failed: list[tuple[str, int, bytes]] = []
         markers: list[tuple[str, bytes]] = []
         for raw_key, value in items:
@@ -477,7 +482,7 @@ class Meter:
                 meter.audit.restore(kind, owner, parts, value)
                 or meter.alerts.restore(kind, parts, value)
                 or meter.snapshots.restore(kind, parts, value)
-                or meter.bounded.restore(kind, parts, value)
+                or meter.bounded.restore(kind, owner, parts, value)
                 or meter.fields.restore(kind, owner, parts, value)
                 or meter.seeds.restore(kind, parts, value)
                 or meter.held.restore(kind, value)

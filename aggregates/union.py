@@ -1,14 +1,15 @@
 """Unique area of one scope and term, kept as disjoint day-stamped pieces."""
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from rtree.index import Index
 from shapely.geometry.base import BaseGeometry
 
 from aggregates.area import EPSILON_M2, geodesic_area_m2
-from aggregates.codec import decode_piece, encode_piece
+from aggregates.codec import Bounds, decode_header, decode_piece, encode_piece
 from aggregates.overlay import (
     MAX_HITS,
     MAX_PIECE_VERTICES,
@@ -20,15 +21,22 @@ from aggregates.overlay import (
     vertex_count,
 )
 
-Bounds = tuple[float, float, float, float]
 SEQ_BITS = 20  # pieces one input may create in one ledger: 2**20
+Read = Callable[[int], bytes | None]  # a stored piece by id, None if there is none
+
+
+class _Piece(NamedTuple):
+    day: int
+    geom: BaseGeometry
+    area: float
+    box: Bounds  # its index entry's
 
 
 @dataclass(frozen=True)
 class _Plan:
     """What one add changes; computed once so preview and add cannot disagree."""
 
-    shrinks: list[tuple[int, BaseGeometry | None, float]]  # existing piece rewritten or None
+    shrinks: list[tuple[int, _Piece, BaseGeometry | None, float]]  # piece, remainder or None
     inserts: list[tuple[int, BaseGeometry, float]]  # new pieces: day, geometry, area
     added: float
 
@@ -62,17 +70,24 @@ class UniqueAreaLedger:
     deleted piece leaves a stale entry that lookups skip. Ids are never reused, so a
     stale entry cannot be mistaken for a live piece; a rebuild drops them all.
 
+    Given `read`, the pieces live in the store (the worker's table): memory holds their
+    index entries (id and box) and the totals by day, and an add reads the geometries of
+    the pieces its box meets, so a scope's memory does not grow with its geometries.
+    Without it (tests, benchmarks) the ledger keeps every piece itself.
+
     A piece's id is the sequence number of the input that created it (its offset on the
     metering topic) shifted left by SEQ_BITS, plus a counter. Ids therefore never collide
     with stored pieces. (A message is never added twice: its writes are all or nothing,
     and a replay of a stored one changes nothing; see aggregates/journal.py.)
     """
 
-    def __init__(self) -> None:
+    def __init__(self, read: Read | None = None) -> None:
+        self._read = read
         self._index = Index()
-        self._pieces: dict[int, tuple[int, BaseGeometry]] = {}
-        self._areas: dict[int, float] = {}
-        self._indexed: dict[int, Bounds] = {}
+        # Without `read`, every piece; with it, the pieces the current input changed,
+        # until the next input (None: deleted), since its writes are not stored yet.
+        self._recent: dict[int, _Piece | None] = {}
+        self._count = 0
         self._day_area: dict[int, float] = {}
         self._day_count: dict[int, int] = {}
         self._total = 0.0
@@ -83,19 +98,30 @@ class UniqueAreaLedger:
         self._dirty: set[int] = set()
 
     @classmethod
-    def from_pieces(cls, pieces: Iterable[tuple[int, bytes]]) -> "UniqueAreaLedger":
-        """Rebuild from persisted pieces; the total is the sum of their areas.
+    def from_pieces(
+        cls, pieces: Iterable[tuple[int, bytes]], read: Read | None = None
+    ) -> "UniqueAreaLedger":
+        """Rebuild from persisted pieces; the total is the sum of their areas. With
+        `read`, no geometry is parsed: the index is rebuilt from the stored boxes.
 
         Pieces are trusted to be disjoint; if a damaged store held overlapping pieces the
         ledger still works (later adds subtract the union of what they meet), it merely
         reports the overlap twice until those pieces are rewritten.
         """
-        ledger = cls()
+        ledger = cls(read)
+        entries = []
         for piece_id, data in pieces:
-            ledger._remember(piece_id, *decode_piece(data))
-        if ledger._pieces:
-            ledger._index = Index(ledger._stream())
-        ledger._next_seq = (max(ledger._pieces, default=-1) >> SEQ_BITS) + 1
+            if read is None:
+                header, geom = decode_piece(data)
+                ledger._recent[piece_id] = _Piece(header.day, geom, header.area_m2, header.box)
+            else:
+                header = decode_header(data)
+            ledger._account(header.day, header.area_m2)
+            entries.append((piece_id, header.box, None))
+        ledger._count = len(entries)
+        if entries:
+            ledger._index = Index(iter(entries))  # rtree's bulk (STR) loader
+        ledger._next_seq = (max((e[0] for e in entries), default=-1) >> SEQ_BITS) + 1
         return ledger
 
     @property
@@ -104,7 +130,7 @@ class UniqueAreaLedger:
 
     @property
     def piece_count(self) -> int:
-        return len(self._pieces)
+        return self._count
 
     def area_by_day(self) -> dict[int, float]:
         """m² attributed to each day; the values sum to total_m2."""
@@ -121,23 +147,26 @@ class UniqueAreaLedger:
         Area already held by pieces of an earlier or equal day is not new. Area held by
         pieces of a later day moves to `day` (event time decides attribution, so a late
         event claims what it covered first) without changing the total.
+
+        With `read`, the previous input's writes must be stored before the next input's
+        add: the ledger then forgets them and reads them back when needed.
         """
         if seq is None:
             seq = self._next_seq
         self._next_seq = max(self._next_seq, seq + 1)
-        plan = self._plan(geom, day)
         self._start(seq)
-        for piece_id, remainder, remainder_area in plan.shrinks:
-            self._shrink(piece_id, remainder, remainder_area)
-        for piece_day, piece, area in plan.inserts:
-            self._insert(piece_day, piece, area)
+        plan = self._plan(geom, day)
+        for piece_id, piece, remainder, remainder_area in plan.shrinks:
+            self._shrink(piece_id, piece, remainder, remainder_area)
+        for piece_day, part, area in plan.inserts:
+            self._insert(piece_day, part, area)
         return plan.added
 
     def take_changes(self) -> list[tuple[int, bytes | None]]:
         """Piece writes since the last call, stored pieces first, in id order; None
         deletes a piece. A piece created and emptied since the last call is not written."""
         existing = sorted(self._dirty - self._created)
-        created = sorted(i for i in self._created if i in self._pieces)
+        created = sorted(i for i in self._created if self._recent.get(i) is not None)
         self._dirty = set()
         self._created = set()
         return [(i, self._encoded(i)) for i in existing + created]
@@ -145,32 +174,38 @@ class UniqueAreaLedger:
     def _start(self, seq: int) -> None:
         if seq != self._seq:
             self._seq, self._next_id = seq, seq << SEQ_BITS
+            if self._read is not None:
+                self._recent.clear()
 
     def _plan(self, geom: BaseGeometry, day: int) -> _Plan:
         if geom.is_empty:
             return _Plan([], [], 0.0)
         inserts: list[tuple[int, BaseGeometry, float]] = []
         later: dict[int, list[BaseGeometry]] = {}
-        for part, hits in self._parts(geom):
+        read: dict[int, _Piece | None] = {}
+        for part, hits in self._parts(geom, read):
             is_later = hits.days > day
             inserts.extend(_sized(day, subtract_all(part, hits.geoms[~is_later])))
             for piece_id in np.asarray(hits.ids, dtype=np.int64)[is_later].tolist():
                 later.setdefault(piece_id, []).append(part)
-        shrinks: list[tuple[int, BaseGeometry | None, float]] = []
+        shrinks: list[tuple[int, _Piece, BaseGeometry | None, float]] = []
         for piece_id, cutters in later.items():
-            piece_day, piece = self._pieces[piece_id]
-            remainder = subtract_all(piece, object_array(cutters))
-            kept = _sized(piece_day, remainder)
+            piece = read[piece_id]
+            assert piece is not None  # it was a hit
+            remainder = subtract_all(piece.geom, object_array(cutters))
+            kept = _sized(piece.day, remainder)
             if kept:
-                shrinks.append((piece_id, kept[0][1], kept[0][2]))
+                shrinks.append((piece_id, piece, kept[0][1], kept[0][2]))
                 inserts.extend(kept[1:])
             else:
-                shrinks.append((piece_id, None, 0.0))
+                shrinks.append((piece_id, piece, None, 0.0))
         added = sum(area for _, _, area in inserts)
-        added -= sum(self._areas[piece_id] - area for piece_id, _, area in shrinks)
+        added -= sum(piece.area - area for _, piece, _, area in shrinks)
         return _Plan(shrinks, inserts, added)
 
-    def _parts(self, geom: BaseGeometry) -> list[tuple[BaseGeometry, _Hits]]:
+    def _parts(
+        self, geom: BaseGeometry, read: dict[int, _Piece | None]
+    ) -> list[tuple[BaseGeometry, _Hits]]:
         """geom in parts of bounded size, each with the stored pieces it really meets, in
         id order: the R-tree's order differs once it is bulk-loaded, and an overlay fed
         the same pieces in another order differs in the last bits, so a replay after a
@@ -178,27 +213,37 @@ class UniqueAreaLedger:
 
         A part is bisected while it has more than MAX_PIECE_VERTICES vertices or its box
         meets more than MAX_HITS pieces; a field on open ground is one part and one query.
+        `read` keeps the pieces read so far, so a bisected geometry reads each once.
         """
-        ids = sorted(i for i in self._index.intersection(geom.bounds) if i in self._pieces)
-        if len(ids) > MAX_HITS or vertex_count(geom) > MAX_PIECE_VERTICES:
+        found = []
+        for piece_id in sorted(self._index.intersection(geom.bounds)):
+            if piece_id not in read:
+                read[piece_id] = self._piece(piece_id)
+            if (piece := read[piece_id]) is not None:
+                found.append((piece_id, piece))
+        if len(found) > MAX_HITS or vertex_count(geom) > MAX_PIECE_VERTICES:
             halves = bisect(geom)
             if halves is not None:
-                return [found for half in halves for found in self._parts(half)]
-        return [(geom, self._hits(geom, ids))]
+                return [each for half in halves for each in self._parts(half, read)]
+        return [(geom, _hits(geom, found))]
 
-    def _hits(self, geom: BaseGeometry, ids: list[int]) -> _Hits:
-        if not ids:
-            return _NO_HITS
-        geoms = object_array([self._pieces[i][1] for i in ids])
-        days = np.fromiter((self._pieces[i][0] for i in ids), dtype=np.int64, count=len(ids))
-        mask = intersecting(geom, geoms)
-        return _Hits(np.asarray(ids, dtype=np.int64)[mask].tolist(), days[mask], geoms[mask])
+    def _piece(self, piece_id: int) -> _Piece | None:
+        """A live piece, or None for an index entry left by a deleted one."""
+        if piece_id in self._recent or self._read is None:
+            return self._recent.get(piece_id)
+        data = self._read(piece_id)
+        if data is None:
+            return None
+        header, geom = decode_piece(data)
+        return _Piece(header.day, geom, header.area_m2, header.box)
 
     def _insert(self, day: int, geom: BaseGeometry, area: float) -> None:
         piece_id = self._fresh_id()
-        self._remember(piece_id, day, geom, area)
-        self._indexed[piece_id] = geom.bounds
-        self._index.insert(piece_id, geom.bounds)
+        piece = _Piece(day, geom, area, geom.bounds)
+        self._recent[piece_id] = piece
+        self._account(day, area)
+        self._count += 1
+        self._index.insert(piece_id, piece.box)
         self._dirty.add(piece_id)
         self._created.add(piece_id)
 
@@ -209,47 +254,51 @@ class UniqueAreaLedger:
         self._next_id += 1
         return piece_id
 
-    def _shrink(self, piece_id: int, remainder: BaseGeometry | None, area: float) -> None:
-        day, _ = self._pieces[piece_id]
-        self._forget(piece_id)
+    def _shrink(
+        self, piece_id: int, piece: _Piece, remainder: BaseGeometry | None, area: float
+    ) -> None:
+        self._account(piece.day, -piece.area, pieces=-1)
         self._dirty.add(piece_id)
         if remainder is None:
-            del self._indexed[piece_id]
+            self._count -= 1
+            if self._read is None:
+                del self._recent[piece_id]
+            else:
+                self._recent[piece_id] = None  # still in the store until written
             return
-        self._remember(piece_id, day, remainder, area)
-        if not _within(remainder.bounds, self._indexed[piece_id]):
+        box = piece.box
+        if not _within(remainder.bounds, box):
             # Snap-rounding may nudge a new vertex half a grid cell past the old box.
-            self._index.delete(piece_id, self._indexed[piece_id])
-            self._indexed[piece_id] = remainder.bounds
-            self._index.insert(piece_id, remainder.bounds)
+            self._index.delete(piece_id, box)
+            box = remainder.bounds
+            self._index.insert(piece_id, box)
+        self._recent[piece_id] = _Piece(piece.day, remainder, area, box)
+        self._account(piece.day, area)
 
-    def _remember(self, piece_id: int, day: int, geom: BaseGeometry, area: float) -> None:
-        self._pieces[piece_id] = (day, geom)
-        self._areas[piece_id] = area
+    def _account(self, day: int, area: float, pieces: int = 1) -> None:
+        """Totals by day, kept in memory: the pieces themselves may not be."""
         self._total += area
-        self._day_area[day] = self._day_area.get(day, 0.0) + area
-        self._day_count[day] = self._day_count.get(day, 0) + 1
-
-    def _forget(self, piece_id: int) -> None:
-        day, _ = self._pieces.pop(piece_id)
-        area = self._areas.pop(piece_id)
-        self._total -= area
-        self._day_count[day] -= 1
-        if self._day_count[day] == 0:
+        count = self._day_count.get(day, 0) + pieces
+        if count == 0:
             # Dropping the key avoids a float residue like 1e-12 m² for an emptied day.
             del self._day_count[day], self._day_area[day]
-        else:
-            self._day_area[day] -= area
+            return
+        self._day_count[day] = count
+        self._day_area[day] = self._day_area.get(day, 0.0) + area
 
     def _encoded(self, piece_id: int) -> bytes | None:
-        piece = self._pieces.get(piece_id)
-        return None if piece is None else encode_piece(*piece, self._areas[piece_id])
+        piece = self._recent.get(piece_id)
+        return None if piece is None else encode_piece(*piece)
 
-    def _stream(self) -> Iterator[tuple[int, Bounds, None]]:
-        """Entries for rtree's bulk (STR) loader, much faster than one insert per piece."""
-        for piece_id, (_, geom) in self._pieces.items():
-            self._indexed[piece_id] = geom.bounds
-            yield piece_id, geom.bounds, None
+
+def _hits(geom: BaseGeometry, found: list[tuple[int, _Piece]]) -> _Hits:
+    if not found:
+        return _NO_HITS
+    geoms = object_array([piece.geom for _, piece in found])
+    days = np.fromiter((piece.day for _, piece in found), dtype=np.int64, count=len(found))
+    mask = intersecting(geom, geoms)
+    ids = np.fromiter((i for i, _ in found), dtype=np.int64, count=len(found))
+    return _Hits(ids[mask].tolist(), days[mask], geoms[mask])
 
 
 _NO_HITS = _Hits([], np.zeros(0, dtype=np.int64), object_array([]))

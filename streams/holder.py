@@ -120,7 +120,7 @@ class MeterHolder:
         started = time.perf_counter()
         self._repair(partition)
         items = ((_text(k), v) for k, v in self._partition_items(partition))
-        meter = self._build(items, resend_from=offset)
+        meter = self._build(items, resend_from=offset, read=self._reader(partition))
         log.info(
             "partition %d rebuilt: %d owners, %d scopes in %.2fs",
             partition,
@@ -159,6 +159,15 @@ class MeterHolder:
             if _text(raw).startswith(JOURNAL_PREFIX):
                 yield raw, value
 
+    def _reader(self, partition: int) -> Callable[[str], bytes | None]:
+        """Reads of the partition's own store, the one its writes go to: RocksDB's get
+        on that partition's database, without Faust's search of every partition."""
+        store = self._table.data
+        if hasattr(store, "_db_for_partition"):
+            db = store._db_for_partition(partition)
+            return lambda k: _value(db.get(k.encode()))
+        return lambda k: _value(store.get(k))
+
     def _partition_items(self, partition: int) -> Iterator[tuple[Any, bytes]]:
         """RocksDB keeps one database per partition; other stores are filtered by owner."""
         store = self._table.data
@@ -168,6 +177,10 @@ class MeterHolder:
         for raw, value in store.items():
             if partition_of(split_key(_text(raw))[1], self._partitions) == partition:
                 yield raw, value
+
+
+def _value(found: Any) -> bytes | None:
+    return None if found is None else bytes(found)
 
 
 def _text(raw: bytes | str) -> str:

@@ -21,12 +21,13 @@ NOW = datetime(2026, 3, 20, tzinfo=UTC)
 
 
 class Harness:
-    """A Meter plus the key-value store its writes build, as the Faust table would."""
+    """A Meter plus the key-value store its writes build, as the Faust table would; the
+    Meter reads its pieces back from that store, as the worker's does."""
 
     def __init__(self, field_wait: timedelta = timedelta(0)) -> None:
         self.field_wait = field_wait
-        self.meter = Meter(grace=timedelta(0), field_wait=field_wait)
         self.store: dict[str, bytes] = {}
+        self.meter = Meter(grace=timedelta(0), field_wait=field_wait, read=self.store.get)
         self.n = 0
         self.seq = 0
 
@@ -71,7 +72,8 @@ class Harness:
         """As the holder does: an open journal's message is undone first."""
         journals = [(k, v) for k, v in self.store.items() if k.startswith(JOURNAL_PREFIX)]
         self.persist(Outcome(writes=repairs(journals)))
-        return Meter.from_state(self.store.items(), grace=timedelta(0), field_wait=self.field_wait)
+        return Meter.from_state(self.store.items(), grace=timedelta(0),
+                                field_wait=self.field_wait, read=self.store.get)
 
 
 def sq(x: float, y: float, size: float = 0.001) -> shapely.Polygon:

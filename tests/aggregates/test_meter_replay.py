@@ -87,7 +87,8 @@ def stored(writes: list[Write], store: dict[str, bytes]) -> None:
 def first_pass(log: list[Message]) -> tuple[list[Outcome], list[list[Write]]]:
     """Each message's outcome, and the writes that reached the table for it: its owners'
     writes bracketed by their journals, as the metering agent makes them."""
-    meter, store = Meter(grace=timedelta(0), field_wait=WAIT), {}
+    store: dict[str, bytes] = {}
+    meter = Meter(grace=timedelta(0), field_wait=WAIT, read=store.get)
     outcomes, written = [], []
     for seq, message in enumerate(log):
         outcomes.append(meter_one(meter, message, seq))
@@ -102,7 +103,8 @@ def rebuilt(store: dict[str, bytes], committed: int) -> Meter:
     journals = [(k, v) for k, v in store.items() if split_key(k)[0] is Kind.JOURNAL]
     stored(repairs(journals), store)
     return Meter.from_state(
-        store.items(), grace=timedelta(0), field_wait=WAIT, resend_from=committed
+        store.items(), grace=timedelta(0), field_wait=WAIT, resend_from=committed,
+        read=store.get,
     )
 
 
@@ -117,7 +119,9 @@ def replay(log: list[Message], lost_at: int, kept: int, committed: int) -> None:
     meter = rebuilt(store, committed)
     again = meter.unsent().records
     for seq in range(committed, len(log)):
-        again += meter_one(meter, log[seq], seq).records
+        outcome = meter_one(meter, log[seq], seq)
+        stored(bracket(outcome.writes, seq, store.get), store)
+        again += outcome.records
     for record in again:
         if record.area_added_user_m2 or record.area_added_owner_m2:
             assert record == said.get(record.event_id), record
