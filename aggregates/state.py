@@ -48,13 +48,20 @@ Write = tuple[str, bytes | None]  # a key and its new value; None deletes it
 
 
 def escape(part: object) -> str:
+    """Every key is built here, on every read and write: ids without a `%` or a
+    separator, nearly all of them, pass through untouched."""
     text = str(part)
+    if "%" not in text and SEP not in text:
+        return text
     for raw, escaped in _ESCAPES:
         text = text.replace(raw, escaped)
     return text
 
 
 def unescape(part: str) -> str:
+    """Every escape starts with `%`; a rebuild unescapes every part of every key."""
+    if "%" not in part:
+        return part
     for raw, escaped in reversed(_ESCAPES):
         part = part.replace(escaped, raw)
     return part
