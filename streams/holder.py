@@ -161,11 +161,15 @@ class MeterHolder:
 
     def _reader(self, partition: int) -> Callable[[str], bytes | None]:
         """Reads of the partition's own store, the one its writes go to: RocksDB's get
-        on that partition's database, without Faust's search of every partition."""
+        on that partition's database, without Faust's search of every partition.
+
+        The database is looked up at each read, never kept: on revoke Faust drops its
+        handle and opens a new one if the partition comes back, and a handle held here
+        would keep RocksDB's lock, so the reopening of a partition this worker keeps
+        across a rebalance would fail."""
         store = self._table.data
         if hasattr(store, "_db_for_partition"):
-            db = store._db_for_partition(partition)
-            return lambda k: _value(db.get(k.encode()))
+            return lambda k: _value(store._db_for_partition(partition).get(k.encode()))
         return lambda k: _value(store.get(k))
 
     def _partition_items(self, partition: int) -> Iterator[tuple[Any, bytes]]:

@@ -111,3 +111,20 @@ def test_records_of_messages_read_again_are_sent_again_as_they_were(table: Table
         sent += outcome.records
     holder = MeterHolder(table, partial(Meter.from_state, grace=timedelta(0)), 1)
     assert holder.state_for(0, offset=2).pending.records == sent[1:]
+
+
+def test_a_meter_kept_across_a_rebalance_reads_the_database_faust_opened_again(
+    table: Table, tmp_path: Path
+) -> None:
+    """On revoke Faust drops its handle of a partition's database and, if the partition
+    comes back, opens a new one; the Meter, kept, must read its pieces from that one."""
+    holder = MeterHolder(table, partial(Meter.from_state, grace=timedelta(0)), 1)
+    meter = holder.state_for(0, offset=1).meter
+    write(table, meter.apply(event("e1", sq(10, 50), 0), T0, 1).writes)
+    holder.revoked()
+    table.data.db.close()
+    table.data.db = Rdict(str(tmp_path / "state-0.db"))
+    holder.assigned([0])
+    assert holder.state_for(0, offset=2).meter is meter
+    again = meter.apply(event("e2", sq(10, 50), 0), T0, 2)  # the same ground, counted once
+    assert all(r.area_added_owner_m2 == 0 for r in again.records)
