@@ -10,7 +10,7 @@ writes it.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -21,10 +21,13 @@ from aggregates.area import geodesic_area_m2
 from aggregates.contracts import OWNER_SCOPE, Contract, user_scope
 from aggregates.fields import FieldHistory, Version
 from aggregates.live import LiveUnion
+from aggregates.live import Read as ReadShape
 from aggregates.overlay import object_array, subtract_all
 from aggregates.periods import day_end, day_of
 from aggregates.records import MeterEvent, ProductArea
-from aggregates.state import Kind, Write, dump, join_parts, key, load
+from aggregates.state import Kind, Write, dump, join_parts, key, load, split_parts
+
+ReadKey = Callable[[str], bytes | None]  # the table's value at a key, None if absent
 
 _INSTANT = timedelta(microseconds=1)
 
@@ -80,9 +83,14 @@ class AuditDays:
     Latest event time wins per boundary, so a late older update changes nothing now; but
     a version older than the owner's latest AUDIT day still changes the days it was in
     force, which are corrected from the field histories (see `_correct`).
+
+    Given `read` (the worker's table), the live unions read boundaries' shapes from their
+    LIVE records instead of keeping them (see LiveUnion).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, read: ReadKey | None = None) -> None:
+        self._read = read
+        self._touched: set[LiveUnion] = set()  # by the current input
         self.live: dict[tuple[str, str], LiveUnion] = {}
         self.days: dict[tuple[str, str], dict[int, float]] = defaultdict(
             lambda: defaultdict(float)
@@ -91,7 +99,7 @@ class AuditDays:
         # (owner, leaf user, field id) -> event time of its latest version, ISO 8601
         self._latest: dict[tuple[str, str, str], str] = {}
         self._last_day: dict[str, int] = {}
-        self._restored: dict[tuple[str, str], list[tuple[str, BaseGeometry]]] = defaultdict(list)
+        self._restored: dict[tuple[str, str], tuple[str, list[tuple[str, BaseGeometry]]]] = {}
         self._restored_totals: dict[tuple[str, str], float] = {}
 
     # ---- reading -----------------------------------------------------------------
@@ -111,6 +119,12 @@ class AuditDays:
         return sum(self.live[(api_owner, s)].total_m2 for s in self._users[api_owner])
 
     # ---- events ------------------------------------------------------------------
+
+    def begin(self) -> None:
+        """A new input starts: the last one's writes are stored (see LiveUnion.begin)."""
+        for union in self._touched:
+            union.begin()
+        self._touched.clear()
 
     def apply(self, contract: Contract, ev: MeterEvent, fields: Fields) -> AuditChange:
         """Count one boundary event; `fields` already holds its version."""
@@ -145,13 +159,35 @@ class AuditDays:
         deltas = []
         self._users[ev.api_owner].add(user_scope(ev.leaf_user_id))
         for scope in (user_scope(ev.leaf_user_id), OWNER_SCOPE):
-            union = self.live.setdefault((ev.api_owner, scope), LiveUnion())
+            union = self._union(ev.api_owner, scope, ev.leaf_user_id)
+            self._touched.add(union)
             fkey = field_key(ev.leaf_user_id, ev.field_id, scope)
             geom = None if ev.type == "fieldBoundaryDeleted" else ev.geometry
             deltas.append(union.remove(fkey) if geom is None else union.put(fkey, geom))
             total = key(Kind.LIVE_TOTAL, ev.api_owner, scope)
             change.writes.append((total, repr(union.total_m2).encode()))
         return ProductArea(deltas[0], deltas[1])
+
+    def _union(self, owner: str, scope: str, user: str) -> LiveUnion:
+        union = self.live.get((owner, scope))
+        if union is None:
+            union = self.live[(owner, scope)] = LiveUnion(self._shapes(owner, scope, user))
+        return union
+
+    def _shapes(self, owner: str, scope: str, user: str) -> ReadShape | None:
+        """A scope's live shapes by field key, from the LIVE records; the owner's scope
+        keys them by user and field (`field_key`)."""
+        if self._read is None:
+            return None
+        if scope == OWNER_SCOPE:
+            return lambda fkey: self._live_shape(owner, *split_parts(fkey))
+        return lambda fkey: self._live_shape(owner, user, fkey)
+
+    def _live_shape(self, owner: str, user: str, field_id: str) -> BaseGeometry | None:
+        assert self._read is not None
+        raw = self._read(key(Kind.LIVE, owner, user, field_id))
+        wkb = decode_live(raw).wkb if raw is not None else None
+        return shapely.from_wkb(wkb) if wkb is not None else None
 
     def _correct(
         self, contract: Contract, ev: MeterEvent, fields: Fields, change: AuditChange
@@ -222,7 +258,8 @@ class AuditDays:
             if entry.wkb is not None:
                 geom = shapely.from_wkb(entry.wkb)
                 for scope in (user_scope(user), OWNER_SCOPE):
-                    self._restored[(owner, scope)].append((field_key(user, field_id, scope), geom))
+                    _, entries = self._restored.setdefault((owner, scope), (user, []))
+                    entries.append((field_key(user, field_id, scope), geom))
         elif kind is Kind.LIVE_TOTAL:
             self._restored_totals[(owner, parts[0])] = float(value)
         elif kind is Kind.AUDIT_DAY:
@@ -233,9 +270,10 @@ class AuditDays:
 
     def finish(self, fields: Mapping[str, Fields]) -> None:
         """Bulk-load the live unions, and the owners' latest boundary day from `fields`."""
-        for (owner, scope), entries in self._restored.items():
+        for (owner, scope), (user, entries) in self._restored.items():
             total = self._restored_totals.get((owner, scope))
-            self.live[(owner, scope)] = LiveUnion.from_items(entries, total)
+            read = self._shapes(owner, scope, user)
+            self.live[(owner, scope)] = LiveUnion.from_items(entries, total, read)
             if scope != OWNER_SCOPE:
                 self._users[owner].add(scope)
         self._restored.clear()

@@ -1,16 +1,20 @@
 """Unique area of the boundaries that exist now (the live AUDIT product)."""
 
-from collections.abc import ItemsView, Iterable
+from collections.abc import Callable, Iterable
 
 import shapely
 from rtree.index import Index
 from shapely.geometry.base import BaseGeometry
 
 from aggregates.area import geodesic_area_m2
+from aggregates.codec import Bounds
 from aggregates.overlay import GRID_DEG, intersecting, object_array, subtract_all
 
 # Below this many stale entries a rebuild is not worth its fixed cost.
 _MIN_STALE = 1024
+
+
+Read = Callable[[str], BaseGeometry | None]  # a live boundary's shape by field key
 
 
 class LiveUnion:
@@ -23,10 +27,16 @@ class LiveUnion:
     rtree deletes are slow (~1 ms here), so a removed boundary only loses its slot and its
     index entry goes stale; lookups skip stale slots, and the index is rebuilt in bulk
     once stale entries outnumber live ones, which keeps the cost amortised O(1).
+
+    Given `read` (the boundaries' records in the worker's table), the union keeps only
+    its index and reads a boundary's shape when a change meets it; the shapes put by the
+    current input are kept until `begin` says the next one starts (its writes are stored
+    by then). Without it (tests) the union keeps every shape itself.
     """
 
-    def __init__(self) -> None:
-        self._geoms: dict[str, BaseGeometry] = {}
+    def __init__(self, read: Read | None = None) -> None:
+        self._read = read
+        self._recent: dict[str, BaseGeometry] = {}
         self._slots: dict[str, int] = {}
         self._fields: dict[int, str] = {}
         self._index = Index()
@@ -36,7 +46,10 @@ class LiveUnion:
 
     @classmethod
     def from_items(
-        cls, items: Iterable[tuple[str, BaseGeometry]], total_m2: float | None = None
+        cls,
+        items: Iterable[tuple[str, BaseGeometry]],
+        total_m2: float | None = None,
+        read: Read | None = None,
     ) -> "LiveUnion":
         """Rebuild with the total stored beside the boundaries.
 
@@ -44,14 +57,14 @@ class LiveUnion:
         taking over a partition cannot meter until it is done, so the total is stored as
         the deltas left it. Only state written before totals were stored pays the union.
         """
-        live = cls()
-        for field_id, geom in items:
-            if not geom.is_empty:
-                live._geoms[field_id] = geom
-        live._reindex()
+        live = cls(read)
+        shapes = {field_id: geom for field_id, geom in items if not geom.is_empty}
+        live._reindex({field_id: geom.bounds for field_id, geom in shapes.items()})
+        if read is None:
+            live._recent = shapes
         if total_m2 is None:
-            geoms = object_array(list(live._geoms.values()))
-            total_m2 = geodesic_area_m2(shapely.union_all(geoms, grid_size=GRID_DEG))
+            union = shapely.union_all(object_array(list(shapes.values())), grid_size=GRID_DEG)
+            total_m2 = geodesic_area_m2(union)
         live._total = total_m2
         return live
 
@@ -60,16 +73,18 @@ class LiveUnion:
         return self._total
 
     def get(self, field_id: str) -> BaseGeometry | None:
-        return self._geoms.get(field_id)
+        return self._shape(field_id) if field_id in self._slots else None
 
     def __contains__(self, field_id: object) -> bool:
-        return field_id in self._geoms
+        return field_id in self._slots
 
     def __len__(self) -> int:
-        return len(self._geoms)
+        return len(self._slots)
 
-    def items(self) -> ItemsView[str, BaseGeometry]:
-        return self._geoms.items()
+    def begin(self) -> None:
+        """A new input starts: what the last one put is in the table now."""
+        if self._read is not None:
+            self._recent.clear()
 
     def put(self, field_id: str, geom: BaseGeometry) -> float:
         """Create or replace; returns the signed change of the total.
@@ -80,45 +95,72 @@ class LiveUnion:
         if geom.is_empty:
             return delta
         gained = geodesic_area_m2(self._uncovered(geom))
-        self._geoms[field_id] = geom
+        self._recent[field_id] = geom
         self._assign_slot(field_id)
         self._index.insert(self._slots[field_id], geom.bounds)
         self._total += gained
         return delta + gained
 
+    def preview(self, field_id: str | None, geom: BaseGeometry) -> float:
+        """What `put(field_id, geom)` would return (a new field without `field_id`),
+        changing nothing; a union with nothing live would gain all of geom."""
+        current = self.get(field_id) if field_id is not None else None
+        lost = geodesic_area_m2(self._uncovered(current, field_id)) if current else 0.0
+        return geodesic_area_m2(self._uncovered(geom, field_id)) - lost
+
     def remove(self, field_id: str) -> float:
         """Delete; the total drops only by what no other live boundary still covers."""
-        geom = self._geoms.pop(field_id, None)
-        if geom is None:
+        if field_id not in self._slots:
             return 0.0
+        geom = self._shape(field_id)
+        self._recent.pop(field_id, None)
         del self._fields[self._slots.pop(field_id)]
         self._stale += 1
-        if self._stale > max(_MIN_STALE, len(self._geoms)):
-            self._reindex()
+        if self._stale > max(_MIN_STALE, len(self._slots)):
+            self._reindex(self._boxes())
         lost = geodesic_area_m2(self._uncovered(geom))
         self._total -= lost
-        if not self._geoms:
+        if not self._slots:
             # Nothing is live: drop the float residue the signed deltas left behind.
             lost += self._total
             self._total = 0.0
         return -lost
 
-    def _uncovered(self, geom: BaseGeometry) -> BaseGeometry:
-        """Part of geom outside every live boundary currently indexed; the boundaries go to
-        the overlay in field order, whatever order the (maybe rebuilt) index returns."""
-        fields = sorted(self._fields[s] for s in self._index.intersection(geom.bounds)
-                        if s in self._fields)
-        others = object_array([self._geoms[f] for f in fields])
+    def _shape(self, field_id: str) -> BaseGeometry:
+        shape = self._recent.get(field_id)
+        if shape is None and self._read is not None:
+            shape = self._read(field_id)
+        if shape is None:
+            raise LookupError(f"live boundary {field_id!r} has no stored shape")
+        return shape
+
+    def _uncovered(self, geom: BaseGeometry, excluded: str | None = None) -> BaseGeometry:
+        """Part of geom outside every other live boundary currently indexed; the
+        boundaries go to the overlay in field order, whatever order the (maybe rebuilt)
+        index returns."""
+        fields = sorted(
+            f for s in self._index.intersection(geom.bounds)
+            if (f := self._fields.get(s)) is not None and f != excluded
+        )
+        others = object_array([self._shape(f) for f in fields])
         return subtract_all(geom, others[intersecting(geom, others)])
 
-    def _reindex(self) -> None:
-        """Bulk-load a fresh index (no stale entries) with fresh slots."""
+    def _boxes(self) -> dict[str, Bounds]:
+        """The live entries' boxes, from the index itself: the shapes may be elsewhere."""
+        if not self._slots:
+            return {}
+        found = self._index.intersection(self._index.bounds, objects=True)
+        return {self._fields[item.id]: (item.bbox[0], item.bbox[1], item.bbox[2], item.bbox[3])
+                for item in found if item.id in self._fields}
+
+    def _reindex(self, boxes: dict[str, Bounds]) -> None:
+        """Bulk-load a fresh index (no stale entries) with fresh slots, in field order."""
         self._slots.clear()
         self._fields.clear()
         self._stale = 0
-        for field_id in self._geoms:
+        for field_id in sorted(boxes):
             self._assign_slot(field_id)
-        entries = [(self._slots[f], g.bounds, None) for f, g in self._geoms.items()]
+        entries = [(self._slots[f], box, None) for f, box in boxes.items()]
         self._index = Index(iter(entries)) if entries else Index()
 
     def _assign_slot(self, field_id: str) -> None:

@@ -95,7 +95,7 @@ class Meter:
         self.contracts: dict[str, Contract] = {}
         self._by_owner: dict[str, dict[Product, str]] = defaultdict(dict)
         self.bounded = BoundedUnions(read)
-        self.audit = AuditDays()
+        self.audit = AuditDays(read)
         self.fields = FieldBook()
         self.held = HeldOperations(self.field_wait)
         self._latest: dict[str, datetime] = {}
@@ -167,6 +167,7 @@ class Meter:
 
         `source` names the input record (topic, partition, offset) the event came from.
         """
+        self._begin()
         out = Outcome()
         seen = self.ids.seen(ev.api_owner, ev.event_id)
         if seen is not None:
@@ -380,6 +381,7 @@ class Meter:
     ) -> Outcome:
         """A new limit is announced against at once: every threshold it is already past
         alerts once. Setting the same limit again changes and announces nothing."""
+        self._begin()
         out = Outcome()
         current = self.contracts[contract_id]
         if current.quota_m2 == quota_m2:
@@ -414,6 +416,7 @@ class Meter:
         snapshot records it writes land in that owner's changelog partition. Owners whose
         stored writes already include this tick (a replay) are left as they are.
         """
+        self._begin()
         out = Outcome()
         owns = partial(self._first_pass, owns, seq)
         self._release(now, seq, owns, out)
@@ -423,6 +426,11 @@ class Meter:
         out.writes.extend(emission.writes)
         out.snapshots.extend(emission.snapshots)
         return self._applied_by(seq, out)
+
+    def _begin(self) -> None:
+        """Every input starts here: the previous one's writes are stored by now, so the
+        collaborators reading the table may forget what they held of them."""
+        self.audit.begin()
 
     # ---- replays -----------------------------------------------------------------
 

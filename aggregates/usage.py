@@ -21,7 +21,6 @@ from aggregates.audit import field_key
 from aggregates.contracts import OWNER_SCOPE, Contract, user_scope
 from aggregates.geometry import clip_to
 from aggregates.live import LiveUnion
-from aggregates.overlay import intersecting, object_array, subtract_all
 from aggregates.periods import Term
 from aggregates.products import Product
 from aggregates.records import ProductArea
@@ -557,14 +556,7 @@ def preview_live(
 def _live_delta(union: LiveUnion | None, key: str | None, geom: BaseGeometry) -> float:
     if union is None or len(union) == 0:
         return geodesic_area_m2(geom)
-    others = object_array([g for k, g in union.items() if k != key])
-
-    def uncovered(shape: BaseGeometry) -> float:
-        return geodesic_area_m2(subtract_all(shape, others[intersecting(shape, others)]))
-
-    current = union.get(key) if key is not None else None
-    lost = uncovered(current) if current is not None else 0.0
-    return uncovered(geom) - lost
+    return union.preview(key, geom)
 
 
 # ---- plan --------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """LiveUnion: the live AUDIT total follows puts, replaces and removes."""
 
+import pytest
 import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -31,7 +32,7 @@ def test_replace_is_remove_then_put() -> None:
     live.put("a", BOX)
     delta = live.put("a", HALF)
     assert abs(delta - (geodesic_area_m2(HALF) - geodesic_area_m2(BOX))) < 1e-6
-    assert dict(live.items()) == {"a": HALF}
+    assert len(live) == 1 and live.get("a") is HALF
 
 
 def test_empty_geometry_removes_the_field() -> None:
@@ -66,12 +67,50 @@ def test_total_is_the_union_of_the_live_set(
     assert abs(rebuilt.total_m2 - live.total_m2) <= 1e-6 * max(live.total_m2, 1.0)
 
 
-def test_many_removes_trigger_a_clean_reindex() -> None:
-    live = LiveUnion()
+@pytest.mark.parametrize("stored", [False, True])
+def test_many_removes_trigger_a_clean_reindex(stored: bool) -> None:
+    table: dict[str, BaseGeometry] = {}
+    live = LiveUnion(table.get if stored else None)
     boxes = [shapely.box(10 + i * 1e-4, 0.5, 10 + (i + 2) * 1e-4, 0.5001) for i in range(3000)]
     for i, geom in enumerate(boxes):
+        live.begin()
         live.put(str(i), geom)
+        table[str(i)] = geom
     for i in range(0, 3000, 2):
+        live.begin()
         live.remove(str(i))
+        del table[str(i)]
     expected = union_area([boxes[i] for i in range(1, 3000, 2)])
     assert abs(live.total_m2 - expected) <= 1e-6 * expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(events(max_size=10), operations)
+def test_a_union_reading_its_shapes_from_a_store_counts_as_one_holding_them(
+    evs: list[tuple[BaseGeometry, int]], ops: list[tuple[str, bool]]
+) -> None:
+    """The worker's live unions read shapes from the table, where the agent stores each
+    input's writes before the next input begins; previews change nothing and equal the
+    put that follows."""
+    held, table = LiveUnion(), {}
+    backed = LiveUnion(table.get)
+    geoms = [g for g, _ in evs] or [BOX]
+    for n, (field_id, is_put) in enumerate(ops):
+        backed.begin()
+        if is_put:
+            geom = geoms[n % len(geoms)]
+            before = backed.total_m2
+            previewed = backed.preview(field_id, geom)
+            assert backed.total_m2 == before
+            delta = backed.put(field_id, geom)
+            assert delta == held.put(field_id, geom)
+            # a put emptying the union first also drops the total's float residue
+            assert abs(delta - previewed) <= 1e-9 * max(abs(delta), 1.0)
+            table[field_id] = geom
+        else:
+            assert backed.remove(field_id) == held.remove(field_id)
+            table.pop(field_id, None)
+        assert backed.total_m2 == held.total_m2
+    rebuilt = LiveUnion.from_items(table.items(), backed.total_m2, table.get)
+    for field_id in "abcdef":
+        assert (rebuilt.get(field_id) is None) == (held.get(field_id) is None)
