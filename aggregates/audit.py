@@ -199,9 +199,9 @@ class AuditDays:
         assert ev.field_id is not None
         history = fields[(ev.leaf_user_id, ev.field_id)]
         geom = None if ev.type == "fieldBoundaryDeleted" else ev.geometry
-        version = Version(ev.timestamp, ev.event_id, geom)
+        version = Version(ev.timestamp, ev.event_id, geom is None)
         before, after = history.before(version), history.after(version)
-        old = before.geometry if before else None
+        old = history.shape(before) if before else None
         start = day_of(ev.timestamp).toordinal()
         stop = day_of(after.timestamp).toordinal() if after else None
         if stop is not None and stop <= start or (old is None and geom is None):
@@ -231,7 +231,9 @@ class AuditDays:
         shifted = 0.0
         for day in days:
             moment = day_end(date.fromordinal(day)) - _INSTANT
-            around = [v.geometry for h in others if (v := h.in_force(moment)) and v.geometry]
+            around = [
+                h.shape(v) for h in others if (v := h.in_force(moment)) and not v.deleted
+            ]
             moved = _uncovered_m2(new, around) - _uncovered_m2(old, around)
             self._set_day(contract, scope, day, by_day.get(day, 0.0) + moved - shifted, change)
             shifted = moved

@@ -96,7 +96,7 @@ class Meter:
         self._by_owner: dict[str, dict[Product, str]] = defaultdict(dict)
         self.bounded = BoundedUnions(read)
         self.audit = AuditDays(read)
-        self.fields = FieldBook()
+        self.fields = FieldBook(read)
         self.held = HeldOperations(self.field_wait)
         self._latest: dict[str, datetime] = {}
         self._sent: dict[str, int] = {}
@@ -338,8 +338,8 @@ class Meter:
         start = term_start(contract, index)
         for (user, _), history in list(self.fields.by_owner[contract.api_owner].items()):
             version = history.in_force(start - _INSTANT)
-            if version is not None and version.geometry is not None:
-                self._carry(contract, index, user, version.geometry, seq, out)
+            if version is not None and not version.deleted:
+                self._carry(contract, index, user, history.shape(version), seq, out)
         out.writes.append(seeded)
 
     def _carry_late(self, ev: MeterEvent, seq: int, out: Outcome) -> None:
@@ -354,8 +354,8 @@ class Meter:
             if ev.timestamp >= start:
                 continue
             version = history.in_force(start - _INSTANT)
-            if version is not None and version.event_id == ev.event_id and version.geometry:
-                self._carry(contract, index, ev.leaf_user_id, version.geometry, seq, out)
+            if version is not None and version.event_id == ev.event_id and not version.deleted:
+                self._carry(contract, index, ev.leaf_user_id, history.shape(version), seq, out)
 
     def _carry(
         self,
@@ -431,6 +431,7 @@ class Meter:
         """Every input starts here: the previous one's writes are stored by now, so the
         collaborators reading the table may forget what they held of them."""
         self.audit.begin()
+        self.fields.begin()
 
     # ---- replays -----------------------------------------------------------------
 
