@@ -34,7 +34,7 @@ class Version:
     deleted: bool
 
 
-@dataclass
+@dataclass(slots=True)
 class FieldHistory:
     """A field's versions sorted by (event time, event id), so any arrival order
     yields the same history and a replayed version is recognised."""
