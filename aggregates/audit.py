@@ -96,7 +96,8 @@ class AuditDays:
             lambda: defaultdict(float)
         )
         self._users: dict[str, set[str]] = defaultdict(set)
-        # (owner, leaf user, field id) -> event time of its latest version, ISO 8601
+        # (owner, leaf user, field id) -> event time of its latest version, ISO 8601;
+        # with the table, read from the LIVE records instead
         self._latest: dict[tuple[str, str, str], str] = {}
         self._last_day: dict[str, int] = {}
         self._restored: dict[tuple[str, str], tuple[str, list[tuple[str, BaseGeometry]]]] = {}
@@ -132,11 +133,12 @@ class AuditDays:
         change = AuditChange()
         latest_key = (ev.api_owner, ev.leaf_user_id, ev.field_id)
         moment = ev.timestamp.isoformat()
-        previous = self._latest.get(latest_key)
+        previous = self._latest_time(latest_key)
         if previous is None or previous <= moment:
             change.area = self._mutate(ev, change)
             wkb = shapely.to_wkb(ev.geometry) if ev.geometry is not None else None
-            self._latest[latest_key] = moment
+            if self._read is None:
+                self._latest[latest_key] = moment
             entry = encode_live(LiveEntry(moment, ev.event_id, wkb))
             change.writes.append((key(Kind.LIVE, *latest_key), entry))
         ordinal = day_of(ev.timestamp).toordinal()
@@ -167,6 +169,12 @@ class AuditDays:
             total = key(Kind.LIVE_TOTAL, ev.api_owner, scope)
             change.writes.append((total, repr(union.total_m2).encode()))
         return ProductArea(deltas[0], deltas[1])
+
+    def _latest_time(self, latest_key: tuple[str, str, str]) -> str | None:
+        if self._read is None:
+            return self._latest.get(latest_key)
+        raw = self._read(key(Kind.LIVE, *latest_key))
+        return decode_live(raw).timestamp if raw is not None else None
 
     def _union(self, owner: str, scope: str, user: str) -> LiveUnion:
         union = self.live.get((owner, scope))
@@ -256,7 +264,8 @@ class AuditDays:
         if kind is Kind.LIVE:
             user, field_id = parts
             entry = decode_live(value)
-            self._latest[(owner, user, field_id)] = entry.timestamp
+            if self._read is None:
+                self._latest[(owner, user, field_id)] = entry.timestamp
             if entry.wkb is not None:
                 geom = shapely.from_wkb(entry.wkb)
                 for scope in (user_scope(user), OWNER_SCOPE):
