@@ -42,35 +42,37 @@ class FieldHistory:
     shape: Callable[[Version], BaseGeometry | None]  # a version's shape; None if deleted
     versions: list[Version] = field(default_factory=list)
     bounds: tuple[float, float, float, float] | None = None  # of every version's shape
-    _keys: list[tuple[datetime, str]] = field(default_factory=list)
 
     def put(self, version: Version, geom: BaseGeometry | None) -> None:
-        sort_key = (version.timestamp, version.event_id)
-        at = bisect.bisect_left(self._keys, sort_key)
-        if at < len(self._keys) and self._keys[at] == sort_key:
+        sort_key = _order(version)
+        at = bisect.bisect_left(self.versions, sort_key, key=_order)
+        if at < len(self.versions) and _order(self.versions[at]) == sort_key:
             return
-        self._keys.insert(at, sort_key)
         self.versions.insert(at, version)
         if geom is not None:
             self.bounds = _envelope(self.bounds, geom.bounds)
 
     def before(self, version: Version) -> Version | None:
         """The version this one follows in event time (None: it is the first)."""
-        at = bisect.bisect_left(self._keys, (version.timestamp, version.event_id))
+        at = bisect.bisect_left(self.versions, _order(version), key=_order)
         return self.versions[at - 1] if at else None
 
     def after(self, version: Version) -> Version | None:
         """The version that follows this one in event time (None: it is the latest)."""
-        at = bisect.bisect_right(self._keys, (version.timestamp, version.event_id))
+        at = bisect.bisect_right(self.versions, _order(version), key=_order)
         return self.versions[at] if at < len(self.versions) else None
 
     def in_force(self, moment: datetime) -> Version | None:
         """The latest version at or before `moment`; None when the field came later."""
-        at = bisect.bisect_right(self._keys, (moment, "\U0010ffff"))
+        at = bisect.bisect_right(self.versions, (moment, "\U0010ffff"), key=_order)
         return self.versions[at - 1] if at else None
 
     def first(self) -> Version | None:
         return self.versions[0] if self.versions else None
+
+
+def _order(version: Version) -> tuple[datetime, str]:
+    return version.timestamp, version.event_id
 
 
 def _envelope(
