@@ -10,7 +10,7 @@ writes it.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -25,9 +25,7 @@ from aggregates.live import Read as ReadShape
 from aggregates.overlay import object_array, subtract_all
 from aggregates.periods import day_end, day_of
 from aggregates.records import MeterEvent, ProductArea
-from aggregates.state import Kind, Write, dump, join_parts, key, load, split_parts
-
-ReadKey = Callable[[str], bytes | None]  # the table's value at a key, None if absent
+from aggregates.state import Kind, ReadKey, Write, dump, join_parts, key, load, split_parts
 
 _INSTANT = timedelta(microseconds=1)
 

@@ -8,7 +8,7 @@ Leaf-user scopes of a term are indexed, since billing sums them (SPEC §3).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, ItemsView
+from collections.abc import ItemsView
 from dataclasses import dataclass, field
 
 from shapely.geometry.base import BaseGeometry
@@ -16,10 +16,8 @@ from shapely.geometry.base import BaseGeometry
 from aggregates.area import geodesic_area_m2
 from aggregates.contracts import OWNER_SCOPE, Contract
 from aggregates.snapshots import LedgerKey
-from aggregates.state import Kind, Write, key
+from aggregates.state import Kind, ReadKey, Write, key
 from aggregates.union import Read, UniqueAreaLedger
-
-ReadKey = Callable[[str], bytes | None]  # the table's value at a key, None if absent
 
 
 @dataclass

@@ -20,9 +20,7 @@ from shapely.geometry.base import BaseGeometry
 
 from aggregates.geometry import clip_to
 from aggregates.records import MeterEvent
-from aggregates.state import Kind, Write, key
-
-ReadKey = Callable[[str], bytes | None]  # the table's value at a key, None if absent
+from aggregates.state import Kind, ReadKey, Write, key
 
 
 @dataclass(frozen=True, slots=True)

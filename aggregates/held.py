@@ -80,6 +80,11 @@ class HeldOperations:
     def __contains__(self, owner_and_event: object) -> bool:
         return owner_and_event in self._held
 
+    def seen(self, owner: str, event_id: str) -> Seen | None:
+        """A held operation's id is taken: it has no marker until it is counted."""
+        held = self._held.get((owner, event_id))
+        return None if held is None else Seen(held.seq, held.source)
+
     def hold(self, held: HeldOperation) -> Write:
         ev = held.event
         self._held[(ev.api_owner, ev.event_id)] = held

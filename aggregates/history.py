@@ -6,6 +6,10 @@ each request cost ~1 s per 1M records on the loop that also heartbeats Kafka. Ea
 combination has its own list sorted by (event time, event id) instead: a range of days is
 two bisections, its count a subtraction and a page a slice, so a read is O(page + log n).
 Records mostly arrive in event-time order, so an insert moves only the few newer entries.
+
+A worker keeps the records in its table instead (`StoredHistory`): one key per record,
+filed by owner and event time, so RocksDB's order is the index and memory holds only a
+count per owner, user, event type and day.
 """
 from __future__ import annotations
 
@@ -14,7 +18,10 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import overload
 
+from aggregates.markers import record_of_marker
+from aggregates.periods import day_of
 from aggregates.records import UsageRecord
+from aggregates.state import Kind, Scan, Write, key, load, split_key
 
 _Key = tuple[datetime, str]
 _Index = tuple[str, str | None, str | None]  # owner, Leaf user, event type
@@ -102,3 +109,113 @@ class UsageHistory:
 
 def _midnight(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def record_write(record: UsageRecord, seq: int, marker: bytes) -> Write:
+    """The key sorts by owner, then UTC event time (fixed width), then event id and the
+    input that made it (a FAILED event and its retry share an id); the user, type and
+    status ride in the key so a takeover counts them without reading the value, the
+    event's marker."""
+    ts = record.timestamp
+    at = (ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)).strftime(_TIME)
+    parts = (at, record.event_id, seq, record.leaf_user_id, record.type, record.status)
+    return key(Kind.RECORD, record.api_owner, *parts), marker
+
+
+_TIME = "%Y-%m-%dT%H:%M:%S.%f"
+
+
+class StoredHistory:
+    """The records in the table; per filter, a count of records per UTC day, so a
+    request's total is a sum over days and its page starts in the right day."""
+
+    def __init__(self, scan: Scan) -> None:
+        self._scan = scan
+        self._days: dict[_Index, dict[int, int]] = {}
+
+    def add(self, record: UsageRecord) -> None:
+        """Counts a record whose `record_write` the caller stores."""
+        day = day_of(record.timestamp).toordinal()
+        self._count(record.api_owner, record.leaf_user_id, record.type, day)
+
+    def restore(self, owner: str, parts: list[str]) -> None:
+        at, _, _, user, kind, _ = parts
+        self._count(owner, user, kind, date.fromisoformat(at[:10]).toordinal())
+
+    def _count(self, owner: str, user: str, kind: str, day: int) -> None:
+        for index in ((owner, None, None), (owner, user, None),
+                      (owner, None, kind), (owner, user, kind)):
+            days = self._days.setdefault(index, {})
+            days[day] = days.get(day, 0) + 1
+
+    def select(
+        self,
+        api_owner: str,
+        *,
+        leaf_user_id: str | None = None,
+        event_type: str | None = None,
+        start: date | None = None,
+        end: date | None = None,
+    ) -> Stored:
+        """Records whose UTC event day is within [start, end], newest first."""
+        counts = self._days.get((api_owner, leaf_user_id, event_type), {})
+        lo = -1 if start is None else start.toordinal()
+        hi = 1 << 30 if end is None else end.toordinal()
+        days = sorted(((d, n) for d, n in counts.items() if lo <= d <= hi), reverse=True)
+        return Stored(self._scan, (api_owner, leaf_user_id, event_type), days)
+
+
+class Stored(Sequence[UsageRecord]):
+    """A filter's records over some days, newest first, read from the table per page:
+    whole days before the page are skipped by their counts, so a page costs the records
+    of the days it spans (of one day, when a filter matches few of them)."""
+
+    __slots__ = ("_scan", "_index", "_days", "_len")
+
+    def __init__(self, scan: Scan, index: _Index, days: list[tuple[int, int]]) -> None:
+        self._scan, self._index, self._days = scan, index, days
+        self._len = sum(n for _, n in days)
+
+    def __len__(self) -> int:
+        return self._len
+
+    @overload
+    def __getitem__(self, index: int) -> UsageRecord: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[UsageRecord]: ...
+
+    def __getitem__(self, index: int | slice) -> UsageRecord | list[UsageRecord]:
+        if isinstance(index, slice):
+            wanted = range(self._len)[index]
+            if wanted.step != 1:
+                return [self[i] for i in wanted]
+            return list(self._rows(wanted.start, len(wanted)))
+        i = range(self._len)[index]
+        return next(self._rows(i, 1))
+
+    def __iter__(self) -> Iterator[UsageRecord]:
+        return self._rows(0, self._len)
+
+    def _rows(self, skip: int, count: int) -> Iterator[UsageRecord]:
+        owner, user, kind = self._index
+        for day, n in self._days:
+            if count <= 0:
+                return
+            if skip >= n:
+                skip -= n
+                continue
+            first = date.fromordinal(day)
+            lo = key(Kind.RECORD, owner, first.isoformat())
+            hi = key(Kind.RECORD, owner, (first + timedelta(days=1)).isoformat())
+            for raw, value in self._scan(lo, hi):
+                _, event_id, _, who, what, _ = split_key(raw)[2]
+                if user not in (None, who) or kind not in (None, what):
+                    continue
+                if skip:
+                    skip -= 1
+                    continue
+                yield record_of_marker(event_id, load(value))
+                count -= 1
+                if count <= 0:
+                    return

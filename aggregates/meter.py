@@ -18,22 +18,21 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
-from operator import itemgetter
 from typing import Any
 
 from shapely.geometry.base import BaseGeometry
 
 from aggregates.area import geodesic_area_m2
 from aggregates.audit import AuditDays
-from aggregates.bounded import BoundedUnions, ReadKey
+from aggregates.bounded import BoundedUnions
 from aggregates.carry import TermSeeds, term_start
 from aggregates.contracts import OWNER_SCOPE, Contract, new_contract, user_scope
 from aggregates.dedup import EventIds, Seen
 from aggregates.fields import FieldBook
 from aggregates.held import HeldOperation, HeldOperations, waits_for_field
-from aggregates.history import UsageHistory
+from aggregates.history import StoredHistory, UsageHistory, record_write
 from aggregates.journal import applied
 from aggregates.markers import encode_marker, record_for, record_of_marker
 from aggregates.periods import Term, add_years, day_of
@@ -49,6 +48,8 @@ from aggregates.records import (
 from aggregates.snapshots import SnapshotBook
 from aggregates.state import (
     Kind,
+    ReadKey,
+    Scan,
     Write,
     decode_contract,
     encode_contract,
@@ -85,13 +86,15 @@ class Meter:
         field_wait: timedelta | None = None,
         dedup_horizon: timedelta = timedelta(days=30),
         read: ReadKey | None = None,
+        scan: Scan | None = None,
     ) -> None:
-        """`read` is the table the Meter's writes are stored in (the worker's): given
-        it, geometries that only indexing needs to find stay there (BoundedUnions). The
-        caller must then store each Outcome's writes before the next input."""
+        """`read` and `scan` are the table the Meter's writes are stored in (the
+        worker's): given them, what only indexing needs to find stays there (geometries,
+        event ids, usage records). The caller must then store each Outcome's writes
+        before the next input."""
         self.grace = grace
         self.field_wait = grace if field_wait is None else field_wait
-        self.ids = EventIds(dedup_horizon)
+        self.ids = EventIds(dedup_horizon, read)
         self.contracts: dict[str, Contract] = {}
         self._by_owner: dict[str, dict[Product, str]] = defaultdict(dict)
         self.bounded = BoundedUnions(read)
@@ -106,7 +109,9 @@ class Meter:
         self.alerts = AlertBook()
         self.snapshots = SnapshotBook(self.contracts, grace)
         # usage-records (API): every non-duplicate event's record per owner, for /usage/details
-        self.records = UsageHistory()
+        self.records: UsageHistory | StoredHistory = (
+            UsageHistory() if scan is None or read is None else StoredHistory(scan)
+        )
 
     # ---- reading -----------------------------------------------------------------
 
@@ -169,7 +174,8 @@ class Meter:
         """
         self._begin()
         out = Outcome()
-        seen = self.ids.seen(ev.api_owner, ev.event_id)
+        seen = self.held.seen(ev.api_owner, ev.event_id) or self.ids.seen(
+            ev.api_owner, ev.event_id)
         if seen is not None:
             if not seen.replayed_by(seq, source):
                 names = [p.value for p in products_for(ev.type, ev.provider)]
@@ -199,8 +205,7 @@ class Meter:
         self._check_quotas(ev.api_owner, day, now, seq, out)
         marker = encode_marker(record, seq, source)
         out.writes.append((key(Kind.EVENT, ev.api_owner, ev.event_id), marker))
-        out.records.append(record)
-        self.records.add(record)  # usage-records (API)
+        self._file(record, seq, marker, out)
 
     def _fail(self, ev: MeterEvent, seq: int, source: str | None, out: Outcome) -> None:
         """A FAILED event is recorded but does not use up its id (SPEC §5): the retry
@@ -213,8 +218,13 @@ class Meter:
         self.ids.remember_failed(ev.api_owner, ev.event_id, seq)
         marker = encode_marker(record, seq, source)
         out.writes.append((key(Kind.FAILED, ev.api_owner, ev.event_id, seq), marker))
+        self._file(record, seq, marker, out)
+
+    def _file(self, record: UsageRecord, seq: int, marker: bytes, out: Outcome) -> None:
+        """The record goes out, and into the history `/usage/details` reads."""
         out.records.append(record)
-        self.records.add(record)  # usage-records (API)
+        out.writes.append(record_write(record, seq, marker))
+        self.records.add(record)
 
     # ---- operations waiting for their field ----------------------------------------
 
@@ -432,6 +442,7 @@ class Meter:
         collaborators reading the table may forget what they held of them."""
         self.audit.begin()
         self.fields.begin()
+        self.ids.begin()
 
     # ---- replays -----------------------------------------------------------------
 
@@ -460,7 +471,7 @@ class Meter:
         sent: a rebuilt Meter sends these again, with the revision they were given. So
         are the usage records of messages from `resend_from` on: their marker is stored,
         so their replay changes nothing, but their record may not have reached the broker."""
-        out = Outcome(records=[record for _, record in sorted(self._resend, key=itemgetter(0))])
+        out = Outcome(records=[record for _, record in sorted(self._resend, key=_first_sent)])
         out.snapshots.extend(self.snapshots.unsent(self._sent_up_to))
         out.alerts.extend(self.alerts.unsent(self._sent_up_to))
         return out
@@ -479,10 +490,15 @@ class Meter:
         dedup_horizon: timedelta = timedelta(days=30),
         resend_from: int | None = None,
         read: ReadKey | None = None,
+        scan: Scan | None = None,
     ) -> Meter:
         """Rebuild from the table after recovery; R-trees are bulk-loaded per scope.
-        `resend_from` is the first offset the partition will read again (see unsent)."""
-        meter = cls(grace, field_wait, dedup_horizon, read)
+        `resend_from` is the first offset the partition will read again (see unsent).
+        A Meter reading the table skips the markers: its ids are read on demand, and its
+        history is counted from the records' keys."""
+        meter = cls(grace, field_wait, dedup_horizon, read, scan)
+        stored = isinstance(meter.records, StoredHistory)
+        resend = math.inf if resend_from is None else resend_from
         failed: list[tuple[str, int, bytes]] = []
         markers: list[tuple[str, bytes]] = []
         for raw_key, value in items:
@@ -499,17 +515,20 @@ class Meter:
                 continue
             if kind is Kind.CONTRACT:
                 meter._put_contract(decode_contract(parts[0], value))
+            elif kind is Kind.RECORD:
+                if stored:
+                    meter._restore_filed(owner, parts, value, resend)
             elif kind is Kind.EVENT:
-                markers.append((parts[0], value))
+                if not stored:
+                    markers.append((parts[0], value))
             elif kind is Kind.JOURNAL:
                 meter._applied[owner] = applied(value)
             elif kind is Kind.SENT:
                 meter._sent[owner] = int(value)
-            elif kind is Kind.FAILED:
+            elif kind is Kind.FAILED and not stored:
                 failed.append((parts[0], int(parts[1]), value))
         meter.bounded.finish()
         meter.audit.finish(meter.fields.by_owner)
-        resend = math.inf if resend_from is None else resend_from
         for event_id, value in markers:
             meter._restore_marker(event_id, load(value), resend)
         for event_id, seq, value in failed:
@@ -541,6 +560,17 @@ class Meter:
         self._restore_record(event_id, marker, seq, resend)
         self._latest[owner] = max(self._latest.get(owner, ts), ts)
 
+    def _restore_filed(self, owner: str, parts: list[str], value: bytes, resend: float) -> None:
+        """A stored record's key is all a takeover reads of it, unless it may be unsent."""
+        assert isinstance(self.records, StoredHistory)
+        self.records.restore(owner, parts)
+        at, event_id, seq, _, _, status = parts
+        if status != "FAILED":
+            ts = datetime.fromisoformat(at).replace(tzinfo=UTC)
+            self._latest[owner] = max(self._latest.get(owner, ts), ts)
+        if int(seq) >= resend:
+            self._resend.append((int(seq), record_of_marker(event_id, load(value))))
+
     def _restore_record(
         self, event_id: str, marker: dict[str, Any], seq: int, resend: float
     ) -> None:
@@ -551,6 +581,12 @@ class Meter:
 
 
 _INSTANT = timedelta(microseconds=1)
+
+
+def _first_sent(resend: tuple[int, UsageRecord]) -> tuple[int, str, str]:
+    """The order a message's records were made in: a tick releases by owner and id."""
+    seq, record = resend
+    return seq, record.api_owner, record.event_id
 
 
 def _announce(announcement: Announcement, out: Outcome) -> None:

@@ -12,6 +12,7 @@ character an upstream id may hold (the separator included) can split a key diffe
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from datetime import date
 from enum import StrEnum
 from typing import Any
@@ -42,9 +43,12 @@ class Kind(StrEnum):
     AUDIT_DAY = "d"  # AUDIT's net change on one day, for one scope
     NOTICED = "n"  # when a FIELDS_BOUNDARY term's start was first seen passed, on a tick
     JOURNAL = "j"  # an owner's writes of one message: open with before-images, or closed
+    RECORD = "r"  # a usage record, filed by event time for /usage/details (history.py)
 
 
 Write = tuple[str, bytes | None]  # a key and its new value; None deletes it
+ReadKey = Callable[[str], bytes | None]  # the table's value at a key, None if absent
+Scan = Callable[[str, str], Iterator[tuple[str, bytes]]]  # keys in [lo, hi), last first
 
 
 def escape(part: object) -> str:

@@ -19,15 +19,17 @@ import resource
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import shapely
-from rocksdict import Rdict
+from rocksdict import Options, Rdict
 
 from aggregates.meter import Meter, Outcome
 from aggregates.records import MeterEvent
 from bench.engine import make_stream
+from streams.holder import scan_back
 
 GOAL_BYTES_PER_EVENT = 1024
 GOAL_TAKEOVER_S = 30.0
@@ -54,9 +56,16 @@ def event(wkbs: list[bytes], i: int, events_per_day: int) -> MeterEvent:
 def persist(store: Rdict, out: Outcome) -> None:
     for key, value in out.writes:
         if value is None:
-            store.delete(key)
+            store.delete(key.encode())
         else:
-            store[key] = value
+            store[key.encode()] = value
+
+
+def table_meter(store: Rdict, items: Iterable[tuple[bytes, bytes]] = ()) -> Meter:
+    """A Meter reading and scanning the store as the worker's reads Faust's RocksDB."""
+    return Meter.from_state(((k.decode(), bytes(v)) for k, v in items),
+                            read=lambda k: store.get(k.encode()),
+                            scan=partial(scan_back, store))
 
 
 def meter_all(meter: Meter, store: Rdict, wkbs: list[bytes], args: argparse.Namespace,
@@ -95,7 +104,7 @@ def report_memory(label: str, grown: int, rocksdb: int, count: int) -> None:
 def takeover(store: Rdict, count: int) -> None:
     """The Meter rebuilt from the table, as after a rebalance; Kafka recovery excluded."""
     started = time.perf_counter()
-    meter = Meter.from_state(((str(k), bytes(v)) for k, v in store.items()), read=store.get)
+    meter = table_meter(store, store.items())
     elapsed = time.perf_counter() - started
     assert meter.owners() == [OWNER]
     print(f"takeover: Meter rebuilt from {count:,} events of state in {elapsed:.1f} s "
@@ -120,8 +129,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse(argv)
     wkbs = list(shapely.to_wkb(make_stream(args, args.events).geoms))
     with tempfile.TemporaryDirectory() as path:
-        store = Rdict(path)
-        meter = Meter(read=store.get)
+        store = Rdict(path, options=Options(raw_mode=True))
+        meter = table_meter(store)
         before, rocks_before = rss_bytes(), rocksdb_bytes(store)
         rate = meter_all(meter, store, wkbs, args, "first pass", 0)
         after_first, rocks_first = rss_bytes(), rocksdb_bytes(store)

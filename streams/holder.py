@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from aggregates.journal import JOURNAL_PREFIX, repairs
@@ -120,7 +121,8 @@ class MeterHolder:
         started = time.perf_counter()
         self._repair(partition)
         items = ((_text(k), v) for k, v in self._partition_items(partition))
-        meter = self._build(items, resend_from=offset, read=self._reader(partition))
+        meter = self._build(items, resend_from=offset, read=self._reader(partition),
+                            scan=partial(self._scan, partition))
         log.info(
             "partition %d rebuilt: %d owners, %d scopes in %.2fs",
             partition,
@@ -172,6 +174,16 @@ class MeterHolder:
             return lambda k: _value(store._db_for_partition(partition).get(k.encode()))
         return lambda k: _value(store.get(k))
 
+    def _scan(self, partition: int, lo: str, hi: str) -> Iterator[tuple[str, bytes]]:
+        """Keys in [lo, hi) of the partition's store, last first: RocksDB seeks, so a
+        page of `/usage/details` costs its own records, not the owner's history."""
+        store = self._table.data
+        if not hasattr(store, "_db_for_partition"):
+            found = [(_text(k), v) for k, v in self._partition_items(partition)]
+            yield from sorted(((k, v) for k, v in found if lo <= k < hi), reverse=True)
+            return
+        yield from scan_back(store._db_for_partition(partition), lo, hi)
+
     def _partition_items(self, partition: int) -> Iterator[tuple[Any, bytes]]:
         """RocksDB keeps one database per partition; other stores are filtered by owner."""
         store = self._table.data
@@ -181,6 +193,18 @@ class MeterHolder:
         for raw, value in store.items():
             if partition_of(split_key(_text(raw))[1], self._partitions) == partition:
                 yield raw, value
+
+
+def scan_back(db: Any, lo: str, hi: str) -> Iterator[tuple[str, bytes]]:
+    """Keys in [lo, hi) of a RocksDB opened with raw keys (as Faust opens it), last first."""
+    it = db.iter()
+    end, start = hi.encode(), lo.encode()
+    it.seek_for_prev(end)
+    if it.valid() and it.key() == end:
+        it.prev()
+    while it.valid() and it.key() >= start:
+        yield it.key().decode(), bytes(it.value())
+        it.prev()
 
 
 def _value(found: Any) -> bytes | None:

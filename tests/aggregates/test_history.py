@@ -6,15 +6,19 @@ from datetime import UTC, date, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aggregates.history import UsageHistory
-from aggregates.records import UsageRecord
+from aggregates.history import StoredHistory, UsageHistory, record_write
+from aggregates.markers import encode_marker
+from aggregates.records import ProductArea, UsageRecord
+from aggregates.state import split_key
+from tests.support.tables import scan_of
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
 
 def _record(owner: str, user: str, kind: str, minutes: int, event_id: str) -> UsageRecord:
     return UsageRecord(event_id, kind, T0 + timedelta(minutes=minutes), owner, user,
-                       ["FIELDS_BOUNDARY"], "SUCCESS", True, 1.0, 1.0)
+                       ["FIELDS_BOUNDARY"], "SUCCESS", True, 1.0, 1.0, None,
+                       {"FIELDS_BOUNDARY": ProductArea(1.0, 1.0)})
 
 
 records = st.lists(st.builds(
@@ -58,3 +62,33 @@ def test_select_is_filter_then_sort_newest_first(
     if want:
         assert got[0].timestamp == want[0].timestamp
         assert got[-1].timestamp == want[-1].timestamp
+
+
+@given(records, st.sampled_from(["o1", "o2", "o3"]), st.sampled_from([None, "u1", "u2"]),
+       st.sampled_from([None, "MACHINE_FILE_PROCESSED"]), days, days,
+       st.integers(0, 4), st.integers(1, 7))
+def test_the_stored_history_answers_as_the_one_in_memory_and_so_does_its_rebuild(
+    all_: list[UsageRecord], owner: str, user: str | None, kind: str | None,
+    start: date | None, end: date | None, page: int, size: int,
+) -> None:
+    """A worker's history is its table's keys, read a page at a time; a takeover
+    counts them from the keys alone."""
+    memory, table = UsageHistory(), {}
+    stored = StoredHistory(scan_of(table))
+    for seq, r in enumerate(all_):
+        memory.add(r)
+        stored.add(r)
+        k, v = record_write(r, seq, encode_marker(r, seq, None))
+        table[k] = v
+    rebuilt = StoredHistory(scan_of(table))
+    for k in table:
+        _, o, parts = split_key(k)
+        rebuilt.restore(o, parts)
+    want = list(memory.select(owner, leaf_user_id=user, event_type=kind, start=start, end=end))
+    for history in (stored, rebuilt):
+        got = history.select(owner, leaf_user_id=user, event_type=kind, start=start, end=end)
+        assert len(got) == len(want)
+        assert list(got) == want
+        assert got[page * size:(page + 1) * size] == want[page * size:(page + 1) * size]
+        if want:
+            assert (got[0], got[-1]) == (want[0], want[-1])

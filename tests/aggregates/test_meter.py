@@ -14,6 +14,7 @@ from aggregates.journal import JOURNAL_PREFIX, bracket, repairs
 from aggregates.meter import Meter, Outcome
 from aggregates.products import Product
 from aggregates.records import MeterEvent
+from tests.support.tables import scan_of
 
 OWNER = "owner@example.com"
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -27,7 +28,8 @@ class Harness:
     def __init__(self, field_wait: timedelta = timedelta(0)) -> None:
         self.field_wait = field_wait
         self.store: dict[str, bytes] = {}
-        self.meter = Meter(grace=timedelta(0), field_wait=field_wait, read=self.store.get)
+        self.meter = Meter(grace=timedelta(0), field_wait=field_wait, read=self.store.get,
+                           scan=scan_of(self.store))
         self.n = 0
         self.seq = 0
 
@@ -73,7 +75,8 @@ class Harness:
         journals = [(k, v) for k, v in self.store.items() if k.startswith(JOURNAL_PREFIX)]
         self.persist(Outcome(writes=repairs(journals)))
         return Meter.from_state(self.store.items(), grace=timedelta(0),
-                                field_wait=self.field_wait, read=self.store.get)
+                                field_wait=self.field_wait, read=self.store.get,
+                                scan=scan_of(self.store))
 
 
 def sq(x: float, y: float, size: float = 0.001) -> shapely.Polygon:

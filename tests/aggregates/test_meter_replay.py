@@ -25,6 +25,7 @@ from aggregates.meter import Meter, Outcome
 from aggregates.records import MeterEvent, UsageRecord
 from aggregates.state import Kind, Write, split_key
 from tests.aggregates.strategies import STEP
+from tests.support.tables import scan_of
 
 OWNER = "owner@example.com"
 WAIT = timedelta(minutes=10)
@@ -88,7 +89,7 @@ def first_pass(log: list[Message]) -> tuple[list[Outcome], list[list[Write]]]:
     """Each message's outcome, and the writes that reached the table for it: its owners'
     writes bracketed by their journals, as the metering agent makes them."""
     store: dict[str, bytes] = {}
-    meter = Meter(grace=timedelta(0), field_wait=WAIT, read=store.get)
+    meter = Meter(grace=timedelta(0), field_wait=WAIT, read=store.get, scan=scan_of(store))
     outcomes, written = [], []
     for seq, message in enumerate(log):
         outcomes.append(meter_one(meter, message, seq))
@@ -104,7 +105,7 @@ def rebuilt(store: dict[str, bytes], committed: int) -> Meter:
     stored(repairs(journals), store)
     return Meter.from_state(
         store.items(), grace=timedelta(0), field_wait=WAIT, resend_from=committed,
-        read=store.get,
+        read=store.get, scan=scan_of(store),
     )
 
 

@@ -9,7 +9,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from rocksdict import Rdict
+from rocksdict import Options, Rdict
 
 from aggregates.contracts import OWNER_SCOPE, contract_id_for
 from aggregates.journal import JOURNAL_PREFIX, applied, bracket
@@ -27,7 +27,7 @@ class Store:
     """Faust's RocksDB store as the holder reads it: one database per partition."""
 
     def __init__(self, path: Path) -> None:
-        self.db = Rdict(str(path))
+        self.db = Rdict(str(path), options=Options(raw_mode=True))
 
     def _db_for_partition(self, partition: int) -> Rdict:
         return self.db
@@ -123,8 +123,27 @@ def test_a_meter_kept_across_a_rebalance_reads_the_database_faust_opened_again(
     write(table, meter.apply(event("e1", sq(10, 50), 0), T0, 1).writes)
     holder.revoked()
     table.data.db.close()
-    table.data.db = Rdict(str(tmp_path / "state-0.db"))
+    table.data.db = Rdict(str(tmp_path / "state-0.db"), options=Options(raw_mode=True))
     holder.assigned([0])
     assert holder.state_for(0, offset=2).meter is meter
     again = meter.apply(event("e2", sq(10, 50), 0), T0, 2)  # the same ground, counted once
     assert all(r.area_added_owner_m2 == 0 for r in again.records)
+
+
+def test_usage_history_and_event_ids_are_read_from_the_database(table: Table) -> None:
+    """`/usage/details` pages and dedup read the partition's RocksDB, as Faust opens it
+    (raw keys), before and after a takeover; nothing of them is kept per event."""
+    build = partial(Meter.from_state, grace=timedelta(0))
+    meter = MeterHolder(table, build, 1).state_for(0, offset=1).meter
+    for seq in range(1, 9):
+        write(table, meter.apply(event(f"e{seq}", sq(10 + seq, 50), seq / 3), T0, seq).writes)
+    newest_first = [f"e{seq}" for seq in range(1, 9)]
+    since = (T0 - timedelta(days=1)).date()
+    rebuilt = MeterHolder(table, build, 1).state_for(0, offset=9).meter
+    for m in (meter, rebuilt):
+        assert [r.event_id for r in m.records.select(OWNER)] == newest_first
+        assert [r.event_id for r in m.records.select(OWNER)[2:5]] == newest_first[2:5]
+        assert [r.event_id for r in m.records.select(OWNER, start=since, end=since)] == [
+            "e2", "e3", "e4"]
+    again = rebuilt.apply(event("e3", sq(13, 50), 1), T0, 10)
+    assert [r.reason for r in again.records] == ["duplicate"]
