@@ -21,7 +21,7 @@ from typing import overload
 from aggregates.markers import record_of_marker
 from aggregates.periods import day_of
 from aggregates.records import UsageRecord
-from aggregates.state import Kind, Scan, Write, key, load, split_key
+from aggregates.state import SEP, Kind, ReadKey, Scan, Write, escape, key, load, split_key
 
 _Key = tuple[datetime, str]
 _Index = tuple[str, str | None, str | None]  # owner, Leaf user, event type
@@ -129,8 +129,8 @@ class StoredHistory:
     """The records in the table; per filter, a count of records per UTC day, so a
     request's total is a sum over days and its page starts in the right day."""
 
-    def __init__(self, scan: Scan) -> None:
-        self._scan = scan
+    def __init__(self, scan: Scan, read: ReadKey) -> None:
+        self._scan, self._read = scan, read
         self._days: dict[_Index, dict[int, int]] = {}
 
     def add(self, record: UsageRecord) -> None:
@@ -162,7 +162,7 @@ class StoredHistory:
         lo = -1 if start is None else start.toordinal()
         hi = 1 << 30 if end is None else end.toordinal()
         days = sorted(((d, n) for d, n in counts.items() if lo <= d <= hi), reverse=True)
-        return Stored(self._scan, (api_owner, leaf_user_id, event_type), days)
+        return Stored(self._scan, self._read, (api_owner, leaf_user_id, event_type), days)
 
 
 class Stored(Sequence[UsageRecord]):
@@ -170,10 +170,12 @@ class Stored(Sequence[UsageRecord]):
     whole days before the page are skipped by their counts, so a page costs the records
     of the days it spans (of one day, when a filter matches few of them)."""
 
-    __slots__ = ("_scan", "_index", "_days", "_len")
+    __slots__ = ("_scan", "_read", "_index", "_days", "_len")
 
-    def __init__(self, scan: Scan, index: _Index, days: list[tuple[int, int]]) -> None:
-        self._scan, self._index, self._days = scan, index, days
+    def __init__(
+        self, scan: Scan, read: ReadKey, index: _Index, days: list[tuple[int, int]]
+    ) -> None:
+        self._scan, self._read, self._index, self._days = scan, read, index, days
         self._len = sum(n for _, n in days)
 
     def __len__(self) -> int:
@@ -199,6 +201,10 @@ class Stored(Sequence[UsageRecord]):
 
     def _rows(self, skip: int, count: int) -> Iterator[UsageRecord]:
         owner, user, kind = self._index
+        # a key's user and type sit between separators: a substring test drops most
+        # keys a filter does not want before any key is split
+        wanted = [escape(p) for p in (user, kind) if p is not None]
+        needle = SEP + SEP.join(wanted) + SEP if wanted else ""
         for day, n in self._days:
             if count <= 0:
                 return
@@ -208,13 +214,18 @@ class Stored(Sequence[UsageRecord]):
             first = date.fromordinal(day)
             lo = key(Kind.RECORD, owner, first.isoformat())
             hi = key(Kind.RECORD, owner, (first + timedelta(days=1)).isoformat())
-            for raw, value in self._scan(lo, hi):
+            for raw in self._scan(lo, hi):
+                if needle not in raw:
+                    continue
                 _, event_id, _, who, what, _ = split_key(raw)[2]
                 if user not in (None, who) or kind not in (None, what):
                     continue
                 if skip:
                     skip -= 1
                     continue
+                value = self._read(raw)
+                if value is None:
+                    raise LookupError(f"usage record {raw!r} has no stored value")
                 yield record_of_marker(event_id, load(value))
                 count -= 1
                 if count <= 0:

@@ -110,7 +110,7 @@ class Meter:
         self.snapshots = SnapshotBook(self.contracts, grace)
         # usage-records (API): every non-duplicate event's record per owner, for /usage/details
         self.records: UsageHistory | StoredHistory = (
-            UsageHistory() if scan is None or read is None else StoredHistory(scan)
+            UsageHistory() if scan is None or read is None else StoredHistory(scan, read)
         )
 
     # ---- reading -----------------------------------------------------------------

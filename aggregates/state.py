@@ -48,7 +48,7 @@ class Kind(StrEnum):
 
 Write = tuple[str, bytes | None]  # a key and its new value; None deletes it
 ReadKey = Callable[[str], bytes | None]  # the table's value at a key, None if absent
-Scan = Callable[[str, str], Iterator[tuple[str, bytes]]]  # keys in [lo, hi), last first
+Scan = Callable[[str, str], Iterator[str]]  # the table's keys in [lo, hi), last first
 
 
 def escape(part: object) -> str:

@@ -1,8 +1,10 @@
 """Cost of a /usage/details read for an owner with a long history, beside its goal.
 
 The history is filled directly with synthetic records (the read does not care how they
-were metered), spread over a year, 50 users and 2 event types. Each read is what the
-handler does: select with the request's filters, count, and take one page.
+were metered), spread over a year, 50 users and 2 event types, into a RocksDB opened as
+Faust opens the worker's table, and read as the worker reads it (`StoredHistory` over
+the holder's scan). Each read is what the handler does: select with the request's
+filters, count, and take one page.
 """
 from __future__ import annotations
 
@@ -10,29 +12,40 @@ import argparse
 import random
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 
-from aggregates.history import UsageHistory
-from aggregates.records import UsageRecord
+from rocksdict import Options, Rdict
+
+from aggregates.history import StoredHistory, record_write
+from aggregates.markers import encode_marker
+from aggregates.records import ProductArea, UsageRecord
+from bench.state import rss_bytes
+from streams.holder import scan_back
 
 GOAL_P99_MS = 50.0
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 TYPES = ("FIELD_BOUNDARY_CREATED", "MACHINE_FILE_PROCESSED")
 
 
-def fill(count: int, seed: int) -> UsageHistory:
+def fill(db: Rdict, count: int, seed: int) -> StoredHistory:
     """Records in roughly event-time order, as a stream delivers them (10 % late)."""
     rng = random.Random(seed)
-    history = UsageHistory()
+    history = StoredHistory(partial(scan_back, db), lambda k: db.get(k.encode()))
     step = 365 * 86_400 / count
     started = time.perf_counter()
     for i in range(count):
         late = rng.uniform(0, 3 * 86_400) if rng.random() < 0.1 else 0.0
         at = T0 + timedelta(seconds=i * step - late)
-        history.add(UsageRecord(f"e{i}", rng.choice(TYPES), at, "owner", f"u{rng.randrange(50)}",
-                                ["FIELDS_BOUNDARY"], "SUCCESS", True, 1.0, 1.0))
+        record = UsageRecord(f"e{i}", rng.choice(TYPES), at, "owner", f"u{rng.randrange(50)}",
+                             ["FIELDS_BOUNDARY"], "SUCCESS", True, 1.0, 1.0, None,
+                             {"FIELDS_BOUNDARY": ProductArea(1.0, 1.0)})
+        history.add(record)
+        row, marker = record_write(record, i, encode_marker(record, i, None))
+        db[row.encode()] = marker
         if (i + 1) % (count // 10 or 1) == 0:
             print(f"  filled {i + 1:,} records", file=sys.stderr)
     elapsed = time.perf_counter() - started
@@ -40,7 +53,7 @@ def fill(count: int, seed: int) -> UsageHistory:
     return history
 
 
-def read_ms(history: UsageHistory, rng: random.Random, filtered: bool) -> float:
+def read_ms(history: StoredHistory, rng: random.Random, filtered: bool) -> float:
     page, size = rng.randrange(20), 50
     start = date(2026, 1, 1) + timedelta(days=rng.randrange(300)) if filtered else None
     started = time.perf_counter()
@@ -63,7 +76,7 @@ def report(label: str, times: list[float]) -> None:
           f"(goal p99 < {GOAL_P99_MS:.0f} ms: {verdict})")
 
 
-def scan_ms(history: UsageHistory) -> float:
+def scan_ms(history: StoredHistory) -> float:
     """The read before the index: filter every record, then sort them all."""
     every = list(history.select("owner"))
     started = time.perf_counter()
@@ -83,11 +96,18 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse(argv)
-    history = fill(args.records, args.seed)
-    rng = random.Random(args.seed)
-    report("unfiltered", [read_ms(history, rng, False) for _ in range(args.reads)])
-    report("user+type+30 days", [read_ms(history, rng, True) for _ in range(args.reads)])
-    print(f"details by scan and sort (before the index), one user: {scan_ms(history):,.0f} ms")
+    with tempfile.TemporaryDirectory() as path:
+        db = Rdict(path, options=Options(raw_mode=True))
+        before = rss_bytes()
+        history = fill(db, args.records, args.seed)
+        print(f"resident memory of the history: {(rss_bytes() - before) / args.records:,.0f} "
+              f"B/record (RocksDB's buffers included)")
+        rng = random.Random(args.seed)
+        report("unfiltered", [read_ms(history, rng, False) for _ in range(args.reads)])
+        report("user+type+30 days", [read_ms(history, rng, True) for _ in range(args.reads)])
+        print(f"details by scan and sort (before the index), one user: "
+              f"{scan_ms(history):,.0f} ms")
+        db.close()
 
 
 if __name__ == "__main__":

@@ -174,13 +174,13 @@ class MeterHolder:
             return lambda k: _value(store._db_for_partition(partition).get(k.encode()))
         return lambda k: _value(store.get(k))
 
-    def _scan(self, partition: int, lo: str, hi: str) -> Iterator[tuple[str, bytes]]:
+    def _scan(self, partition: int, lo: str, hi: str) -> Iterator[str]:
         """Keys in [lo, hi) of the partition's store, last first: RocksDB seeks, so a
         page of `/usage/details` costs its own records, not the owner's history."""
         store = self._table.data
         if not hasattr(store, "_db_for_partition"):
-            found = [(_text(k), v) for k, v in self._partition_items(partition)]
-            yield from sorted(((k, v) for k, v in found if lo <= k < hi), reverse=True)
+            found = (_text(k) for k, _ in self._partition_items(partition))
+            yield from sorted((k for k in found if lo <= k < hi), reverse=True)
             return
         yield from scan_back(store._db_for_partition(partition), lo, hi)
 
@@ -195,15 +195,16 @@ class MeterHolder:
                 yield raw, value
 
 
-def scan_back(db: Any, lo: str, hi: str) -> Iterator[tuple[str, bytes]]:
-    """Keys in [lo, hi) of a RocksDB opened with raw keys (as Faust opens it), last first."""
+def scan_back(db: Any, lo: str, hi: str) -> Iterator[str]:
+    """Keys in [lo, hi) of a RocksDB opened with raw keys (as Faust opens it), last first;
+    values are left where they are, most keys scanned are not wanted."""
     it = db.iter()
     end, start = hi.encode(), lo.encode()
     it.seek_for_prev(end)
     if it.valid() and it.key() == end:
         it.prev()
     while it.valid() and it.key() >= start:
-        yield it.key().decode(), bytes(it.value())
+        yield it.key().decode()
         it.prev()
 
 

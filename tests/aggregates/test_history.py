@@ -74,13 +74,13 @@ def test_the_stored_history_answers_as_the_one_in_memory_and_so_does_its_rebuild
     """A worker's history is its table's keys, read a page at a time; a takeover
     counts them from the keys alone."""
     memory, table = UsageHistory(), {}
-    stored = StoredHistory(scan_of(table))
+    stored = StoredHistory(scan_of(table), table.get)
     for seq, r in enumerate(all_):
         memory.add(r)
         stored.add(r)
         k, v = record_write(r, seq, encode_marker(r, seq, None))
         table[k] = v
-    rebuilt = StoredHistory(scan_of(table))
+    rebuilt = StoredHistory(scan_of(table), table.get)
     for k in table:
         _, o, parts = split_key(k)
         rebuilt.restore(o, parts)

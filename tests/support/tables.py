@@ -9,7 +9,7 @@ from aggregates.state import Scan
 def scan_of(store: dict[str, bytes]) -> Scan:
     """Keys in [lo, hi), last first, as the holder's RocksDB scan yields them."""
 
-    def scan(lo: str, hi: str) -> Iterator[tuple[str, bytes]]:
-        yield from sorted(((k, v) for k, v in store.items() if lo <= k < hi), reverse=True)
+    def scan(lo: str, hi: str) -> Iterator[str]:
+        yield from sorted((k for k in store if lo <= k < hi), reverse=True)
 
     return scan
