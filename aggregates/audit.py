@@ -89,6 +89,9 @@ class AuditDays:
     def __init__(self, read: ReadKey | None = None) -> None:
         self._read = read
         self._touched: set[LiveUnion] = set()  # by the current input
+        # LIVE records the current input read, parsed: an update reads its field's record
+        # for the latest time, then for the old shape in each scope
+        self._entries: dict[tuple[str, str, str], tuple[LiveEntry, BaseGeometry | None] | None] = {}
         self.live: dict[tuple[str, str], LiveUnion] = {}
         self.days: dict[tuple[str, str], dict[int, float]] = defaultdict(
             lambda: defaultdict(float)
@@ -124,6 +127,7 @@ class AuditDays:
         for union in self._touched:
             union.begin()
         self._touched.clear()
+        self._entries.clear()
 
     def apply(self, contract: Contract, ev: MeterEvent, fields: Fields) -> AuditChange:
         """Count one boundary event; `fields` already holds its version."""
@@ -139,6 +143,7 @@ class AuditDays:
                 self._latest[latest_key] = moment
             entry = encode_live(LiveEntry(moment, ev.event_id, wkb))
             change.writes.append((key(Kind.LIVE, *latest_key), entry))
+            self._entries.pop(latest_key, None)
         ordinal = day_of(ev.timestamp).toordinal()
         last = self._last_day.get(ev.api_owner, ordinal)
         if ordinal < last:
@@ -171,8 +176,21 @@ class AuditDays:
     def _latest_time(self, latest_key: tuple[str, str, str]) -> str | None:
         if self._read is None:
             return self._latest.get(latest_key)
+        found = self._live_entry(latest_key)
+        return found[0].timestamp if found is not None else None
+
+    def _live_entry(
+        self, latest_key: tuple[str, str, str]
+    ) -> tuple[LiveEntry, BaseGeometry | None] | None:
+        if latest_key in self._entries:
+            return self._entries[latest_key]
+        assert self._read is not None
         raw = self._read(key(Kind.LIVE, *latest_key))
-        return decode_live(raw).timestamp if raw is not None else None
+        entry = decode_live(raw) if raw is not None else None
+        found = None if entry is None else (
+            entry, shapely.from_wkb(entry.wkb) if entry.wkb is not None else None)
+        self._entries[latest_key] = found
+        return found
 
     def _union(self, owner: str, scope: str, user: str) -> LiveUnion:
         union = self.live.get((owner, scope))
@@ -190,10 +208,8 @@ class AuditDays:
         return lambda fkey: self._live_shape(owner, user, fkey)
 
     def _live_shape(self, owner: str, user: str, field_id: str) -> BaseGeometry | None:
-        assert self._read is not None
-        raw = self._read(key(Kind.LIVE, owner, user, field_id))
-        wkb = decode_live(raw).wkb if raw is not None else None
-        return shapely.from_wkb(wkb) if wkb is not None else None
+        found = self._live_entry((owner, user, field_id))
+        return found[1] if found is not None else None
 
     def _correct(
         self, contract: Contract, ev: MeterEvent, fields: Fields, change: AuditChange
