@@ -18,9 +18,8 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import partial
-from typing import Any
 
 from shapely.geometry.base import BaseGeometry
 
@@ -32,9 +31,9 @@ from aggregates.contracts import OWNER_SCOPE, Contract, new_contract, user_scope
 from aggregates.dedup import EventIds, Seen
 from aggregates.fields import FieldBook
 from aggregates.held import HeldOperation, HeldOperations, waits_for_field
-from aggregates.history import StoredHistory, UsageHistory, record_write
+from aggregates.history import StoredHistory, UsageHistory
 from aggregates.journal import applied
-from aggregates.markers import encode_marker, record_for, record_of_marker
+from aggregates.markers import record_for
 from aggregates.periods import Term, add_years, day_of
 from aggregates.products import Product, products_for
 from aggregates.quota import AlertBook, Announcement
@@ -54,9 +53,9 @@ from aggregates.state import (
     decode_contract,
     encode_contract,
     key,
-    load,
     split_key,
 )
+from aggregates.usage_book import UsageBook
 
 
 @dataclass
@@ -101,17 +100,16 @@ class Meter:
         self.audit = AuditDays(read)
         self.fields = FieldBook(read)
         self.held = HeldOperations(self.field_wait)
-        self._latest: dict[str, datetime] = {}
         self._sent: dict[str, int] = {}
         self._applied: dict[str, int] = {}  # owner -> last message its stored writes include
-        self._resend: list[tuple[int, UsageRecord]] = []  # rebuilt: records maybe never sent
         self.seeds = TermSeeds(grace, self.field_wait)
         self.alerts = AlertBook()
         self.snapshots = SnapshotBook(self.contracts, grace)
-        # usage-records (API): every non-duplicate event's record per owner, for /usage/details
+        # every non-duplicate event's record per owner, for /usage/details
         self.records: UsageHistory | StoredHistory = (
             UsageHistory() if scan is None or read is None else StoredHistory(scan, read)
         )
+        self.usage = UsageBook(self.ids, self.records)
 
     # ---- reading -----------------------------------------------------------------
 
@@ -196,16 +194,14 @@ class Meter:
     ) -> None:
         products = products_for(ev.type, ev.provider)
         day = day_of(ev.timestamp)
-        self._latest[ev.api_owner] = max(self._latest.get(ev.api_owner, ev.timestamp), ev.timestamp)
         out.writes.extend(self.fields.remember(ev))
         by_product, reason = self._count(ev, products, day, seq, out)
         self._carry_late(ev, seq, out)
         counted = any(a.user_m2 or a.owner_m2 for a in by_product.values()) or reason is None
         record = record_for(ev, [p.value for p in products], counted, by_product, reason)
         self._check_quotas(ev.api_owner, day, now, seq, out)
-        marker = encode_marker(record, seq, source)
-        out.writes.append((key(Kind.EVENT, ev.api_owner, ev.event_id), marker))
-        self._file(record, seq, marker, out)
+        out.writes.extend(self.usage.counted(record, seq, source))
+        out.records.append(record)
 
     def _fail(self, ev: MeterEvent, seq: int, source: str | None, out: Outcome) -> None:
         """A FAILED event is recorded but does not use up its id (SPEC §5): the retry
@@ -216,15 +212,8 @@ class Meter:
             ev, [p.value for p in products_for(ev.type, ev.provider)], False, {}, "failed"
         )
         self.ids.remember_failed(ev.api_owner, ev.event_id, seq)
-        marker = encode_marker(record, seq, source)
-        out.writes.append((key(Kind.FAILED, ev.api_owner, ev.event_id, seq), marker))
-        self._file(record, seq, marker, out)
-
-    def _file(self, record: UsageRecord, seq: int, marker: bytes, out: Outcome) -> None:
-        """The record goes out, and into the history `/usage/details` reads."""
+        out.writes.extend(self.usage.failed(record, seq, source))
         out.records.append(record)
-        out.writes.append(record_write(record, seq, marker))
-        self.records.add(record)
 
     # ---- operations waiting for their field ----------------------------------------
 
@@ -337,7 +326,7 @@ class Meter:
         for contract in list(self.contracts.values()):
             if contract.product is not Product.FIELDS_BOUNDARY or not owns(contract.api_owner):
                 continue
-            clock = max(now, self._latest.get(contract.api_owner, now))
+            clock = max(now, self.usage.latest.get(contract.api_owner, now))
             due, noticed = self.seeds.due(contract, clock, now)
             out.writes.extend(noticed)
             for index in due:
@@ -431,7 +420,7 @@ class Meter:
         owns = partial(self._first_pass, owns, seq)
         self._release(now, seq, owns, out)
         self._carry_over(now, seq, owns, out)
-        self.ids.forget_old(self._latest, owns, lambda owner, eid: (owner, eid) in self.held)
+        self.ids.forget_old(self.usage.latest, owns, lambda owner, eid: (owner, eid) in self.held)
         emission = self.snapshots.emit_due(self.by_day, now, seq, owns)
         out.writes.extend(emission.writes)
         out.snapshots.extend(emission.snapshots)
@@ -471,7 +460,7 @@ class Meter:
         sent: a rebuilt Meter sends these again, with the revision they were given. So
         are the usage records of messages from `resend_from` on: their marker is stored,
         so their replay changes nothing, but their record may not have reached the broker."""
-        out = Outcome(records=[record for _, record in sorted(self._resend, key=_first_sent)])
+        out = Outcome(records=self.usage.unsent())
         out.snapshots.extend(self.snapshots.unsent(self._sent_up_to))
         out.alerts.extend(self.alerts.unsent(self._sent_up_to))
         return out
@@ -497,10 +486,7 @@ class Meter:
         A Meter reading the table skips the markers: its ids are read on demand, and its
         history is counted from the records' keys."""
         meter = cls(grace, field_wait, dedup_horizon, read, scan)
-        stored = isinstance(meter.records, StoredHistory)
         resend = math.inf if resend_from is None else resend_from
-        failed: list[tuple[str, int, bytes]] = []
-        markers: list[tuple[str, bytes]] = []
         for raw_key, value in items:
             kind, owner, parts = split_key(raw_key)
             if (
@@ -511,30 +497,18 @@ class Meter:
                 or meter.fields.restore(kind, owner, parts, value)
                 or meter.seeds.restore(kind, parts, value)
                 or meter.held.restore(kind, value)
+                or meter.usage.restore(kind, owner, parts, value, resend)
             ):
                 continue
             if kind is Kind.CONTRACT:
                 meter._put_contract(decode_contract(parts[0], value))
-            elif kind is Kind.RECORD:
-                if stored:
-                    meter._restore_filed(owner, parts, value, resend)
-            elif kind is Kind.EVENT:
-                if not stored:
-                    markers.append((parts[0], value))
             elif kind is Kind.JOURNAL:
                 meter._applied[owner] = applied(value)
             elif kind is Kind.SENT:
                 meter._sent[owner] = int(value)
-            elif kind is Kind.FAILED and not stored:
-                failed.append((parts[0], int(parts[1]), value))
         meter.bounded.finish()
         meter.audit.finish(meter.fields.by_owner)
-        for event_id, value in markers:
-            meter._restore_marker(event_id, load(value), resend)
-        for event_id, seq, value in failed:
-            record = load(value)
-            meter.ids.remember_failed(str(record["owner"]), event_id, seq)
-            meter._restore_record(event_id, record, seq, resend)
+        meter.usage.finish(resend)
         meter.held.finish(meter.ids)
         meter._mark_all_dirty()
         return meter
@@ -550,43 +524,8 @@ class Meter:
                 term = contract.term(date.fromordinal(day)).index
                 self.snapshots.touch((cid, term, scope), (day,))
 
-    def _restore_marker(self, event_id: str, marker: dict[str, object], resend: float) -> None:
-        """AUDIT's daily deltas are history, not state: the markers are where it is kept."""
-        owner = str(marker["owner"])
-        source = marker.get("src")
-        seq = int(str(marker["seq"]))
-        ts = datetime.fromisoformat(str(marker["ts"]))
-        self.ids.remember(owner, event_id, Seen(seq, str(source) if source else None), ts)
-        self._restore_record(event_id, marker, seq, resend)
-        self._latest[owner] = max(self._latest.get(owner, ts), ts)
-
-    def _restore_filed(self, owner: str, parts: list[str], value: bytes, resend: float) -> None:
-        """A stored record's key is all a takeover reads of it, unless it may be unsent."""
-        assert isinstance(self.records, StoredHistory)
-        self.records.restore(owner, parts)
-        at, event_id, seq, _, _, status = parts
-        if status != "FAILED":
-            ts = datetime.fromisoformat(at).replace(tzinfo=UTC)
-            self._latest[owner] = max(self._latest.get(owner, ts), ts)
-        if int(seq) >= resend:
-            self._resend.append((int(seq), record_of_marker(event_id, load(value))))
-
-    def _restore_record(
-        self, event_id: str, marker: dict[str, Any], seq: int, resend: float
-    ) -> None:
-        record = record_of_marker(event_id, marker)
-        self.records.add(record)
-        if seq >= resend:
-            self._resend.append((seq, record))
-
 
 _INSTANT = timedelta(microseconds=1)
-
-
-def _first_sent(resend: tuple[int, UsageRecord]) -> tuple[int, str, str]:
-    """The order a message's records were made in: a tick releases by owner and id."""
-    seq, record = resend
-    return seq, record.api_owner, record.event_id
 
 
 def _announce(announcement: Announcement, out: Outcome) -> None:
