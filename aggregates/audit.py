@@ -19,7 +19,7 @@ from shapely.geometry.base import BaseGeometry
 
 from aggregates.area import geodesic_area_m2
 from aggregates.contracts import OWNER_SCOPE, Contract, user_scope
-from aggregates.fields import FieldHistory, Version
+from aggregates.fields import FieldBook, FieldHistory, Version
 from aggregates.live import LiveUnion
 from aggregates.live import Read as ReadShape
 from aggregates.overlay import object_array, subtract_all
@@ -29,7 +29,6 @@ from aggregates.state import Kind, ReadKey, Write, dump, join_parts, key, load, 
 
 _INSTANT = timedelta(microseconds=1)
 
-Fields = Mapping[tuple[str, str], FieldHistory]  # (leaf user, field id) -> its versions
 
 
 @dataclass
@@ -129,7 +128,7 @@ class AuditDays:
         self._touched.clear()
         self._entries.clear()
 
-    def apply(self, contract: Contract, ev: MeterEvent, fields: Fields) -> AuditChange:
+    def apply(self, contract: Contract, ev: MeterEvent, fields: FieldBook) -> AuditChange:
         """Count one boundary event; `fields` already holds its version."""
         assert ev.field_id is not None
         change = AuditChange()
@@ -212,14 +211,15 @@ class AuditDays:
         return found[1] if found is not None else None
 
     def _correct(
-        self, contract: Contract, ev: MeterEvent, fields: Fields, change: AuditChange
+        self, contract: Contract, ev: MeterEvent, fields: FieldBook, change: AuditChange
     ) -> None:
         """The live union only knows the present. A version older than the owner's latest
         AUDIT day changes the days on which it is in force, from its own day to its
         field's next version, by area(new − U) − area(old − U), U being the other fields'
         shapes it meets that day: a local overlay, whatever the number of fields."""
         assert ev.field_id is not None
-        history = fields[(ev.leaf_user_id, ev.field_id)]
+        history = fields.history(ev.api_owner, ev.leaf_user_id, ev.field_id)
+        assert history is not None  # the Meter remembered its version first
         geom = None if ev.type == "fieldBoundaryDeleted" else ev.geometry
         version = Version(ev.timestamp, ev.event_id, geom is None)
         before, after = history.before(version), history.after(version)
@@ -229,13 +229,9 @@ class AuditDays:
         if stop is not None and stop <= start or (old is None and geom is None):
             return
         for scope in (user_scope(ev.leaf_user_id), OWNER_SCOPE):
-            others = [
-                h
-                for (user, fid), h in fields.items()
-                if (user, fid) != (ev.leaf_user_id, ev.field_id)
-                and (scope == OWNER_SCOPE or user_scope(user) == scope)
-                and _meets(h.bounds, old, geom)
-            ]
+            user = None if scope == OWNER_SCOPE else ev.leaf_user_id
+            others = fields.meeting(ev.api_owner, user, (old, geom),
+                                    excluded=(ev.leaf_user_id, ev.field_id))
             self._shift(contract, scope, (start, stop), (old, geom), others, change)
 
     def _shift(
@@ -293,8 +289,8 @@ class AuditDays:
             return False
         return True
 
-    def finish(self, fields: Mapping[str, Fields]) -> None:
-        """Bulk-load the live unions, and the owners' latest boundary day from `fields`."""
+    def finish(self, last_day: Mapping[str, int]) -> None:
+        """Bulk-load the live unions; each owner's latest boundary day is its fields'."""
         for (owner, scope), (user, entries) in self._restored.items():
             total = self._restored_totals.get((owner, scope))
             read = self._shapes(owner, scope, user)
@@ -303,22 +299,7 @@ class AuditDays:
                 self._users[owner].add(scope)
         self._restored.clear()
         self._restored_totals.clear()
-        for owner, histories in fields.items():
-            self._last_day[owner] = max(
-                day_of(v.timestamp).toordinal() for h in histories.values() for v in h.versions
-            )
-
-
-def _meets(bounds: tuple[float, float, float, float] | None, *geoms: BaseGeometry | None) -> bool:
-    if bounds is None:
-        return False
-    for geom in geoms:
-        if geom is None:
-            continue
-        x0, y0, x1, y1 = geom.bounds
-        if bounds[0] <= x1 and x0 <= bounds[2] and bounds[1] <= y1 and y0 <= bounds[3]:
-            return True
-    return False
+        self._last_day.update(last_day)
 
 
 def _uncovered_m2(geom: BaseGeometry | None, others: list[BaseGeometry]) -> float:

@@ -2,25 +2,39 @@
 
 Operations are clipped to the boundary *in force at their event time* (SPEC §2), and
 boundary events of one field may arrive in any order, so the whole history is kept, not
-only the latest version. Given the worker's table, the shapes stay there, each version's
-under its own key, and are read when an operation or a correction needs one.
+only the latest version. Given the worker's table, the histories stay there, each
+version under its own key: a field's versions are read (one seek) when an event of that
+field or a correction near it needs them, and memory keeps an R-tree of every version's
+box, each entry naming its field, so AUDIT's corrections find a field's neighbours.
 """
 
 from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 
 import shapely
+from rtree.index import Index
 from shapely.geometry.base import BaseGeometry
 
 from aggregates.geometry import clip_to
+from aggregates.periods import day_of
 from aggregates.records import MeterEvent
-from aggregates.state import Kind, ReadKey, Write, key
+from aggregates.state import (
+    SEP,
+    Kind,
+    ReadKey,
+    Scan,
+    Write,
+    join_parts,
+    key,
+    split_key,
+    split_parts,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,16 +53,15 @@ class FieldHistory:
 
     shape: Callable[[Version], BaseGeometry | None]  # a version's shape; None if deleted
     versions: list[Version] = field(default_factory=list)
-    bounds: tuple[float, float, float, float] | None = None  # of every version's shape
 
-    def put(self, version: Version, geom: BaseGeometry | None) -> None:
+    def put(self, version: Version) -> bool:
+        """False when the version is known already (a replay)."""
         sort_key = _order(version)
         at = bisect.bisect_left(self.versions, sort_key, key=_order)
         if at < len(self.versions) and _order(self.versions[at]) == sort_key:
-            return
+            return False
         self.versions.insert(at, version)
-        if geom is not None:
-            self.bounds = _envelope(self.bounds, geom.bounds)
+        return True
 
     def before(self, version: Version) -> Version | None:
         """The version this one follows in event time (None: it is the first)."""
@@ -73,14 +86,6 @@ def _order(version: Version) -> tuple[datetime, str]:
     return version.timestamp, version.event_id
 
 
-def _envelope(
-    a: tuple[float, float, float, float] | None, b: tuple[float, float, float, float]
-) -> tuple[float, float, float, float]:
-    if a is None:
-        return b
-    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
-
-
 def boundary_for(
     history: FieldHistory | None, moment: datetime
 ) -> tuple[BaseGeometry | None, str | None]:
@@ -101,35 +106,90 @@ def boundary_for(
     return history.shape(version), None
 
 
+_Field = tuple[str, str, str]  # owner, leaf user, field id
+Box = tuple[float, float, float, float]
+
+
 class FieldBook:
-    """Every boundary version of every field, per owner: (leaf user, field id) -> history.
+    """Every boundary version of every field, per owner.
 
     Each version is stored under its own key, so a field's history is rebuilt whatever
-    order its events came in. Given `read` (the worker's table), a version's shape is
-    read from there when needed; the shapes remembered by the current input are kept
-    until `begin` says the next one starts. Without it (tests) every shape is kept.
+    order its events came in. Given `read` and `scan` (the worker's table), a history is
+    read from there when needed and kept only until `begin` says the next input starts,
+    and so are the shapes the current input remembered. Without them (tests) every
+    history and shape is kept.
     """
 
-    def __init__(self, read: ReadKey | None = None) -> None:
+    def __init__(self, read: ReadKey | None = None, scan: Scan | None = None) -> None:
         self._read = read
-        self._recent: dict[str, BaseGeometry | None] = {}  # by version key
-        self.by_owner: dict[str, dict[tuple[str, str], FieldHistory]] = defaultdict(dict)
+        self._scan = scan if read is not None else None
+        self._recent: dict[str, BaseGeometry | None] = {}  # shapes by version key
+        self._histories: dict[_Field, FieldHistory | None] = {}  # all, or this input's
+        self._boxes: dict[str, Index] = {}  # owner -> every version's box, named by field
+        self._restored: dict[str, list[tuple[int, Box, str]]] = defaultdict(list)
+        self._slot = 0
+        self.last_day: dict[str, int] = {}  # owner -> day of its latest boundary version
 
     def begin(self) -> None:
         """A new input starts: what the last one remembered is in the table now."""
-        if self._read is not None:
+        if self._scan is not None:
             self._recent.clear()
+            self._histories.clear()
 
     def remember(self, ev: MeterEvent) -> list[Write]:
         """A boundary event's version; other events leave no trace here."""
         if not ev.type.startswith("fieldBoundary") or ev.field_id is None:
             return []
         geom = None if ev.type == "fieldBoundaryDeleted" else ev.geometry
-        row = self._put(ev.api_owner, ev.leaf_user_id, ev.field_id,
-                        Version(ev.timestamp, ev.event_id, geom is None), geom)
-        if geom is not None:
-            self._recent[row] = geom  # until this input's writes are stored
+        where = (ev.api_owner, ev.leaf_user_id, ev.field_id)
+        version = Version(ev.timestamp, ev.event_id, geom is None)
+        row = _version_key(where, version)
+        history = self.history(*where) or self._new(where)
+        if history.put(version):
+            if geom is not None:
+                self._recent[row] = geom  # until this input's writes are stored
+                self._index(ev.api_owner).insert(self._next(), geom.bounds, _name(where))
+            self._saw(ev.api_owner, ev.timestamp)
         return [(row, shapely.to_wkb(geom) if geom is not None else b"")]
+
+    def history(self, owner: str, user: str, field_id: str) -> FieldHistory | None:
+        where = (owner, user, field_id)
+        if where in self._histories or self._scan is None:
+            return self._histories.get(where)
+        base = key(Kind.VERSION, owner, user, field_id)
+        found = self._load(where, self._scan(base + SEP, base + _AFTER_SEP))
+        self._histories[where] = found
+        return found
+
+    def histories(self, owner: str) -> list[tuple[str, FieldHistory]]:
+        """Every field's history of an owner, by (user, field): a term's carry-over."""
+        if self._scan is not None:
+            base = key(Kind.VERSION, owner)
+            rows = (split_key(k)[2] for k in self._scan(base + SEP, base + _AFTER_SEP))
+            for user, field_id in {(parts[0], parts[1]) for parts in rows}:
+                self.history(owner, user, field_id)
+        found = [(w[1:], h) for w, h in self._histories.items() if w[0] == owner and h]
+        return [(user, h) for (user, _), h in sorted(found, key=lambda f: f[0])]
+
+    def meeting(
+        self, owner: str, user: str | None, geoms: Iterable[BaseGeometry | None],
+        excluded: tuple[str, str],
+    ) -> list[FieldHistory]:
+        """Histories of the fields (of `user`, or any) one of whose versions' boxes meets
+        one of `geoms`, in (user, field) order whatever order the index returns them."""
+        index = self._boxes.get(owner)
+        if index is None:
+            return []
+        names = {
+            name
+            for geom in geoms if geom is not None
+            for name in index.intersection(geom.bounds, objects="raw")
+        }
+        fields = sorted(
+            (u, f) for u, f in (split_parts(str(n)) for n in names)
+            if (u, f) != excluded and user in (None, u)
+        )
+        return [h for u, f in fields if (h := self.history(owner, u, f)) is not None]
 
     def clip(
         self, ev: MeterEvent, geom: BaseGeometry | None
@@ -137,8 +197,8 @@ class FieldBook:
         """Operations count inside the boundary their field had at their event time."""
         if geom is None or ev.field_id is None:
             return geom, None
-        history = self.by_owner[ev.api_owner].get((ev.leaf_user_id, ev.field_id))
-        boundary, why = boundary_for(history, ev.timestamp)
+        boundary, why = boundary_for(
+            self.history(ev.api_owner, ev.leaf_user_id, ev.field_id), ev.timestamp)
         if boundary is None:
             return geom, why
         clipped = clip_to(geom, boundary)
@@ -146,34 +206,65 @@ class FieldBook:
             return None, "outside-field"
         return clipped, None
 
+    # ---- rebuilding --------------------------------------------------------------
+
     def restore(self, kind: Kind, owner: str, parts: list[str], value: bytes) -> bool:
+        """A version's box goes to its owner's index; its history, without a table."""
         if kind is not Kind.VERSION:
             return False
         user, field_id, moment, event_id = parts
         geom = shapely.from_wkb(value) if value else None
         version = Version(datetime.fromisoformat(moment), event_id, geom is None)
-        row = self._put(owner, user, field_id, version, geom)
-        if geom is not None and self._read is None:
-            self._recent[row] = geom
+        where = (owner, user, field_id)
+        if geom is not None:
+            self._restored[owner].append((self._next(), geom.bounds, _name(where)))
+        self._saw(owner, version.timestamp)
+        if self._scan is None:
+            (self.history(*where) or self._new(where)).put(version)
+            if geom is not None:
+                self._recent[_version_key(where, version)] = geom
         return True
 
-    def _put(
-        self, owner: str, user: str, field_id: str, version: Version, geom: BaseGeometry | None
-    ) -> str:
-        """Adds the version to its field's history; returns the version's key."""
-        histories = self.by_owner[owner]
-        history = histories.get((user, field_id))
-        if history is None:
-            history = histories[(user, field_id)] = FieldHistory(
-                partial(self._shape, owner, user, field_id)
-            )
-        history.put(version, geom)
-        return _version_key(owner, user, field_id, version)
+    def finish(self) -> None:
+        """Bulk-load each owner's index of version boxes."""
+        for owner, entries in self._restored.items():
+            self._boxes[owner] = Index(iter(entries))
+        self._restored.clear()
 
-    def _shape(self, owner: str, user: str, field_id: str, version: Version) -> BaseGeometry | None:
+    # ---- inside ------------------------------------------------------------------
+
+    def _load(self, where: _Field, keys: Iterator[str]) -> FieldHistory | None:
+        assert self._read is not None
+        history = None
+        for row in keys:
+            _, _, moment, event_id = split_key(row)[2]
+            version = Version(datetime.fromisoformat(moment), event_id, not self._read(row))
+            history = history or self._new(where)
+            history.put(version)
+        return history
+
+    def _new(self, where: _Field) -> FieldHistory:
+        history = self._histories[where] = FieldHistory(partial(self._shape, where))
+        return history
+
+    def _index(self, owner: str) -> Index:
+        index = self._boxes.get(owner)
+        if index is None:
+            index = self._boxes[owner] = Index()
+        return index
+
+    def _next(self) -> int:
+        self._slot += 1
+        return self._slot
+
+    def _saw(self, owner: str, moment: datetime) -> None:
+        day = day_of(moment).toordinal()
+        self.last_day[owner] = max(self.last_day.get(owner, day), day)
+
+    def _shape(self, where: _Field, version: Version) -> BaseGeometry | None:
         if version.deleted:
             return None
-        row = _version_key(owner, user, field_id, version)
+        row = _version_key(where, version)
         if row in self._recent:
             return self._recent[row]
         raw = self._read(row) if self._read is not None else None
@@ -182,6 +273,12 @@ class FieldBook:
         return shapely.from_wkb(raw)
 
 
-def _version_key(owner: str, user: str, field_id: str, version: Version) -> str:
-    return key(Kind.VERSION, owner, user, field_id, version.timestamp.isoformat(),
-               version.event_id)
+_AFTER_SEP = chr(ord(SEP) + 1)  # a key range [base + SEP, base + this) is base's own rows
+
+
+def _name(where: _Field) -> str:
+    return join_parts(where[1], where[2])
+
+
+def _version_key(where: _Field, version: Version) -> str:
+    return key(Kind.VERSION, *where, version.timestamp.isoformat(), version.event_id)

@@ -98,7 +98,7 @@ class Meter:
         self._by_owner: dict[str, dict[Product, str]] = defaultdict(dict)
         self.bounded = BoundedUnions(read)
         self.audit = AuditDays(read)
-        self.fields = FieldBook(read)
+        self.fields = FieldBook(read, scan)
         self.held = HeldOperations(self.field_wait)
         self._sent: dict[str, int] = {}
         self._applied: dict[str, int] = {}  # owner -> last message its stored writes include
@@ -281,7 +281,7 @@ class Meter:
 
     def _apply_live(self, ev: MeterEvent, day: date, out: Outcome) -> ProductArea:
         contract = self._ensure_contract(ev.api_owner, Product.AUDIT_FIELDS_BOUNDARY, day, out)
-        change = self.audit.apply(contract, ev, self.fields.by_owner[ev.api_owner])
+        change = self.audit.apply(contract, ev, self.fields)
         out.writes.extend(change.writes)
         for scope, ordinal in change.days:
             term = contract.term(date.fromordinal(ordinal)).index
@@ -335,7 +335,7 @@ class Meter:
     def _seed(self, contract: Contract, index: int, seq: int, out: Outcome) -> None:
         seeded = self.seeds.seed(contract, index)
         start = term_start(contract, index)
-        for (user, _), history in list(self.fields.by_owner[contract.api_owner].items()):
+        for user, history in self.fields.histories(contract.api_owner):
             version = history.in_force(start - _INSTANT)
             if version is not None and not version.deleted:
                 self._carry(contract, index, user, history.shape(version), seq, out)
@@ -347,7 +347,8 @@ class Meter:
         contract = self.contract_for(ev.api_owner, Product.FIELDS_BOUNDARY)
         if contract is None or ev.field_id is None or not ev.type.startswith("fieldBoundary"):
             return
-        history = self.fields.by_owner[ev.api_owner][(ev.leaf_user_id, ev.field_id)]
+        history = self.fields.history(ev.api_owner, ev.leaf_user_id, ev.field_id)
+        assert history is not None  # its version was remembered first
         for index in self.seeds.seeded_terms(contract.contract_id):
             start = term_start(contract, index)
             if ev.timestamp >= start:
@@ -507,7 +508,8 @@ class Meter:
             elif kind is Kind.SENT:
                 meter._sent[owner] = int(value)
         meter.bounded.finish()
-        meter.audit.finish(meter.fields.by_owner)
+        meter.fields.finish()
+        meter.audit.finish(meter.fields.last_day)
         meter.usage.finish(resend)
         meter.held.finish(meter.ids)
         meter._mark_all_dirty()
