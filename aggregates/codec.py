@@ -1,4 +1,4 @@
-"""Byte encoding of one ledger piece, the unit of persistence."""
+"""Byte encoding of the stored geometries: ledger pieces and boundary versions."""
 
 import struct
 from dataclasses import dataclass
@@ -63,3 +63,35 @@ def decode_piece(data: bytes) -> tuple[PieceHeader, BaseGeometry]:
         geom = shapely.from_wkb(data[start:])
         area = geodesic_area_m2(geom)
     return PieceHeader(day, area, geom.bounds), geom
+
+
+# A boundary version: a tag, its box, then WKB; b"" when the version deletes its field.
+# Versions written before the box have bare WKB, which opens with 0 or 1, never the tag.
+_VERSION_WITH_BOX = b"\x04"
+_BOX = struct.Struct(">4d")
+
+
+def encode_version(geom: BaseGeometry | None) -> bytes:
+    """The box first, so a rebuild indexes the version without parsing it."""
+    if geom is None:
+        return b""
+    box: Bounds = geom.bounds
+    return _VERSION_WITH_BOX + _BOX.pack(*box) + shapely.to_wkb(geom)
+
+
+def version_box(data: bytes) -> Bounds | None:
+    if not data:
+        return None
+    if data[:1] == _VERSION_WITH_BOX:
+        x0, y0, x1, y1 = _BOX.unpack_from(data, 1)
+        return x0, y0, x1, y1
+    bounds: Bounds = shapely.from_wkb(data).bounds
+    return bounds
+
+
+def decode_version(data: bytes) -> BaseGeometry | None:
+    if not data:
+        return None
+    if data[:1] == _VERSION_WITH_BOX:
+        return shapely.from_wkb(data[1 + _BOX.size :])
+    return shapely.from_wkb(data)

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 
-import shapely
 from rtree.index import Index
 from shapely.geometry.base import BaseGeometry
 
+from aggregates.codec import decode_version, encode_version, version_box
 from aggregates.geometry import clip_to
 from aggregates.periods import day_of
 from aggregates.records import MeterEvent
@@ -150,7 +150,7 @@ class FieldBook:
                 self._recent[row] = geom  # until this input's writes are stored
                 self._index(ev.api_owner).insert(self._next(), geom.bounds, _name(where))
             self._saw(ev.api_owner, ev.timestamp)
-        return [(row, shapely.to_wkb(geom) if geom is not None else b"")]
+        return [(row, encode_version(geom))]
 
     def history(self, owner: str, user: str, field_id: str) -> FieldHistory | None:
         where = (owner, user, field_id)
@@ -213,16 +213,16 @@ class FieldBook:
         if kind is not Kind.VERSION:
             return False
         user, field_id, moment, event_id = parts
-        geom = shapely.from_wkb(value) if value else None
-        version = Version(datetime.fromisoformat(moment), event_id, geom is None)
+        box = version_box(value)
+        version = Version(datetime.fromisoformat(moment), event_id, box is None)
         where = (owner, user, field_id)
-        if geom is not None:
-            self._restored[owner].append((self._next(), geom.bounds, _name(where)))
+        if box is not None:
+            self._restored[owner].append((self._next(), box, _name(where)))
         self._saw(owner, version.timestamp)
         if self._scan is None:
             (self.history(*where) or self._new(where)).put(version)
-            if geom is not None:
-                self._recent[_version_key(where, version)] = geom
+            if box is not None:
+                self._recent[_version_key(where, version)] = decode_version(value)
         return True
 
     def finish(self) -> None:
@@ -270,7 +270,7 @@ class FieldBook:
         raw = self._read(row) if self._read is not None else None
         if not raw:
             raise LookupError(f"boundary version {row!r} has no stored shape")
-        return shapely.from_wkb(raw)
+        return decode_version(raw)
 
 
 _AFTER_SEP = chr(ord(SEP) + 1)  # a key range [base + SEP, base + this) is base's own rows

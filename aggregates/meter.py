@@ -488,7 +488,10 @@ class Meter:
         history is counted from the records' keys."""
         meter = cls(grace, field_wait, dedup_horizon, read, scan)
         resend = math.inf if resend_from is None else resend_from
+        unread = meter.usage.unread()
         for raw_key, value in items:
+            if raw_key[:1] in unread:
+                continue
             kind, owner, parts = split_key(raw_key)
             if (
                 meter.audit.restore(kind, owner, parts, value)

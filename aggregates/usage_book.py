@@ -56,6 +56,13 @@ class UsageBook:
 
     # ---- rebuilding --------------------------------------------------------------
 
+    def unread(self) -> frozenset[str]:
+        """Kinds of record a rebuild can skip unsplit: with a table, the markers (one per
+        event) are only read on demand."""
+        if isinstance(self.history, StoredHistory):
+            return frozenset((Kind.EVENT.value, Kind.FAILED.value))
+        return frozenset()
+
     def restore(self, kind: Kind, owner: str, parts: list[str], value: bytes,
                 resend: float) -> bool:
         """A stored record's key is all a takeover reads of it, unless it may be unsent;
