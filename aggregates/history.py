@@ -86,8 +86,7 @@ class UsageHistory:
     def add(self, record: UsageRecord) -> None:
         owner, user, kind = record.api_owner, record.leaf_user_id, record.type
         at = (record.timestamp, record.event_id)
-        for index in ((owner, None, None), (owner, user, None),
-                      (owner, None, kind), (owner, user, kind)):
+        for index in _filters(owner, user, kind):
             self._lists.setdefault(index, _Ordered()).add(at, record)
 
     def select(
@@ -105,6 +104,11 @@ class UsageHistory:
             None if start is None else _midnight(start),
             None if end is None else _midnight(end + timedelta(days=1)),
         )
+
+
+def _filters(owner: str, user: str, kind: str) -> tuple[_Index, ...]:
+    """Every filter the API offers that a record of `user` and `kind` matches."""
+    return (owner, None, None), (owner, user, None), (owner, None, kind), (owner, user, kind)
 
 
 def _midnight(day: date) -> datetime:
@@ -143,8 +147,7 @@ class StoredHistory:
         self._count(owner, user, kind, date.fromisoformat(at[:10]).toordinal())
 
     def _count(self, owner: str, user: str, kind: str, day: int) -> None:
-        for index in ((owner, None, None), (owner, user, None),
-                      (owner, None, kind), (owner, user, kind)):
+        for index in _filters(owner, user, kind):
             days = self._days.setdefault(index, {})
             days[day] = days.get(day, 0) + 1
 
