@@ -18,6 +18,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from aggregates.area import geodesic_area_m2
+from aggregates.codec import Bounds
 from aggregates.contracts import OWNER_SCOPE, Contract, user_scope
 from aggregates.fields import FieldBook, FieldHistory, Version
 from aggregates.live import LiveUnion
@@ -28,6 +29,7 @@ from aggregates.records import MeterEvent, ProductArea
 from aggregates.state import Kind, ReadKey, Write, dump, join_parts, key, load, split_parts
 
 _INSTANT = timedelta(microseconds=1)
+_Restored = tuple[str, Bounds, BaseGeometry | None]  # a live boundary's key, box, shape
 
 
 
@@ -56,22 +58,25 @@ class LiveEntry:
     timestamp: str
     event_id: str
     wkb: bytes | None
+    box: Bounds | None = None  # of a non-empty shape, so a takeover indexes it unparsed
 
 
 def encode_live(e: LiveEntry) -> bytes:
-    return dump(
-        {
-            "ts": e.timestamp,
-            "eventId": e.event_id,
-            "wkb": e.wkb.hex() if e.wkb is not None else None,
-        }
-    )
+    body: dict[str, object] = {
+        "ts": e.timestamp,
+        "eventId": e.event_id,
+        "wkb": e.wkb.hex() if e.wkb is not None else None,
+    }
+    if e.box is not None:
+        body["box"] = list(e.box)
+    return dump(body)
 
 
 def decode_live(raw: bytes) -> LiveEntry:
     v = load(raw)
     wkb = bytes.fromhex(v["wkb"]) if v["wkb"] is not None else None
-    return LiveEntry(v["ts"], v["eventId"], wkb)
+    box = v.get("box")
+    return LiveEntry(v["ts"], v["eventId"], wkb, (box[0], box[1], box[2], box[3]) if box else None)
 
 
 class AuditDays:
@@ -100,7 +105,8 @@ class AuditDays:
         # with the table, read from the LIVE records instead
         self._latest: dict[tuple[str, str, str], str] = {}
         self._last_day: dict[str, int] = {}
-        self._restored: dict[tuple[str, str], tuple[str, list[tuple[str, BaseGeometry]]]] = {}
+        # (owner, scope) -> a user of the scope, and its live boundaries' key, box, shape
+        self._restored: dict[tuple[str, str], tuple[str, list[_Restored]]] = {}
         self._restored_totals: dict[tuple[str, str], float] = {}
 
     # ---- reading -----------------------------------------------------------------
@@ -137,10 +143,12 @@ class AuditDays:
         previous = self._latest_time(latest_key)
         if previous is None or previous <= moment:
             change.area = self._mutate(ev, change)
-            wkb = shapely.to_wkb(ev.geometry) if ev.geometry is not None else None
+            geom = ev.geometry
+            wkb = shapely.to_wkb(geom) if geom is not None else None
+            box = geom.bounds if geom is not None and not geom.is_empty else None
             if self._read is None:
                 self._latest[latest_key] = moment
-            entry = encode_live(LiveEntry(moment, ev.event_id, wkb))
+            entry = encode_live(LiveEntry(moment, ev.event_id, wkb, box))
             change.writes.append((key(Kind.LIVE, *latest_key), entry))
             self._entries.pop(latest_key, None)
         ordinal = day_of(ev.timestamp).toordinal()
@@ -277,10 +285,7 @@ class AuditDays:
             if self._read is None:
                 self._latest[(owner, user, field_id)] = entry.timestamp
             if entry.wkb is not None:
-                geom = shapely.from_wkb(entry.wkb)
-                for scope in (user_scope(user), OWNER_SCOPE):
-                    _, entries = self._restored.setdefault((owner, scope), (user, []))
-                    entries.append((field_key(user, field_id, scope), geom))
+                self._restore_live(owner, user, field_id, entry)
         elif kind is Kind.LIVE_TOTAL:
             self._restored_totals[(owner, parts[0])] = float(value)
         elif kind is Kind.AUDIT_DAY:
@@ -289,17 +294,46 @@ class AuditDays:
             return False
         return True
 
+    def _restore_live(self, owner: str, user: str, field_id: str, entry: LiveEntry) -> None:
+        """With the table, a live boundary is indexed by its stored box: its shape is
+        parsed only without one (records written before boxes were) or without a table."""
+        assert entry.wkb is not None
+        shape: BaseGeometry | None = None
+        box = entry.box
+        if self._read is None or box is None:
+            shape = shapely.from_wkb(entry.wkb)
+            if shape.is_empty:
+                return
+            box = box or shape.bounds
+        for scope in (user_scope(user), OWNER_SCOPE):
+            _, entries = self._restored.setdefault((owner, scope), (user, []))
+            entries.append((field_key(user, field_id, scope), box, shape))
+
     def finish(self, last_day: Mapping[str, int]) -> None:
         """Bulk-load the live unions; each owner's latest boundary day is its fields'."""
         for (owner, scope), (user, entries) in self._restored.items():
             total = self._restored_totals.get((owner, scope))
             read = self._shapes(owner, scope, user)
-            self.live[(owner, scope)] = LiveUnion.from_items(entries, total, read)
+            if read is not None and total is not None:
+                live = LiveUnion.from_boxes({f: box for f, box, _ in entries}, total, read)
+            else:
+                shapes = ((f, shape if shape is not None else _shape_of(read, f))
+                          for f, _, shape in entries)
+                live = LiveUnion.from_items(shapes, total, read)
+            self.live[(owner, scope)] = live
             if scope != OWNER_SCOPE:
                 self._users[owner].add(scope)
         self._restored.clear()
         self._restored_totals.clear()
         self._last_day.update(last_day)
+
+
+def _shape_of(read: ReadShape | None, fkey: str) -> BaseGeometry:
+    """A live shape a takeover must union (state stored before totals were)."""
+    shape = read(fkey) if read is not None else None
+    if shape is None:
+        raise LookupError(f"live boundary {fkey!r} has no stored shape")
+    return shape
 
 
 def _uncovered_m2(geom: BaseGeometry | None, others: list[BaseGeometry]) -> float:

@@ -57,14 +57,23 @@ class LiveUnion:
         taking over a partition cannot meter until it is done, so the total is stored as
         the deltas left it. Only state written before totals were stored pays the union.
         """
-        live = cls(read)
         shapes = {field_id: geom for field_id, geom in items if not geom.is_empty}
-        live._reindex({field_id: geom.bounds for field_id, geom in shapes.items()})
-        if read is None:
-            live._recent = shapes
         if total_m2 is None:
             union = shapely.union_all(object_array(list(shapes.values())), grid_size=GRID_DEG)
             total_m2 = geodesic_area_m2(union)
+        live = cls.from_boxes({f: geom.bounds for f, geom in shapes.items()}, total_m2, read)
+        if read is None:
+            live._recent = shapes
+        return live
+
+    @classmethod
+    def from_boxes(
+        cls, boxes: dict[str, Bounds], total_m2: float, read: Read | None
+    ) -> "LiveUnion":
+        """A takeover's union: its index from the boxes stored with the boundaries, whose
+        shapes stay in the table until an event's box meets them."""
+        live = cls(read)
+        live._reindex(boxes)
         live._total = total_m2
         return live
 
