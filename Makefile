@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-unit test-integration lint bench bench-engine bench-state bench-pipeline bench-api broker-fetch clean soak
+.PHONY: run test test-unit test-integration lint bench bench-engine bench-peer bench-state bench-pipeline bench-api broker-fetch clean soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,10 +38,15 @@ lint: $(STAMP)
 soak: $(STAMP) broker-fetch
 	$(PY) -m tests.soak --runs $(or $(RUNS),10)
 
-bench: bench-engine bench-state bench-pipeline bench-api
+bench: bench-engine bench-peer bench-state bench-pipeline bench-api
 
 bench-engine: $(STAMP)
 	$(PY) -m bench.engine --profile 5000
+
+## bench-peer: engine with intake vs an incremental PostGIS peer on the same workload;
+## installs PostGIS from Debian's packages when missing, else says why the peer is skipped.
+bench-peer: $(STAMP)
+	$(PY) -m bench.postgis_peer --events 5000
 
 bench-state: $(STAMP)
 	$(PY) -m bench.state --events $(or $(EVENTS),200000)
