@@ -1,9 +1,10 @@
 """Memory per event and takeover time of the pure Meter, each beside issue 9's goal.
 
 One owner, two users, boundary events (64-vertex fields of bench.engine, 30 % overlapping
-an earlier one) metered into a real RocksDB (rocksdict), as the worker's table store is,
-and read back from it as the worker's Meter does: what the table holds is on disk, so the
-resident-memory growth is what the Meter keeps. Each event's geometry is parsed from WKB
+an earlier one) metered into a real RocksDB, opened as Faust opens the worker's table
+(with the worker's buffer settings), and read back from it as the worker's Meter does:
+what the table holds is on disk, so the resident-memory growth is what the Meter keeps
+plus RocksDB's bounded buffers, printed apart. Each event's geometry is parsed from WKB
 as ingest's message is, so what the Meter keeps of its input is counted too.
 The same events are then published again (all duplicates, at later offsets), and the
 Meter is rebuilt from the store as a worker taking over the partition does after its
@@ -22,14 +23,17 @@ import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from pathlib import Path
 
 import shapely
-from rocksdict import Options, Rdict
+from faust.stores.rocksdb import RocksDBOptions
+from rocksdict import Rdict
 
 from aggregates.meter import Meter, Outcome
 from aggregates.records import MeterEvent
 from bench.engine import make_stream
 from streams.holder import scan_back
+from streams.settings import Settings
 
 GOAL_BYTES_PER_EVENT = 1024
 GOAL_TAKEOVER_S = 30.0
@@ -129,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse(argv)
     wkbs = list(shapely.to_wkb(make_stream(args, args.events).geoms))
     with tempfile.TemporaryDirectory() as path:
-        store = Rdict(path, options=Options(raw_mode=True))
+        store = RocksDBOptions(**Settings().rocksdb_options()).open(Path(path))
         meter = table_meter(store)
         before, rocks_before = rss_bytes(), rocksdb_bytes(store)
         rate = meter_all(meter, store, wkbs, args, "first pass", 0)

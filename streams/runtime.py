@@ -93,7 +93,8 @@ def build_runtime(s: Settings) -> Runtime:
     )
     # bytes types make Faust use the raw codec for the changelog; its JSON fallback would
     # fail on binary pieces during recovery.
-    state = app.Table("state", key_type=bytes, value_type=bytes, partitions=s.partitions)
+    state = app.Table("state", key_type=bytes, value_type=bytes, partitions=s.partitions,
+                      options=s.rocksdb_options())
     rt = Runtime(
         settings=s,
         app=app,

@@ -103,3 +103,24 @@ class Settings(BaseSettings):
         description="Event ids are remembered this long behind an owner's latest event time; "
         "an older re-delivery is metered again and adds no area (it is already counted).",
     )
+    rocksdb_write_buffer_mb: int = Field(
+        16,
+        ge=1,
+        description="Memtable size of each partition's RocksDB (two per partition). Faust's "
+        "default is 64 MB, three of them.",
+    )
+    rocksdb_block_cache_mb: int = Field(
+        64,
+        ge=1,
+        description="Block cache of each partition's RocksDB, which state read on demand "
+        "(pieces, versions, records) goes through. Faust's default is 2 GB per partition.",
+    )
+
+    def rocksdb_options(self) -> dict[str, int]:
+        """The state table's RocksDB options (Faust's `RocksDBOptions` names), per
+        partition: what the worker keeps of its state in memory is bounded by these."""
+        return {
+            "write_buffer_size": self.rocksdb_write_buffer_mb * 2**20,
+            "max_write_buffer_number": 2,
+            "block_cache_size": self.rocksdb_block_cache_mb * 2**20,
+        }

@@ -1,0 +1,20 @@
+"""The worker's state table keeps RocksDB's memory bounded by settings, not by Faust's
+defaults (three 64 MB memtables and a 2 GB block cache per partition)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from streams.runtime import build_runtime
+from streams.settings import Settings
+
+
+def test_each_partitions_rocksdb_opens_with_the_configured_buffers(tmp_path: Path) -> None:
+    rt = build_runtime(Settings(data_dir=tmp_path, partitions=1, rocksdb_write_buffer_mb=8,
+                                rocksdb_block_cache_mb=32))
+    options = rt.state.data.rocksdb_options  # what the store opens each partition with
+    assert (options.write_buffer_size, options.max_write_buffer_number) == (8 * 2**20, 2)
+    db = options.open(tmp_path / "probe.db")
+    try:
+        assert db.property_int_value("rocksdb.block-cache-capacity") == 32 * 2**20
+    finally:
+        db.close()
