@@ -48,7 +48,34 @@ class _Ordered:
         return Newest(self.items, lo, max(lo, hi))
 
 
-class Newest(Sequence[UsageRecord]):
+class Window(Sequence[UsageRecord]):
+    """Records newest first, of which a request reads a page: `_rows(skip, count)` is
+    all a window must give, so a page never materialises what precedes it."""
+
+    __slots__ = ()
+
+    def _rows(self, skip: int, count: int) -> Iterator[UsageRecord]:
+        raise NotImplementedError
+
+    @overload
+    def __getitem__(self, index: int) -> UsageRecord: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[UsageRecord]: ...
+
+    def __getitem__(self, index: int | slice) -> UsageRecord | list[UsageRecord]:
+        if isinstance(index, slice):
+            wanted = range(len(self))[index]
+            if wanted.step != 1:
+                return [self[i] for i in wanted]
+            return list(self._rows(wanted.start, len(wanted)))
+        return next(self._rows(range(len(self))[index], 1))
+
+    def __iter__(self) -> Iterator[UsageRecord]:
+        return self._rows(0, len(self))
+
+
+class Newest(Window):
     """A window of an ordered list, read newest first, without copying it."""
 
     __slots__ = ("_items", "_lo", "_hi")
@@ -59,19 +86,9 @@ class Newest(Sequence[UsageRecord]):
     def __len__(self) -> int:
         return self._hi - self._lo
 
-    @overload
-    def __getitem__(self, index: int) -> UsageRecord: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[UsageRecord]: ...
-
-    def __getitem__(self, index: int | slice) -> UsageRecord | list[UsageRecord]:
-        if isinstance(index, slice):
-            return [self._items[self._hi - 1 - j] for j in range(len(self))[index]]
-        return self._items[self._hi - 1 - range(len(self))[index]]
-
-    def __iter__(self) -> Iterator[UsageRecord]:
-        return (self._items[i] for i in range(self._hi - 1, self._lo - 1, -1))
+    def _rows(self, skip: int, count: int) -> Iterator[UsageRecord]:
+        top = self._hi - 1 - skip
+        return (self._items[i] for i in range(top, max(top - count, self._lo - 1), -1))
 
 
 _EMPTY = _Ordered()
@@ -97,7 +114,7 @@ class UsageHistory:
         event_type: str | None = None,
         start: date | None = None,
         end: date | None = None,
-    ) -> Newest:
+    ) -> Window:
         """Records whose UTC event day is within [start, end], newest first."""
         found = self._lists.get((api_owner, leaf_user_id, event_type), _EMPTY)
         return found.between(
@@ -159,7 +176,7 @@ class StoredHistory:
         event_type: str | None = None,
         start: date | None = None,
         end: date | None = None,
-    ) -> Stored:
+    ) -> Window:
         """Records whose UTC event day is within [start, end], newest first."""
         counts = self._days.get((api_owner, leaf_user_id, event_type), {})
         lo = -1 if start is None else start.toordinal()
@@ -168,7 +185,7 @@ class StoredHistory:
         return Stored(self._scan, self._read, (api_owner, leaf_user_id, event_type), days)
 
 
-class Stored(Sequence[UsageRecord]):
+class Stored(Window):
     """A filter's records over some days, newest first, read from the table per page:
     whole days before the page are skipped by their counts, so a page costs the records
     of the days it spans (of one day, when a filter matches few of them)."""
@@ -183,24 +200,6 @@ class Stored(Sequence[UsageRecord]):
 
     def __len__(self) -> int:
         return self._len
-
-    @overload
-    def __getitem__(self, index: int) -> UsageRecord: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[UsageRecord]: ...
-
-    def __getitem__(self, index: int | slice) -> UsageRecord | list[UsageRecord]:
-        if isinstance(index, slice):
-            wanted = range(self._len)[index]
-            if wanted.step != 1:
-                return [self[i] for i in wanted]
-            return list(self._rows(wanted.start, len(wanted)))
-        i = range(self._len)[index]
-        return next(self._rows(i, 1))
-
-    def __iter__(self) -> Iterator[UsageRecord]:
-        return self._rows(0, self._len)
 
     def _rows(self, skip: int, count: int) -> Iterator[UsageRecord]:
         owner, user, kind = self._index
