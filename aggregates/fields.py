@@ -165,9 +165,13 @@ class FieldBook:
         """Every field's history of an owner, by (user, field): a term's carry-over."""
         if self._scan is not None:
             base = key(Kind.VERSION, owner)
-            rows = (split_key(k)[2] for k in self._scan(base + SEP, base + _AFTER_SEP))
-            for user, field_id in {(parts[0], parts[1]) for parts in rows}:
-                self.history(owner, user, field_id)
+            by_field: dict[_Field, list[str]] = defaultdict(list)
+            for row in self._scan(base + SEP, base + _AFTER_SEP):
+                user, field_id = split_key(row)[2][:2]
+                by_field[(owner, user, field_id)].append(row)
+            for where, rows in by_field.items():  # one scan, not one per field
+                if where not in self._histories:
+                    self._histories[where] = self._load(where, iter(rows))
         found = [(w[1:], h) for w, h in self._histories.items() if w[0] == owner and h]
         return [(user, h) for (user, _), h in sorted(found, key=lambda f: f[0])]
 
