@@ -20,6 +20,7 @@ from functools import partial
 from rtree.index import Index
 from shapely.geometry.base import BaseGeometry
 
+from aggregates.boxindex import box_index
 from aggregates.codec import decode_version, encode_version, version_box
 from aggregates.geometry import clip_to
 from aggregates.periods import day_of
@@ -232,7 +233,7 @@ class FieldBook:
     def finish(self) -> None:
         """Bulk-load each owner's index of version boxes."""
         for owner, entries in self._restored.items():
-            self._boxes[owner] = Index(iter(entries))
+            self._boxes[owner] = box_index(entries)
         self._restored.clear()
 
     # ---- inside ------------------------------------------------------------------
@@ -254,7 +255,7 @@ class FieldBook:
     def _index(self, owner: str) -> Index:
         index = self._boxes.get(owner)
         if index is None:
-            index = self._boxes[owner] = Index()
+            index = self._boxes[owner] = box_index()
         return index
 
     def _next(self) -> int:

@@ -3,10 +3,10 @@
 from collections.abc import Callable, Iterable
 
 import shapely
-from rtree.index import Index
 from shapely.geometry.base import BaseGeometry
 
 from aggregates.area import geodesic_area_m2
+from aggregates.boxindex import box_index
 from aggregates.codec import Bounds
 from aggregates.overlay import GRID_DEG, intersecting, object_array, subtract_all
 
@@ -39,7 +39,7 @@ class LiveUnion:
         self._recent: dict[str, BaseGeometry] = {}
         self._slots: dict[str, int] = {}
         self._fields: dict[int, str] = {}
-        self._index = Index()
+        self._index = box_index()
         self._next_slot = 0
         self._stale = 0
         self._total = 0.0
@@ -170,7 +170,7 @@ class LiveUnion:
         for field_id in sorted(boxes):
             self._assign_slot(field_id)
         entries = [(self._slots[f], box, None) for f, box in boxes.items()]
-        self._index = Index(iter(entries)) if entries else Index()
+        self._index = box_index(entries)
 
     def _assign_slot(self, field_id: str) -> None:
         """rtree ids must be integers, so each field id gets a fresh one."""

@@ -5,10 +5,10 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from rtree.index import Index
 from shapely.geometry.base import BaseGeometry
 
 from aggregates.area import EPSILON_M2, geodesic_area_m2
+from aggregates.boxindex import box_index
 from aggregates.codec import Bounds, decode_header, decode_piece, encode_piece
 from aggregates.overlay import (
     MAX_HITS,
@@ -83,7 +83,7 @@ class UniqueAreaLedger:
 
     def __init__(self, read: Read | None = None) -> None:
         self._read = read
-        self._index = Index()
+        self._index = box_index()
         # Without `read`, every piece; with it, the pieces the current input changed,
         # until the next input (None: deleted), since its writes are not stored yet.
         self._recent: dict[int, _Piece | None] = {}
@@ -119,8 +119,7 @@ class UniqueAreaLedger:
             ledger._account(header.day, header.area_m2)
             entries.append((piece_id, header.box, None))
         ledger._count = len(entries)
-        if entries:
-            ledger._index = Index(iter(entries))  # rtree's bulk (STR) loader
+        ledger._index = box_index(entries)
         ledger._next_seq = (max((e[0] for e in entries), default=-1) >> SEQ_BITS) + 1
         return ledger
 
