@@ -1,5 +1,7 @@
 """GeoJSON in, clean polygonal geometry out: the only door through which shapes enter."""
 
+import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -7,7 +9,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from aggregates.area import EPSILON_M2, geodesic_area_m2
-from aggregates.overlay import GRID_DEG, MAX_SEGMENT_DEG, polygonal_part
+from aggregates.overlay import MAX_SEGMENT_DEG, clip, on_grid, polygonal_part
 
 DEFAULT_MAX_VERTICES = 10_000
 # Densification multiplies vertices by perimeter / MAX_SEGMENT_DEG, so it gets its own
@@ -67,13 +69,11 @@ def normalize_geometry(
     exactly representable grid coordinates; orientation is normalised last (shells CCW)
     so equal shapes have equal encodings.
     """
-    parsed = _parse(geojson, max_vertices)
-    _check_dense_size(parsed)
+    parsed = _parse(geojson, _Budget(max_vertices))
     polygons = [shapely.Polygon(rings[0], rings[1:]) for rings in parsed]
     raw = polygons[0] if len(polygons) == 1 else shapely.MultiPolygon(polygons)
-    repaired = polygonal_part(shapely.make_valid(raw, method="structure", keep_collapsed=False))
-    dense = shapely.segmentize(repaired, MAX_SEGMENT_DEG)
-    snapped = polygonal_part(shapely.set_precision(dense, GRID_DEG))
+    dense = shapely.segmentize(_repaired(raw), MAX_SEGMENT_DEG)
+    snapped = on_grid(dense)
     area = 0.0 if snapped.is_empty else geodesic_area_m2(snapped)
     if area < EPSILON_M2:
         raise GeometryError("no_area", "geometry has no area after repair")
@@ -83,7 +83,25 @@ def normalize_geometry(
     return oriented
 
 
-def _parse(geojson: Any, max_vertices: int) -> list[list[np.ndarray]]:
+def _repaired(raw: BaseGeometry) -> BaseGeometry:
+    """The repair rule's result; a valid shape is its own repair, and testing that costs
+    less than make_valid's rebuild of it."""
+    if shapely.is_valid(raw):
+        return raw
+    return polygonal_part(shapely.make_valid(raw, method="structure", keep_collapsed=False))
+
+
+@dataclass
+class _Budget:
+    """What the rings parsed so far have spent: input vertices against the configured
+    limit, and vertices after densification against MAX_DENSE_VERTICES, so an absurd
+    input is rejected before segmentize would allocate it."""
+
+    vertices_left: int
+    dense: int = 0
+
+
+def _parse(geojson: Any, budget: _Budget) -> list[list[np.ndarray]]:
     """Validated rings per polygon; rejects before any GEOS work is spent on bad input."""
     if not isinstance(geojson, dict):
         raise GeometryError("bad_type", "geometry must be a GeoJSON object")
@@ -96,24 +114,10 @@ def _parse(geojson: Any, max_vertices: int) -> list[list[np.ndarray]]:
         polygons = _nonempty_list(coordinates, "MultiPolygon coordinates")
     else:
         raise GeometryError("bad_type", f"geometry type {kind!r} is not Polygon or MultiPolygon")
-    budget = [max_vertices]
     return [
         [_parse_ring(ring, budget) for ring in _nonempty_list(rings, "polygon rings")]
         for rings in polygons
     ]
-
-
-def _check_dense_size(polygons: list[list[np.ndarray]]) -> None:
-    """Reject before segmentize would allocate an absurd number of vertices."""
-    total = 0
-    for rings in polygons:
-        for xy in rings:
-            lengths = np.hypot(*np.diff(xy, axis=0).T)
-            total += len(xy) + int(np.floor(lengths / MAX_SEGMENT_DEG).sum())
-    if total > MAX_DENSE_VERTICES:
-        raise GeometryError(
-            "too_many_vertices", f"geometry densifies to {total} vertices, over the limit"
-        )
 
 
 def _nonempty_list(value: Any, what: str) -> list[Any] | tuple[Any, ...]:
@@ -126,37 +130,48 @@ def _nonempty_list(value: Any, what: str) -> list[Any] | tuple[Any, ...]:
     return value
 
 
-def _parse_ring(ring: Any, budget: list[int]) -> np.ndarray:
-    """One ring as an (n, 2) float array, closed; `budget` counts the vertices left."""
+def _parse_ring(ring: Any, budget: _Budget) -> np.ndarray:
+    """One ring as an (n, 2) float array, closed, charged to `budget`."""
     try:
         array = np.asarray(ring)
     except ValueError as exc:  # ragged nesting
         raise GeometryError("malformed", "ring positions are not uniform arrays") from exc
     if array.ndim != 2 or array.shape[1] not in (2, 3) or array.dtype.kind not in "iuf":
         raise GeometryError("malformed", "a ring must be an array of [lon, lat] numbers")
-    budget[0] -= len(array)
-    if budget[0] < 0:
+    budget.vertices_left -= len(array)
+    if budget.vertices_left < 0:
         raise GeometryError("too_many_vertices", "geometry has more vertices than allowed")
     xy = array[:, :2].astype(float)
     _check_range(xy)
-    _check_wrap(xy)
     if not np.array_equal(xy[0], xy[-1]):
         # GeoJSON requires closed rings; closing one is an unambiguous repair.
         xy = np.vstack([xy, xy[:1]])
+    steps = np.diff(xy, axis=0)
+    _check_wrap(steps[:, 0])
     if len(xy) < 4:
         raise GeometryError("malformed", "a ring needs at least 3 distinct positions")
+    _charge_dense(steps, budget)
     return xy
 
 
-def _check_wrap(xy: np.ndarray) -> None:
+def _charge_dense(steps: np.ndarray, budget: _Budget) -> None:
+    """Count the vertices segmentize will give the ring whose edges are `steps`."""
+    lengths = np.hypot(steps[:, 0], steps[:, 1])
+    budget.dense += len(steps) + 1 + int(np.floor(lengths / MAX_SEGMENT_DEG).sum())
+    if budget.dense > MAX_DENSE_VERTICES:
+        raise GeometryError(
+            "too_many_vertices", f"geometry densifies to over {MAX_DENSE_VERTICES} vertices"
+        )
+
+
+def _check_wrap(lon_steps: np.ndarray) -> None:
     """Rings are straight lines in lon/lat (RFC 7946). One that winds once around a pole,
     or jumps across the antimeridian, would be read as a band around the whole globe:
     reject it with its own reason (RFC 7946 §3.1.9 asks producers to cut such shapes)."""
-    steps = np.diff(np.vstack([xy, xy[:1]])[:, 0])
-    wrapped = (steps + 180.0) % 360.0 - 180.0
+    wrapped = (lon_steps + 180.0) % 360.0 - 180.0
     if abs(wrapped.sum()) > 180.0:
         raise GeometryError("encircles_pole", "a ring winds around a pole; cut it into parts")
-    if (np.abs(steps) > 180.0).any():
+    if (np.abs(lon_steps) > 180.0).any():
         raise GeometryError(
             "crosses_antimeridian", "a ring crosses the antimeridian; cut it at ±180° longitude"
         )
@@ -164,11 +179,11 @@ def _check_wrap(xy: np.ndarray) -> None:
 
 def _check_range(xy: np.ndarray) -> None:
     """Reject coordinates that cannot be WGS84 lon/lat, so no absurd area is billed."""
-    if not np.isfinite(xy).all():
+    # NaN and infinity survive max(), so one reduction serves both checks.
+    lon_max, lat_max = np.abs(xy).max(axis=0).tolist()
+    if not (math.isfinite(lon_max) and math.isfinite(lat_max)):
         raise GeometryError("not_finite", "coordinates contain NaN or infinity")
-    lon_ok = (np.abs(xy[:, 0]) <= 180.0).all()
-    lat_ok = (np.abs(xy[:, 1]) <= 90.0).all()
-    if not (lon_ok and lat_ok):
+    if lon_max > 180.0 or lat_max > 90.0:
         raise GeometryError("out_of_range", "lon must be in [-180, 180] and lat in [-90, 90]")
 
 
@@ -177,7 +192,7 @@ def clip_to(geom: BaseGeometry, boundary: BaseGeometry) -> BaseGeometry | None:
 
     None rather than an empty geometry, so callers cannot count an empty shape by mistake.
     """
-    clipped = polygonal_part(shapely.intersection(geom, boundary, grid_size=GRID_DEG))
+    clipped = clip(geom, boundary)
     if clipped.is_empty or geodesic_area_m2(clipped) < EPSILON_M2:
         return None
     return clipped
