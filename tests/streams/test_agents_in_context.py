@@ -1,159 +1,42 @@
 """The real Faust agents, run by Faust's own test harness (`Agent.test_context()`), with
 no broker: what the per-record tests (test_ingest.py, test_metering.py) drive by hand
 with fakes is checked here as Faust wires it, stream, event, table and topic included.
-
-Both kinds of agent run under the harness. What stands in for what is not there:
-
-* The producer, the one seam to the broker. `test_context()` swaps the agent's input
-  channel, not its outputs: a `Topic.send` or a table write still goes through the app's
-  producer, which would connect to Kafka. `app.producer` is replaced by `Broker`, a
-  subclass of Faust's base `Producer`, so `Topic.send`, `FutureMessage`, the
-  `ProducerBuffer` that carries table changelog writes and the send callbacks are all
-  Faust's own; the test plays the broker by acknowledging sends when it chooses, and
-  reads what was sent.
-* Delivery: a forward on the metering topic reaches the metering agent only because
-  the test hands the bytes ingest sent to the metering agent's `put`.
-* The store is `memory://`, not RocksDB, so MeterHolder's RocksDB reads
-  (`_db_for_partition`) are not exercised here; the real-broker tests in
-  tests/integration cover them.
-* There is no consumer group: no rebalance signal fires (the holder builds a partition's
-  Meter on its first message, as it does after a real assignment), and nothing commits,
-  so streams/faust_guards.py's commit guards are not exercised. An ack is observed as
-  Faust's `Message.acked`, which is what the consumer would commit from.
-
-The changelog acknowledgements the metering agent waits on (streams/acks.py) do not block
-it here: `ChangelogAcks` wraps the real `Table.send_changelog`, and its futures resolve
-when `Broker` acknowledges the changelog records.
+The test plays the broker, acknowledging sends when it chooses; what stands in for what
+is not there is listed in tests/support/agents.py.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from faust.transport.producer import Producer
-from faust.types import TP, AgentT, EventT
-from faust.types.tuples import RecordMetadata
 
 from schemas.codec import dumps, loads
 from streams import ingest, metering
 from streams.replay import TOPIC_OF_TYPE
-from streams.runtime import DEAD_LETTER_TOPIC, RECORDS_TOPIC, Runtime, build_runtime
+from streams.runtime import DEAD_LETTER_TOPIC, RECORDS_TOPIC, build_runtime
 from streams.settings import Settings
 from streams.topics import metering_topic
 from tests.streams.test_decode import event
+from tests.support.agents import Broker, Harness, Sent, harness, put, quiet, until
 
 BOUNDARIES = TOPIC_OF_TYPE["fieldBoundaryCreated"]
 METERING = metering_topic(Settings().app_id)
 CHANGELOG = f"{Settings().app_id}-state-changelog"
-WAIT = 5.0  # seconds; everything here happens in milliseconds
-
-
-@dataclass
-class Sent:
-    """One record handed to the broker, and the future its acknowledgement resolves."""
-
-    topic: str
-    key: bytes | None
-    value: bytes
-    ack: asyncio.Future[RecordMetadata]
-
-
-class Broker(Producer):
-    """Faust's base producer with the network cut out: sends are kept, in order, and are
-    acknowledged only when the test says so, as a broker would some time later."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.sent: list[Sent] = []
-
-    async def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        partition: int | None,
-        timestamp: float | None,
-        headers: Any,
-        *,
-        transactional_id: str | None = None,
-    ) -> asyncio.Future[RecordMetadata]:
-        ack: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
-        self.sent.append(Sent(topic, key, value or b"", ack))
-        return ack
-
-    async def flush(self) -> None:
-        await self.buffer.flush()
-
-    def to(self, topic: str) -> list[Sent]:
-        return [s for s in self.sent if s.topic == topic]
-
-    def acknowledge(self, topic: str | None = None) -> int:
-        """Acknowledge every pending send (to `topic` only, if given); how many."""
-        pending = [s for s in self.sent if not s.ack.done() and topic in (None, s.topic)]
-        for n, s in enumerate(pending):
-            s.ack.set_result(RecordMetadata(s.topic, 0, TP(s.topic, 0), n, time.time(), 0))
-        return len(pending)
-
-
-async def until(condition: Callable[[], bool], *, acknowledge: Broker | None = None) -> None:
-    """Wait for `condition`, acknowledging every send meanwhile if given a broker; fail
-    after WAIT seconds. The agents run as tasks, so their effects come a few steps later."""
-    deadline = time.monotonic() + WAIT
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {condition.__doc__ or condition}")
-        if acknowledge is not None:
-            acknowledge.acknowledge()
-        await asyncio.sleep(0.005)
-
-
-async def quiet(broker: Broker) -> None:
-    """Let the agent run until it has nothing left to send: Faust's producer buffer (table
-    writes) is drained and a few loop turns bring nothing new."""
-    await until(lambda: broker.buffer.size == 0)
-    for _ in range(10):
-        await asyncio.sleep(0.005)
-
-
-@dataclass
-class World:
-    rt: Runtime
-    broker: Broker
-
-    def agent(self, name: str) -> AgentT:
-        return self.rt.app.agents[name]
 
 
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
+async def world(tmp_path: Path) -> AsyncIterator[Harness]:
     """The project's runtime and its real ingest and metering agents, on a memory store
     and a producer that never reaches a network."""
     rt = build_runtime(Settings(store="memory://", data_dir=tmp_path, partitions=1))
     ingest.register(rt)
     metering.register(rt)
-    rt.app.finalize()
-    broker = Broker(rt.app.transport, loop=asyncio.get_running_loop())
-    rt.app.producer = broker
-    yield World(rt, broker)
-    # An ack still waiting when the loop closes is cancelled, and DurableAcks ends the
-    # process on a cancelled write: every send is acknowledged before the loop goes.
-    await until(lambda: broker.buffer.size == 0)
-    broker.acknowledge()
-    await asyncio.sleep(0.02)
-    await broker.stop()
-
-
-async def put(agent: Any, value: bytes, key: bytes | None = None) -> EventT:
-    """Hand one record to the agent under test, as its consumer would."""
-    put_event: EventT = await asyncio.wait_for(agent.put(value, key=key), WAIT)
-    return put_event
+    async with harness(rt) as h:
+        yield h
 
 
 def boundary(**fields: Any) -> bytes:
@@ -165,7 +48,7 @@ def boundary(**fields: Any) -> bytes:
 
 
 async def test_ingest_forwards_a_valid_event_and_acks_it_only_once_the_broker_has_it(
-    world: World,
+    world: Harness,
 ) -> None:
     """A commit covering a forward the broker never acknowledged loses the event."""
     broker = world.broker
@@ -193,7 +76,7 @@ async def test_ingest_forwards_a_valid_event_and_acks_it_only_once_the_broker_ha
     ids=["control-character-in-id", "garbage-bytes"],
 )
 async def test_ingest_dead_letters_a_bad_record_and_goes_on(
-    world: World, bad: bytes, reason: str, encoding: str
+    world: Harness, bad: bytes, reason: str, encoding: str
 ) -> None:
     """No record may stop an ingest agent: metering of every owner on its partitions
     would stop with it. The bad record is dead-lettered, with the reason and the bytes to
@@ -222,7 +105,7 @@ async def test_ingest_dead_letters_a_bad_record_and_goes_on(
 # ---- metering -----------------------------------------------------------------------
 
 
-async def forwards(world: World, *inputs: bytes) -> list[Sent]:
+async def forwards(world: Harness, *inputs: bytes) -> list[Sent]:
     """What the real ingest agent sends to the metering topic for `inputs`, acknowledged."""
     broker = world.broker
     before = len(broker.to(METERING))
@@ -239,7 +122,7 @@ def usage_records(broker: Broker) -> list[dict[str, Any]]:
 
 
 async def test_metering_sends_the_usage_record_only_after_the_state_behind_it_is_durable(
-    world: World,
+    world: Harness,
 ) -> None:
     """A record sent before its table writes could outlive them (issue 7); an ack before
     either would let a commit skip the message. Checked on Faust's own table: every
@@ -264,7 +147,7 @@ async def test_metering_sends_the_usage_record_only_after_the_state_behind_it_is
 
 
 async def test_metering_counts_a_boundary_once_and_marks_its_redelivery_a_duplicate(
-    world: World,
+    world: Harness,
 ) -> None:
     """The same event sent twice upstream is read by ingest twice, at two offsets: the
     second is a duplicate with no area, or the owner pays twice for one field."""
@@ -288,7 +171,7 @@ async def test_metering_counts_a_boundary_once_and_marks_its_redelivery_a_duplic
     assert duplicate["byProduct"] == {}
 
 
-async def test_metering_reading_its_own_message_again_sends_nothing(world: World) -> None:
+async def test_metering_reading_its_own_message_again_sends_nothing(world: Harness) -> None:
     """A metering message read again (a restart re-reads what it had not committed) is
     our replay, not an upstream duplicate: a second record would tell billing the owner
     sent the event twice."""
