@@ -714,6 +714,9 @@ def _exceed_day(usage: ContractUsage, per_day: float, elapsed: int) -> date | No
         return usage.term.start + timedelta(days=elapsed - 1)
     if per_day <= 0:
         return None
-    days_to_quota = math.ceil((quota - usage.used_m2) / per_day)
+    # Rounded before the ceiling: areas are exact only to float noise (grid-snapped
+    # coordinates move a field's area by ~1e-11), and a projection landing on the quota
+    # within that noise reaches it that day, not the next.
+    days_to_quota = math.ceil(round((quota - usage.used_m2) / per_day, 6))
     day = usage.term.start + timedelta(days=elapsed - 1 + days_to_quota)
     return day if day <= usage.term.last_day else None
