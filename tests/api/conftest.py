@@ -1,130 +1,154 @@
-"""API tests: views through aiohttp's test client on a Faust app with injected state."""
+"""API tests: views through aiohttp's test client on the whole app (`create_app`), reading
+the state its real ingest and metering agents wrote (tests/support/agents.py)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from shapely.geometry import box
+from pydantic import BaseModel
+from pydantic.alias_generators import to_camel
+from shapely.geometry import box, mapping
 
-from aggregates.meter import Meter, Outcome
-from aggregates.records import MeterEvent
-from schemas.codec import loads
-from schemas.internal import ApiKeyMessage, QuotaMessage
+from aggregates.meter import Meter
+from schemas.codec import dumps
+from schemas.internal import QuotaMessage
 from streams.api.auth import fingerprint, new_owner_key
 from streams.api.core import API_KEY, Api
-from streams.api.keys import key_outcome, key_record
+from streams.api.keys import create_message
 from streams.api.routing import LocalOnly
 from streams.app import create_app
+from streams.replay import TOPIC_OF_TYPE
 from streams.settings import Settings
+from tests.support.agents import Pipeline, harness
 
 OWNER, OTHER = "owner@example.com", "other@example.com"
 ADMIN = "admin-secret"
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
 NOW = datetime(2026, 3, 10, 12, tzinfo=UTC)
+# The object id each event type must name (schemas.events.InputEvent).
+OBJECT_ID = {
+    "fieldBoundaryCreated": "fieldId",
+    "providerFileProcessingFinished": "fileId",
+    "operationProcessingFinished": "operationId",
+    "satelliteImageProcessingFinished": "imageId",
+}
 
 
 def sq(x: float, y: float, size: float = 0.001) -> Any:
     return box(x, y, x + size, y + size)
 
 
-@dataclass
-class World:
-    """A Meter and a key table fed exactly as the metering agent would feed them."""
+def settings(data_dir: Path) -> Settings:
+    """No grace, so a tick at NOW finalises every day before it. The events are dated
+    around fixed days of 2026 while ingest judges plausibility by the real clock: its
+    window is opened as wide as the settings allow."""
+    return Settings(store="memory://", admin_key=ADMIN, data_dir=data_dir, grace_seconds=0,
+                    max_event_age_days=36_500, max_clock_skew_seconds=31_536_000,
+                    rate_limit_per_min=30, check_rate_limit_per_min=60)
 
-    meter: Meter = field(default_factory=lambda: Meter(grace=timedelta(0)))
-    table: dict[str, bytes] = field(default_factory=dict)
-    sent: list[tuple[str, bytes]] = field(default_factory=list)
-    n: int = 0
-    seq: int = 0
 
-    def persist(self, out: Outcome) -> None:
-        for k, v in out.writes:
-            if v is None:
-                self.table.pop(k, None)
-            else:
-                self.table[k] = v
+class Feed:
+    """Events, API keys and quotas fed to the real agents, each settled before the next,
+    and the state the metering agent keeps for the API to read."""
 
-    def event(self, owner: str, user: str, geom: Any, type_: str = "providerFileProcessingFinished",
-              ts: datetime = T0, **kw: Any) -> None:
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        self.rt = pipeline.harness.rt
+        self.n = 0
+
+    async def event(self, owner: str, user: str, geom: Any,
+                    type_: str = "providerFileProcessingFinished", ts: datetime = T0,
+                    **kw: Any) -> None:
+        """One input event as upstream publishes it, then a tick at NOW: every event is
+        snapshotted before the next one arrives."""
         self.n += 1
-        ev = MeterEvent(f"e{self.n}", type_, ts, owner, user, geometry=geom, **kw)
-        self.persist(self.meter.apply(ev, NOW, self.next_seq()))
-        self.persist(self.meter.tick(NOW, self.next_seq()))
+        body = {"id": f"e{self.n}", "type": type_, "timestamp": ts.isoformat(),
+                "apiOwner": owner, "leafUserId": user, OBJECT_ID[type_]: f"o{self.n}"}
+        if geom is not None:
+            body["geometry"] = mapping(geom)
+        body |= {to_camel(k): v for k, v in kw.items()}
+        await self.pipeline.publish(TOPIC_OF_TYPE[type_], dumps(body), key=owner.encode())
+        await self.pipeline.settled()
+        await self.pipeline.tick(NOW)
+        await self.pipeline.settled()
 
-    def next_seq(self) -> int:
-        """The offset the next metering message would have."""
-        self.seq += 1
-        return self.seq
-
-    def key_for(self, owner: str) -> str:
+    async def key_for(self, owner: str) -> str:
+        """A new key, created in-stream as `acreage keys create` creates it."""
         token = new_owner_key(owner)
-        self.persist(key_outcome(ApiKeyMessage(api_owner=owner, key_sha256=fingerprint(token),
-                                               now=NOW)))
+        await self.send(owner, create_message(owner, fingerprint(token), NOW))
         return token
 
-    async def send(self, owner: str, value: bytes) -> None:
-        """What the metering agent does with the message, at once."""
-        self.sent.append((owner, value))
-        message = loads(value)
-        if message["kind"] == "api_key":
-            self.persist(key_outcome(ApiKeyMessage.model_validate(message)))
-        elif message["kind"] == "quota":
-            q = QuotaMessage.model_validate(message)
-            self.persist(self.meter.set_quota(q.contract_id, q.quota_m2, q.now, self.next_seq()))
+    async def set_quota(self, contract_id: str, quota_m2: float, now: datetime = NOW) -> None:
+        """The message PUT /billing/contracts/{id}/quota sends."""
+        owner = self.owner_of(contract_id)
+        await self.send(owner, QuotaMessage(contract_id=contract_id, quota_m2=quota_m2, now=now))
 
-    def exists(self, owner: str, sha256: str) -> bool:
-        return key_record(owner, sha256) in self.table
+    async def send(self, owner: str, message: BaseModel) -> None:
+        await self.pipeline.send(owner.encode(), dumps(message.model_dump(mode="json")))
+        await self.pipeline.settled()
+
+    def meter_of(self, owner: str) -> Meter:
+        return self.rt.holder.meter_of(owner)
+
+    @property
+    def meter(self) -> Meter:
+        """OWNER's: every test's contracts are OWNER's unless named otherwise."""
+        return self.meter_of(OWNER)
+
+    def owner_of(self, contract_id: str) -> str:
+        meter = self.rt.holder.meter_with_contract(contract_id)
+        assert meter is not None, contract_id
+        return meter.contracts[contract_id].api_owner
+
+    def table(self) -> dict[str, bytes]:
+        """The state table as the worker's store holds it."""
+        return {_text(k): v for k, v in self.rt.state.items()}
+
+    def sent_to_metering(self) -> int:
+        return len(self.pipeline.harness.broker.to(self.pipeline.topic))
 
 
-@dataclass
-class OneMeter:
-    """Every owner in one recovered Meter, as on a single worker that owns everything."""
-
-    meter: Meter
-
-    def meter_of(self, api_owner: str) -> Meter:
-        return self.meter
-
-    def meter_with_contract(self, contract_id: str) -> Meter | None:
-        return self.meter if contract_id in self.meter.contracts else None
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
 
 
-def populated() -> World:
+async def populate(feed: Feed) -> None:
     """Two users of OWNER share one field; OTHER has usage of its own."""
-    w = World()
-    w.event(OWNER, "u1", sq(0, 0), ts=T0)
-    w.event(OWNER, "u2", sq(0, 0), ts=T0 + timedelta(days=1))
-    w.event(OWNER, "u2", sq(0.002, 0), ts=T0 + timedelta(days=2))
-    w.event(OWNER, "u1", sq(0, 0.002), type_="fieldBoundaryCreated", field_id="f1",
-            ts=T0 + timedelta(days=3))
-    w.event(OWNER, "u1", None, type_="satelliteImageProcessingFinished", provider="planet",
-            status="FAILED", ts=T0 + timedelta(days=3))
-    w.event(OTHER, "x1", sq(1, 1), ts=T0)
-    return w
+    await feed.event(OWNER, "u1", sq(0, 0), ts=T0)
+    await feed.event(OWNER, "u2", sq(0, 0), ts=T0 + timedelta(days=1))
+    await feed.event(OWNER, "u2", sq(0.002, 0), ts=T0 + timedelta(days=2))
+    await feed.event(OWNER, "u1", sq(0, 0.002), type_="fieldBoundaryCreated", field_id="f1",
+                     ts=T0 + timedelta(days=3))
+    await feed.event(OWNER, "u1", None, type_="satelliteImageProcessingFinished",
+                     provider="planet", status="FAILED", ts=T0 + timedelta(days=3))
+    await feed.event(OTHER, "x1", sq(1, 1), ts=T0)
 
 
 @pytest.fixture
-def world() -> World:
-    return populated()
+async def feed(tmp_path: Path) -> AsyncIterator[Feed]:
+    """The whole app with its agents running and nothing fed yet."""
+    rt = create_app(settings(tmp_path))
+    async with harness(rt) as h, Pipeline(h, clock=lambda: NOW) as pipeline:
+        yield Feed(pipeline)
 
 
 @pytest.fixture
-async def client(world: World, tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
-    settings = Settings(store="memory://", admin_key=ADMIN, data_dir=tmp_path,
-                        rate_limit_per_min=30, check_rate_limit_per_min=60)
-    rt = create_app(settings)
-    web_app = rt.app.web.web_app  # type: ignore[attr-defined]
+async def world(feed: Feed) -> Feed:
+    await populate(feed)
+    return feed
+
+
+@pytest.fixture
+async def client(world: Feed) -> AsyncIterator[TestClient[Any, Any]]:
+    """The app's own web views and Api, on a single worker that owns every partition."""
+    web_app = world.rt.app.web.web_app  # type: ignore[attr-defined]
     api: Api = web_app[API_KEY]
     api.locator = LocalOnly()
-    api.keys = world
-    api.meters = OneMeter(world.meter)
-    api.send = world.send
     api.clock = lambda: NOW
     async with TestClient(TestServer(web_app)) as c:
         yield c

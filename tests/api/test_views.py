@@ -14,7 +14,7 @@ from aggregates.contracts import OWNER_SCOPE, contract_id_for, user_scope
 from aggregates.meter import Meter
 from aggregates.products import Product
 from schemas.units import M2_PER_UNIT, Unit
-from tests.api.conftest import ADMIN, NOW, OTHER, OWNER, T0, World, sq
+from tests.api.conftest import ADMIN, OTHER, OWNER, T0, Feed, sq
 
 Client = TestClient[Any, Any]
 FILE = contract_id_for(OWNER, Product.OPERATIONS_FILE)
@@ -36,8 +36,8 @@ async def get(client: Client, path: str, token: str, **params: Any) -> Any:
 # ---- values -------------------------------------------------------------------------
 
 
-async def test_contracts_list_pages_and_counts(client: Client, world: World) -> None:
-    key = world.key_for(OWNER)
+async def test_contracts_list_pages_and_counts(client: Client, world: Feed) -> None:
+    key = await world.key_for(OWNER)
     status, body, headers = await get(client, "/billing/contracts", key, size=2)
     assert status == 200 and headers["X-Total-Count"] == "4"
     assert [c["product"] for c in body] == ["FIELDS_BOUNDARY", "AUDIT_FIELDS_BOUNDARY"]
@@ -46,10 +46,10 @@ async def test_contracts_list_pages_and_counts(client: Client, world: World) -> 
     assert all(c["apiOwner"] == OWNER and c["unit"] == "acres" for c in body)
 
 
-async def test_contract_used_is_billable_in_every_unit(client: Client, world: World) -> None:
+async def test_contract_used_is_billable_in_every_unit(client: Client, world: Feed) -> None:
     """Issue 8 item 8: `used` is the billable area (sum of Leaf-user totals), the owner's
     unique area is the footprint beside it."""
-    key = world.key_for(OWNER)
+    key = await world.key_for(OWNER)
     footprint = world.meter.total_m2(FILE, 0, OWNER_SCOPE)
     one = geodesic_area_m2(sq(0, 0))
     assert footprint == pytest.approx(one + geodesic_area_m2(sq(0.002, 0)))
@@ -64,7 +64,7 @@ async def test_contract_used_is_billable_in_every_unit(client: Client, world: Wo
                                        "endDate": "2027-03-01"}
     _, body, _ = await get(client, f"/billing/contracts/{FILE}", key)
     assert body["used"] == pytest.approx(billable / 4046.8564224)
-    set_quota(world, FILE, 2 * billable)
+    await world.set_quota(FILE, 2 * billable)
     _, body, _ = await get(client, f"/billing/contracts/{FILE}", key, unit="m2")
     assert body["percentUsed"] == pytest.approx(50.0)
     assert body["remaining"] == pytest.approx(billable)
@@ -75,8 +75,8 @@ async def test_contract_used_is_billable_in_every_unit(client: Client, world: Wo
     assert files["used"] == pytest.approx(billable)
 
 
-async def test_consumption_day_owner_and_users(client: Client, world: World) -> None:
-    key = world.key_for(OWNER)
+async def test_consumption_day_owner_and_users(client: Client, world: Feed) -> None:
+    key = await world.key_for(OWNER)
     day = (T0 + timedelta(days=1)).date().isoformat()
     status, body, headers = await get(client, f"/billing/contracts/{FILE}/consumption", key,
                                       timestamp=day, unit="m2")
@@ -91,9 +91,9 @@ async def test_consumption_day_owner_and_users(client: Client, world: World) -> 
 
 
 async def test_daily_breakdown_is_zero_filled_and_matches_snapshots(
-    client: Client, world: World
+    client: Client, world: Feed
 ) -> None:
-    key = world.key_for(OWNER)
+    key = await world.key_for(OWNER)
     start, end = T0.date(), (T0 + timedelta(days=9)).date()
     status, body, headers = await get(
         client, f"/billing/contracts/{FILE}/consumption/api-owner", key,
@@ -113,11 +113,6 @@ async def test_daily_breakdown_is_zero_filled_and_matches_snapshots(
         world.meter.total_m2(FILE, 0, user_scope("u2")))
 
 
-def set_quota(world: World, contract_id: str, quota_m2: float) -> None:
-    """As the metering agent applies a quota message."""
-    world.persist(world.meter.set_quota(contract_id, quota_m2, NOW, world.next_seq()))
-
-
 async def post_check(client: Client, token: str, **body: Any) -> Any:
     resp = await client.post("/usage/check?unit=m2", headers=bearer(token), json=body)
     out = await resp.json()
@@ -129,8 +124,8 @@ def datetime_ordinal(iso: str) -> int:
     return date.fromisoformat(iso).toordinal()
 
 
-async def test_usage_summary_details_by_period_top_users(client: Client, world: World) -> None:
-    key = world.key_for(OWNER)
+async def test_usage_summary_details_by_period_top_users(client: Client, world: Feed) -> None:
+    key = await world.key_for(OWNER)
     status, body, _ = await get(client, "/usage/summary", key, unit="m2",
                                 start_date="2026-03-01", end_date="2026-03-10")
     files = next(p for p in body["products"] if p["product"] == "OPERATIONS_FILE")
@@ -164,9 +159,10 @@ async def test_usage_summary_details_by_period_top_users(client: Client, world: 
     assert body["users"][0]["rank"] == 1
 
 
-async def test_check_previews_without_changing_anything(client: Client, world: World) -> None:
-    key = world.key_for(OWNER)
+async def test_check_previews_without_changing_anything(client: Client, world: Feed) -> None:
+    key = await world.key_for(OWNER)
     before = world.meter.total_m2(FILE, 0, OWNER_SCOPE)
+    sent = world.sent_to_metering()
     resp = await client.post("/usage/check?unit=m2", headers=bearer(key), json={
         "geometry": SQUARE, "product": "OPERATIONS_FILE", "leaf_user_id": "u3"})
     body = await resp.json()
@@ -174,15 +170,17 @@ async def test_check_previews_without_changing_anything(client: Client, world: W
     assert body["area_added_owner"] == pytest.approx(0.0, abs=1e-3)
     assert body["area_added_user"] == pytest.approx(geodesic_area_m2(sq(0, 0)), rel=1e-6)
     assert body["can_proceed"] is True and body["available"] is None
-    assert world.meter.total_m2(FILE, 0, OWNER_SCOPE) == before and world.sent == []
+    assert world.meter.total_m2(FILE, 0, OWNER_SCOPE) == before
+    assert world.sent_to_metering() == sent
 
 
-async def test_quota_put_then_check_and_plan(client: Client, world: World) -> None:
-    key = world.key_for(OWNER)
+async def test_quota_put_then_check_and_plan(client: Client, world: Feed) -> None:
+    key = await world.key_for(OWNER)
     resp = await client.put(f"/billing/contracts/{FILE}/quota?unit=m2", headers=bearer(ADMIN),
                             json={"quota": 1.0, "unit": "hectares"})
     body = await resp.json()
     assert resp.status == 202 and body["quota"] == pytest.approx(10_000.0)
+    await world.pipeline.settled()  # 202: applied once the metering agent has read it
     assert world.meter.contracts[FILE].quota_m2 == pytest.approx(10_000.0)
     far = {"type": "Polygon", "coordinates": [[[5, 5], [5.01, 5], [5.01, 5.01], [5, 5.01],
                                                [5, 5]]]}
@@ -199,12 +197,12 @@ async def test_quota_put_then_check_and_plan(client: Client, world: World) -> No
                for r in plan["recommendations"])
 
 
-async def test_check_charges_the_billable_area(client: Client, world: World) -> None:
+async def test_check_charges_the_billable_area(client: Client, world: Feed) -> None:
     """Issue 8 item 8: an area already in the owner's union still bills a new Leaf user."""
-    key = world.key_for(OWNER)
+    key = await world.key_for(OWNER)
     one = geodesic_area_m2(sq(0, 0))
     billable = world.meter.billable_m2(FILE, 0)
-    set_quota(world, FILE, billable + 0.5 * one)
+    await world.set_quota(FILE, billable + 0.5 * one)
     body = await post_check(client, key, geometry=SQUARE, product="OPERATIONS_FILE",
                             leaf_user_id="u3")
     assert body["area_added_owner"] == pytest.approx(0.0, abs=1e-3)
@@ -219,11 +217,11 @@ async def test_check_charges_the_billable_area(client: Client, world: World) -> 
     assert body["required"] == pytest.approx(0.0, abs=1e-3) and body["can_proceed"] is True
 
 
-async def test_check_honours_the_unified_quota(client: Client, world: World) -> None:
+async def test_check_honours_the_unified_quota(client: Client, world: Feed) -> None:
     """Issue 8 item 9: a satellite check said it could proceed with UNIFIED at 417 %."""
-    key = world.key_for(OWNER)
+    key = await world.key_for(OWNER)
     unified = contract_id_for(OWNER, Product.UNIFIED_AREA)
-    set_quota(world, unified, world.meter.billable_m2(unified, 0) / 4.17)
+    await world.set_quota(unified, world.meter.billable_m2(unified, 0) / 4.17)
     far = {"type": "Polygon", "coordinates": [[[5, 5], [5.001, 5], [5.001, 5.001], [5, 5.001],
                                                [5, 5]]]}
     body = await post_check(client, key, geometry=far, product="SATELLITE_PROCESS_PLANET",
@@ -236,15 +234,15 @@ async def test_check_honours_the_unified_quota(client: Client, world: World) -> 
     assert uni["contract_id"] == unified and uni["available"] == 0.0
     assert uni["required"] == pytest.approx(geodesic_area_m2(sq(5, 5)), rel=1e-6)
     assert "UNIFIED_AREA quota" in body["message"]
-    set_quota(world, unified, 10 * world.meter.billable_m2(unified, 0))
+    await world.set_quota(unified, 10 * world.meter.billable_m2(unified, 0))
     body = await post_check(client, key, geometry=far, product="SATELLITE_PROCESS_PLANET",
                             leaf_user_id="u1")
     assert body["can_proceed"] is True and body["blocked_by"] == []
 
 
-async def test_check_previews_audit_against_the_live_union(client: Client, world: World) -> None:
+async def test_check_previews_audit_against_the_live_union(client: Client, world: Feed) -> None:
     """Issue 8 item 9: AUDIT previews what the boundary adds to the live union."""
-    key = world.key_for(OWNER)
+    key = await world.key_for(OWNER)
     f1 = sq(0, 0.002)  # u1's live field f1
     field = {"type": "Polygon", "coordinates": [[[0, 0.002], [0.001, 0.002], [0.001, 0.003],
                                                  [0, 0.003], [0, 0.002]]]}
@@ -269,9 +267,9 @@ async def test_check_previews_audit_against_the_live_union(client: Client, world
     assert world.meter.audit.live[(OWNER, user_scope("u1"))].get("f1") is not None  # unchanged
 
 
-async def test_check_clips_an_operation_to_its_field(client: Client, world: World) -> None:
+async def test_check_clips_an_operation_to_its_field(client: Client, world: Feed) -> None:
     """Issue 8 item 9: an operation only counts inside its field when the field is known."""
-    key = world.key_for(OWNER)
+    key = await world.key_for(OWNER)
     wide = {"type": "Polygon", "coordinates": [[[0, 0.0025], [0.003, 0.0025], [0.003, 0.0035],
                                                 [0, 0.0035], [0, 0.0025]]]}
     inside = geodesic_area_m2(shapely_box(0, 0.0025, 0.001, 0.003))
@@ -295,9 +293,9 @@ async def test_check_clips_an_operation_to_its_field(client: Client, world: Worl
     assert body["field_clip"] == "field_unknown"
 
 
-async def test_top_user_shares_add_up_to_100(client: Client, world: World) -> None:
+async def test_top_user_shares_add_up_to_100(client: Client, world: Feed) -> None:
     """Issue 8 item 10: shares were of the owner's unique area and summed to 150 % here."""
-    key = world.key_for(OWNER)
+    key = await world.key_for(OWNER)
     _, body, _ = await get(client, "/usage/top-users", key, product="OPERATIONS_FILE",
                            date="2026-03-05", unit="m2")
     users = body["users"]
@@ -308,9 +306,9 @@ async def test_top_user_shares_add_up_to_100(client: Client, world: World) -> No
 
 
 async def test_plan_states_billable_footprint_and_confidence(
-    client: Client, world: World
+    client: Client, world: Feed
 ) -> None:
-    key = world.key_for(OWNER)
+    key = await world.key_for(OWNER)
     _, plan, _ = await get(client, "/usage/plan", key, product="OPERATIONS_FILE", unit="m2")
     billable = world.meter.billable_m2(FILE, 0)
     footprint = world.meter.total_m2(FILE, 0, OWNER_SCOPE)
@@ -326,9 +324,9 @@ async def test_plan_states_billable_footprint_and_confidence(
 # ---- security -----------------------------------------------------------------------
 
 
-async def test_missing_and_wrong_keys_are_401(client: Client, world: World) -> None:
-    world.key_for(OWNER)
-    forged = world.key_for(OWNER)[:-3] + "xyz"
+async def test_missing_and_wrong_keys_are_401(client: Client, world: Feed) -> None:
+    await world.key_for(OWNER)
+    forged = (await world.key_for(OWNER))[:-3] + "xyz"
     for headers in ({}, {"Authorization": "Basic abc"}, bearer("nope"), bearer(forged),
                     bearer(ADMIN + "x")):
         resp = await client.get("/billing/contracts", headers=headers)
@@ -336,8 +334,8 @@ async def test_missing_and_wrong_keys_are_401(client: Client, world: World) -> N
         assert (await resp.json())["error"] == "unauthorized"
 
 
-async def test_no_key_reveals_another_owner(client: Client, world: World) -> None:
-    key = world.key_for(OWNER)
+async def test_no_key_reveals_another_owner(client: Client, world: Feed) -> None:
+    key = await world.key_for(OWNER)
     for path in (f"/billing/contracts/{OTHER_FILE}", f"/billing/contracts/{OTHER_FILE}/consumption",
                  f"/billing/contracts/{FILE}/consumption/leaf-user/x1"):
         status, body, _ = await get(client, path, key)
@@ -350,8 +348,8 @@ async def test_no_key_reveals_another_owner(client: Client, world: World) -> Non
     assert status == 404
 
 
-async def test_admin_sees_all_and_owner_cannot_admin(client: Client, world: World) -> None:
-    key = world.key_for(OWNER)
+async def test_admin_sees_all_and_owner_cannot_admin(client: Client, world: Feed) -> None:
+    key = await world.key_for(OWNER)
     status, body, _ = await get(client, f"/billing/contracts/{OTHER_FILE}", ADMIN)
     assert status == 200 and body["apiOwner"] == OTHER
     status, body, _ = await get(client, "/billing/contracts", ADMIN)
@@ -365,24 +363,24 @@ async def test_admin_sees_all_and_owner_cannot_admin(client: Client, world: Worl
     assert resp.status == 403
 
 
-async def test_admin_creates_working_key(client: Client, world: World) -> None:
+async def test_admin_creates_working_key(client: Client, world: Feed) -> None:
     resp = await client.post("/admin/api-keys", headers=bearer(ADMIN), json={"apiOwner": OTHER})
     body = await resp.json()
     assert resp.status == 201 and body["apiOwner"] == OTHER
-    assert body["apiKey"] not in str(world.table)  # only its hash is kept
+    assert body["apiKey"] not in str(world.table())  # only its hash is kept
     status, contracts, _ = await get(client, "/billing/contracts", body["apiKey"])
     assert status == 200 and {c["apiOwner"] for c in contracts} == {OTHER}
 
 
-async def test_rate_limits_per_key(client: Client, world: World) -> None:
-    key = world.key_for(OWNER)
+async def test_rate_limits_per_key(client: Client, world: Feed) -> None:
+    key = await world.key_for(OWNER)
     for _ in range(30):
         assert (await client.get("/usage/plan", headers=bearer(key))).status == 200
     resp = await client.get("/usage/plan", headers=bearer(key))
     body = await resp.json()
     assert resp.status == 429 and body["error"] == "rate_limited"
     assert 1 <= int(resp.headers["Retry-After"]) <= 60
-    other = world.key_for(OTHER)
+    other = await world.key_for(OTHER)
     assert (await client.get("/usage/plan", headers=bearer(other))).status == 200
     check = {"geometry": SQUARE, "product": "OPERATIONS_FILE", "leaf_user_id": "u1"}
     for _ in range(60):
@@ -412,9 +410,9 @@ async def test_rate_limits_per_key(client: Client, world: World) -> None:
     ("/usage/top-users", {"date": "x"}, "date"),
 ])
 async def test_bad_parameters_are_400_naming_them(
-    client: Client, world: World, path: str, params: dict[str, str], parameter: str
+    client: Client, world: Feed, path: str, params: dict[str, str], parameter: str
 ) -> None:
-    status, body, _ = await get(client, path, world.key_for(OWNER), **params)
+    status, body, _ = await get(client, path, await world.key_for(OWNER), **params)
     assert status == 400, body
     assert body["error"] == "invalid_parameter" and body["parameter"] == parameter
 
@@ -427,16 +425,16 @@ async def test_bad_parameters_are_400_naming_them(
     {},
 ])
 async def test_bad_geojson_is_400_naming_geometry(
-    client: Client, world: World, geometry: dict[str, Any]
+    client: Client, world: Feed, geometry: dict[str, Any]
 ) -> None:
-    resp = await client.post("/usage/check", headers=bearer(world.key_for(OWNER)), json={
+    resp = await client.post("/usage/check", headers=bearer(await world.key_for(OWNER)), json={
         "geometry": geometry, "product": "OPERATIONS_FILE", "leaf_user_id": "u1"})
     body = await resp.json()
     assert resp.status == 400 and body["parameter"] == "geometry", body
 
 
-async def test_bad_bodies_and_unknown_paths(client: Client, world: World) -> None:
-    key = world.key_for(OWNER)
+async def test_bad_bodies_and_unknown_paths(client: Client, world: Feed) -> None:
+    key = await world.key_for(OWNER)
     resp = await client.post("/usage/check", headers=bearer(key), data=b"{not json")
     assert resp.status == 400 and (await resp.json())["parameter"] == "body"
     resp = await client.post("/usage/check", headers=bearer(key), json={"geometry": SQUARE})
@@ -469,10 +467,10 @@ async def test_openapi_covers_every_endpoint(client: Client) -> None:
 # ---- restart ------------------------------------------------------------------------
 
 
-def test_records_survive_a_rebuild(world: World) -> None:
-    rebuilt = Meter.from_state(world.table.items(), grace=timedelta(0))
+async def test_records_survive_a_rebuild(world: Feed) -> None:
+    rebuilt = Meter.from_state(world.table().items(), grace=timedelta(0))
     for owner in (OWNER, OTHER):
-        live = sorted(world.meter.records.select(owner), key=lambda r: r.event_id)
+        live = sorted(world.meter_of(owner).records.select(owner), key=lambda r: r.event_id)
         again = sorted(rebuilt.records.select(owner), key=lambda r: r.event_id)
         assert [(r.event_id, r.type, r.counted, r.reason, r.leaf_user_id, r.timestamp)
                 for r in live] == [(r.event_id, r.type, r.counted, r.reason, r.leaf_user_id,

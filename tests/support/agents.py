@@ -1,6 +1,7 @@
 """The project's real Faust agents, run by Faust's own test harness (`Agent.test_context()`),
 with no broker. Used by the agent tests (tests/streams/test_agents_in_context.py), which
-play the broker by hand.
+play the broker by hand, and by the API tests (tests/api), whose state is whatever the
+agents wrote.
 
 What stands in for what is not there:
 
@@ -12,7 +13,7 @@ What stands in for what is not there:
   Faust's own; the test plays the broker by acknowledging sends when it chooses, and
   reads what was sent.
 * Delivery: a send on the metering topic reaches the metering agent only because the
-  test hands its bytes to the agent's `put`.
+  test hands its bytes to the agent's `put` (by hand, or through `Pipeline`).
 * The store is `memory://`, not RocksDB, so MeterHolder's RocksDB reads
   (`_db_for_partition`) are not exercised here; the real-broker tests in
   tests/integration cover them.
@@ -31,8 +32,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
 from typing import Any
 
 import pytest
@@ -41,6 +44,8 @@ from faust.types import TP, AgentT, EventT
 from faust.types.tuples import RecordMetadata
 
 from streams.runtime import Runtime
+from streams.ticks import send_ticks
+from streams.topics import partition_of
 
 WAIT = 5.0  # seconds; everything here happens in milliseconds
 
@@ -52,6 +57,8 @@ class Sent:
     topic: str
     key: bytes | None
     value: bytes
+    partition: int | None
+    timestamp: float | None
     ack: asyncio.Future[RecordMetadata]
 
 
@@ -75,7 +82,7 @@ class Broker(Producer):
         transactional_id: str | None = None,
     ) -> asyncio.Future[RecordMetadata]:
         ack: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
-        self.sent.append(Sent(topic, key, value or b"", ack))
+        self.sent.append(Sent(topic, key, value or b"", partition, timestamp, ack))
         return ack
 
     async def flush(self) -> None:
@@ -145,3 +152,90 @@ async def harness(rt: Runtime) -> AsyncIterator[Harness]:
         broker.acknowledge()
         await asyncio.sleep(0.02)
         await broker.stop()
+
+
+class Pipeline:
+    """Every ingest agent and the metering agent running at once, the harness playing a
+    healthy single-worker Kafka between them: every send is acknowledged, and whatever
+    reaches the metering topic (ingest's forwards, ticks, the API's quota and key
+    messages) is delivered to the metering agent in the partition its key selects,
+    stamped on arrival with `clock`'s time, which the agent meters as arrival time."""
+
+    def __init__(self, harness: Harness, clock: Callable[[], datetime]) -> None:
+        self.harness = harness
+        self.clock = clock
+        self.topic = harness.rt.metering.get_topic_name()
+        self._contexts = AsyncExitStack()
+        self._ingest: dict[str, Any] = {}
+        self._metering: Any = None
+        self._read: list[EventT] = []  # every record an agent was handed
+        self._delivered = 0  # of the sends to the metering topic
+        self._delivery: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Pipeline:
+        enter = self._contexts.enter_async_context
+        self._metering = await enter(self.harness.agent("metering").test_context())
+        for name in self.harness.rt.inputs:
+            self._ingest[name] = await enter(self.harness.agent(f"ingest-{name}").test_context())
+        self._delivery = asyncio.create_task(self._deliver())
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            if kind is None:
+                await self.settled()
+        finally:
+            assert self._delivery is not None
+            self._delivery.cancel()
+            await self._contexts.aclose()
+
+    async def publish(self, topic: str, value: bytes, key: bytes | None = None) -> None:
+        """One record on an input topic, read by that topic's ingest agent."""
+        self._read.append(await put(self._ingest[topic], value, key=key))
+
+    async def send(self, key: bytes, value: bytes) -> None:
+        """One message on the metering topic, as the API and `acreage keys create` send it."""
+        await self.harness.rt.metering.send(key=key, value=value)
+
+    async def tick(self, now: datetime) -> None:
+        """The leader's tick, at `now`, to every metering partition."""
+        await send_ticks(self.harness.rt, now)
+
+    async def settled(self) -> None:
+        """Wait until everything sent has been delivered and every record read is acked:
+        what the agents wrote is then all in the table and the holder's Meters."""
+        await until(self._idle, acknowledge=self.harness.broker)
+
+    def _idle(self) -> bool:
+        """every send delivered to its agent and every record acked"""
+        assert self._delivery is not None
+        if self._delivery.done():
+            self._delivery.result()  # raises what stopped delivery
+        broker = self.harness.broker
+        return (
+            self._delivered == len(broker.to(self.topic))
+            and broker.buffer.size == 0
+            and all(e.message.acked for e in self._read)
+        )
+
+    async def _deliver(self) -> None:
+        """The broker and the metering agent's consumer: acknowledge what was sent, and
+        hand what reached the metering topic to the agent, in the order it was sent."""
+        broker = self.harness.broker
+        while True:
+            broker.acknowledge()
+            for sent in broker.to(self.topic)[self._delivered:]:
+                self._read.append(await put(
+                    self._metering, sent.value, key=sent.key, partition=self._partition(sent),
+                    timestamp=sent.timestamp or self.clock().timestamp()))
+                self._delivered += 1
+            await asyncio.sleep(0.005)
+
+    def _partition(self, sent: Sent) -> int:
+        """The partition the producer's default partitioner picks for the key."""
+        if sent.partition is not None:
+            return sent.partition
+        assert sent.key is not None, "a metering message is keyed or addressed"
+        return partition_of(sent.key.decode(), self.harness.rt.settings.partitions)
