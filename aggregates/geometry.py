@@ -69,10 +69,13 @@ def normalize_geometry(
     exactly representable grid coordinates; orientation is normalised last (shells CCW)
     so equal shapes have equal encodings.
     """
-    parsed = _parse(geojson, _Budget(max_vertices))
+    budget = _Budget(max_vertices)
+    parsed = _parse(geojson, budget)
     polygons = [shapely.Polygon(rings[0], rings[1:]) for rings in parsed]
     raw = polygons[0] if len(polygons) == 1 else shapely.MultiPolygon(polygons)
-    dense = shapely.segmentize(_repaired(raw), MAX_SEGMENT_DEG)
+    repaired = _repaired(raw)
+    # Repair only cuts edges, so input edges that need no split leave nothing to split.
+    dense = shapely.segmentize(repaired, MAX_SEGMENT_DEG) if budget.splits else repaired
     snapped = on_grid(dense)
     area = 0.0 if snapped.is_empty else geodesic_area_m2(snapped)
     if area < EPSILON_M2:
@@ -99,6 +102,7 @@ class _Budget:
 
     vertices_left: int
     dense: int = 0
+    splits: int = 0  # vertices densification adds
 
 
 def _parse(geojson: Any, budget: _Budget) -> list[list[np.ndarray]]:
@@ -157,7 +161,9 @@ def _parse_ring(ring: Any, budget: _Budget) -> np.ndarray:
 def _charge_dense(steps: np.ndarray, budget: _Budget) -> None:
     """Count the vertices segmentize will give the ring whose edges are `steps`."""
     lengths = np.hypot(steps[:, 0], steps[:, 1])
-    budget.dense += len(steps) + 1 + int(np.floor(lengths / MAX_SEGMENT_DEG).sum())
+    splits = int(np.floor(lengths / MAX_SEGMENT_DEG).sum())
+    budget.splits += splits
+    budget.dense += len(steps) + 1 + splits
     if budget.dense > MAX_DENSE_VERTICES:
         raise GeometryError(
             "too_many_vertices", f"geometry densifies to over {MAX_DENSE_VERTICES} vertices"
