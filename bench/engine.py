@@ -14,7 +14,8 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from aggregates import GRID_DEG, UniqueAreaLedger, geodesic_area_m2
+from aggregates import UniqueAreaLedger, geodesic_area_m2
+from aggregates.overlay import object_array, on_grid
 
 METRES_PER_DEG = 111_320.0
 VERTICES = 64
@@ -70,7 +71,9 @@ def _place_overlaps(
 
 
 def _polygons(rng: np.random.Generator, centres: np.ndarray, radii: np.ndarray) -> np.ndarray:
-    """Star-shaped (hence simple) rings with radius jitter, snapped to the overlay grid."""
+    """Star-shaped (hence simple) rings with radius jitter, put on the overlay grid as
+    intake puts every shape (a set_precision'd shape would carry a fixed precision model,
+    and GEOS would snap-round every overlay on it, which intake's shapes never cost)."""
     angles = np.linspace(0, 2 * math.pi, VERTICES, endpoint=False)
     jitter = rng.uniform(0.9, 1.1, (len(centres), VERTICES))
     r_deg = (radii[:, None] * jitter) / METRES_PER_DEG
@@ -79,8 +82,7 @@ def _polygons(rng: np.random.Generator, centres: np.ndarray, radii: np.ndarray) 
     ys = centres[:, 1:] + r_deg * np.sin(angles)
     ring = np.stack([xs, ys], axis=2)
     ring = np.concatenate([ring, ring[:, :1]], axis=1)
-    geoms: np.ndarray = shapely.set_precision(shapely.polygons(ring), GRID_DEG)
-    return geoms
+    return object_array([on_grid(polygon) for polygon in shapely.polygons(ring)])
 
 
 def feed(ledger: UniqueAreaLedger, stream: Stream, start: int, stop: int, label: str) -> np.ndarray:
