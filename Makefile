@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-unit test-integration lint bench bench-engine bench-peer bench-state bench-pipeline bench-api broker-fetch clean soak
+.PHONY: run test test-unit test-integration lint promtool bench bench-engine bench-peer bench-state bench-pipeline bench-api broker-fetch clean soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,15 +15,19 @@ $(STAMP): pyproject.toml
 broker-fetch:
 	bash deploy/kafka/broker.sh fetch
 
+## promtool: Debian's prometheus package when promtool is missing (needs root or sudo).
+promtool:
+	bash deploy/prometheus/install-promtool.sh
+
 ## make run: embedded broker + worker + API, sample data replayed; Ctrl-C stops all.
 run: $(STAMP) broker-fetch
 	bash deploy/run.sh
 
 ## make test: installs what it needs, then lint, unit, property and integration tests.
-test: $(STAMP) broker-fetch lint
+test: $(STAMP) broker-fetch promtool lint
 	$(PY) -m pytest -q
 
-test-unit: $(STAMP)
+test-unit: $(STAMP) promtool
 	$(PY) -m pytest -q -m "not integration"
 
 test-integration: $(STAMP) broker-fetch
