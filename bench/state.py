@@ -126,30 +126,64 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--lon", type=float, default=8.0)
     parser.add_argument("--lat", type=float, default=48.0)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--state", type=Path, default=None,
+        help="keep the store here; a store built there before with the same arguments is "
+        "reused, so only the takeover runs (a 200k build takes ~20 min)")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse(argv)
-    wkbs = list(shapely.to_wkb(make_stream(args, args.events).geoms))
-    with tempfile.TemporaryDirectory() as path:
-        store = RocksDBOptions(**Settings().rocksdb_options()).open(Path(path))
-        meter = table_meter(store)
-        before, rocks_before = rss_bytes(), rocksdb_bytes(store)
-        rate = meter_all(meter, store, wkbs, args, "first pass", 0)
-        after_first, rocks_first = rss_bytes(), rocksdb_bytes(store)
-        print(f"first pass: {rate:,.0f} events/s through the Meter into RocksDB")
-        report_memory("first pass", after_first - before, rocks_first - rocks_before,
-                      args.events)
-        meter_all(meter, store, wkbs, args, "replay", args.events)
-        report_memory("replay of the same events", rss_bytes() - after_first,
-                      rocksdb_bytes(store) - rocks_first, args.events)
-        del meter
-        takeover(store, args.events)
-        store.close()
+    if args.state is None:
+        with tempfile.TemporaryDirectory() as path:
+            run(args, Path(path))
+    else:
+        run(args, args.state)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(f"peak resident memory of the bench: {peak / 2**20:,.0f} MB")
 
+
+def run(args: argparse.Namespace, path: Path) -> None:
+    """Build the state in `path` unless a build with the same arguments finished there,
+    then take it over."""
+    recipe = built_recipe(args)
+    done = path / BUILT
+    store = RocksDBOptions(**Settings().rocksdb_options()).open(path)
+    if done.exists() and done.read_text() == recipe:
+        print(f"reusing the store in {path}, built by {recipe}", file=sys.stderr)
+    else:
+        done.unlink(missing_ok=True)
+        build(store, args)
+        done.write_text(recipe)
+    takeover(store, args.events)
+    store.close()
+
+
+def build(store: Rdict, args: argparse.Namespace) -> None:
+    """Meter every event once, then again as duplicates, reporting memory per event."""
+    wkbs = list(shapely.to_wkb(make_stream(args, args.events).geoms))
+    meter = table_meter(store)
+    before, rocks_before = rss_bytes(), rocksdb_bytes(store)
+    rate = meter_all(meter, store, wkbs, args, "first pass", 0)
+    after_first, rocks_first = rss_bytes(), rocksdb_bytes(store)
+    print(f"first pass: {rate:,.0f} events/s through the Meter into RocksDB")
+    report_memory("first pass", after_first - before, rocks_first - rocks_before, args.events)
+    meter_all(meter, store, wkbs, args, "replay", args.events)
+    report_memory("replay of the same events", rss_bytes() - after_first,
+                  rocksdb_bytes(store) - rocks_first, args.events)
+
+
+BUILT = "BUILT"  # beside the store's files: the arguments of a build that finished
+
+
+def built_recipe(args: argparse.Namespace) -> str:
+    """The arguments that decide what the store holds."""
+    return " ".join(f"--{name.replace('_', '-')} {getattr(args, name)}"
+                    for name in _STORED_BY) + "\n"
+
+
+_STORED_BY = ("events", "events_per_day", "overlap", "late", "region_deg", "lon", "lat", "seed")
 
 if __name__ == "__main__":
     main()
