@@ -13,9 +13,11 @@ changelog recovery.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import ctypes
 import gc
 import os
+import pstats
 import resource
 import sys
 import tempfile
@@ -32,6 +34,7 @@ from rocksdict import Rdict
 from aggregates.meter import Meter, Outcome
 from aggregates.records import MeterEvent
 from bench.engine import make_stream
+from bench.peak import PeakRss
 from streams.holder import scan_back
 from streams.settings import Settings
 
@@ -105,15 +108,27 @@ def report_memory(label: str, grown: int, rocksdb: int, count: int) -> None:
           f"{rocksdb / 2**20:,.1f} MB of it, the rest {(grown - rocksdb) / count:,.0f} B/event")
 
 
-def takeover(store: Rdict, count: int) -> None:
+def takeover(store: Rdict, args: argparse.Namespace) -> None:
     """The Meter rebuilt from the table, as after a rebalance; Kafka recovery excluded."""
-    started = time.perf_counter()
-    meter = table_meter(store, store.items())
-    elapsed = time.perf_counter() - started
+    profile = cProfile.Profile() if args.profile else None
+    gc.collect()
+    with PeakRss() as peak:
+        started = time.perf_counter()
+        if profile is not None:
+            profile.enable()
+        meter = table_meter(store, store.items())
+        if profile is not None:
+            profile.disable()
+        elapsed = time.perf_counter() - started
     assert meter.owners() == [OWNER]
-    print(f"takeover: Meter rebuilt from {count:,} events of state in {elapsed:.1f} s "
+    print(f"takeover: Meter rebuilt from {args.events:,} events of state in {elapsed:.1f} s "
           f"(goal <= {GOAL_TAKEOVER_S:.0f} s with recovery: "
-          f"{verdict(elapsed <= GOAL_TAKEOVER_S)} before recovery is added)")
+          f"{verdict(elapsed <= GOAL_TAKEOVER_S)} before recovery is added); resident "
+          f"memory grew {peak.grown / 2**20:,.0f} MB at its peak, "
+          f"{(rss_bytes() - peak.start) / 2**20:,.0f} MB kept by the Meter")
+    if profile is not None:
+        stats = pstats.Stats(profile, stream=sys.stdout).sort_stats("tottime")
+        stats.print_stats(args.profile)
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -126,6 +141,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--lon", type=float, default=8.0)
     parser.add_argument("--lat", type=float, default=48.0)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="profile the takeover and print its N costliest functions")
     parser.add_argument(
         "--state", type=Path, default=None,
         help="keep the store here; a store built there before with the same arguments is "
@@ -156,7 +173,7 @@ def run(args: argparse.Namespace, path: Path) -> None:
         done.unlink(missing_ok=True)
         build(store, args)
         done.write_text(recipe)
-    takeover(store, args.events)
+    takeover(store, args)
     store.close()
 
 
