@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from shapely.geometry.base import BaseGeometry
 
 from aggregates.area import geodesic_area_m2
+from aggregates.boxes import BoxLoad
 from aggregates.contracts import OWNER_SCOPE, Contract
 from aggregates.snapshots import LedgerKey
-from aggregates.state import Kind, ReadKey, Write, key
+from aggregates.state import SEP, Kind, ReadKey, Write, key, split_key
 from aggregates.union import Read, UniqueAreaLedger
 
 
@@ -39,7 +40,10 @@ class BoundedUnions:
         self._read = read
         self._ledgers: dict[LedgerKey, UniqueAreaLedger] = {}
         self._user_scopes: dict[tuple[str, int], set[str]] = defaultdict(set)
-        self._restored: dict[LedgerKey, tuple[str, list[tuple[int, bytes]]]] = {}
+        # a rebuild's ledgers by their pieces' key prefix, each with its index's entries
+        self._loading: dict[str, tuple[UniqueAreaLedger, BoxLoad]] = {}
+        self._last_prefix = ""
+        self._last: tuple[UniqueAreaLedger, BoxLoad]
 
     # ---- reading -----------------------------------------------------------------
 
@@ -90,18 +94,29 @@ class BoundedUnions:
 
     # ---- rebuilding --------------------------------------------------------------
 
-    def restore(self, kind: Kind, owner: str, parts: list[str], value: bytes) -> bool:
-        if kind is not Kind.PIECE:
-            return False
-        lkey = (parts[0], int(parts[1]), parts[2])
-        self._restored.setdefault(lkey, (owner, []))[1].append((int(parts[3]), value))
-        return True
+    def restore(self, raw_key: str, value: bytes) -> None:
+        """One stored piece. A partition holds ~4 pieces an event, and a ledger's pieces
+        sort together, so the key's ledger part is split once per ledger, not per piece."""
+        prefix, _, piece_id = raw_key.rpartition(SEP)
+        if prefix != self._last_prefix:
+            self._last_prefix = prefix
+            self._last = self._loading.get(prefix) or self._start_loading(prefix)
+        ledger, load = self._last
+        ledger.restore(load, int(piece_id), value)
+
+    def _start_loading(self, prefix: str) -> tuple[UniqueAreaLedger, BoxLoad]:
+        _, owner, (cid, term, scope) = split_key(prefix)
+        lkey = (cid, int(term), scope)
+        loading = self._loading[prefix] = (
+            self._put(lkey, UniqueAreaLedger(self._pieces_of(owner, lkey))), BoxLoad())
+        return loading
 
     def finish(self) -> None:
         """Bulk-load each union's R-tree from its pieces at once."""
-        for lkey, (owner, stored) in self._restored.items():
-            self._put(lkey, UniqueAreaLedger.from_pieces(stored, self._pieces_of(owner, lkey)))
-        self._restored.clear()
+        for ledger, load in self._loading.values():
+            ledger.restored(load)
+        self._loading.clear()
+        self._last_prefix = ""
 
     def _pieces_of(self, owner: str, lkey: LedgerKey) -> Read | None:
         read = self._read

@@ -8,8 +8,8 @@ import numpy as np
 from shapely.geometry.base import BaseGeometry
 
 from aggregates.area import EPSILON_M2, geodesic_area_m2
-from aggregates.boxindex import box_index
-from aggregates.codec import Bounds, decode_header, decode_piece, encode_piece
+from aggregates.boxes import BoxLoad
+from aggregates.codec import Bounds, decode_piece, encode_piece, header_fields
 from aggregates.overlay import (
     MAX_HITS,
     MAX_PIECE_VERTICES,
@@ -109,19 +109,29 @@ class UniqueAreaLedger:
         reports the overlap twice until those pieces are rewritten.
         """
         ledger = cls(read)
-        entries = []
+        load = BoxLoad()
         for piece_id, data in pieces:
-            if read is None:
-                header, geom = decode_piece(data)
-                ledger._recent[piece_id] = _Piece(header.day, geom, header.area_m2, header.box)
-            else:
-                header = decode_header(data)
-            ledger._account(header.day, header.area_m2)
-            entries.append((piece_id, header.box, None))
-        ledger._count = len(entries)
-        ledger._index = box_index(entries)
-        ledger._next_seq = (max((e[0] for e in entries), default=-1) >> SEQ_BITS) + 1
+            ledger.restore(load, piece_id, data)
+        ledger.restored(load)
         return ledger
+
+    def restore(self, load: BoxLoad, piece_id: int, data: bytes) -> None:
+        """One persisted piece of a rebuild, its entry gathered in `load`: a takeover
+        reads a partition's pieces one at a time and keeps none of their bytes."""
+        if self._read is None:
+            header, geom = decode_piece(data)
+            day, area, box = header.day, header.area_m2, header.box
+            self._recent[piece_id] = _Piece(day, geom, area, box)
+        else:
+            day, area, box = header_fields(data)
+        self._account(day, area)
+        load.add(piece_id, box)
+
+    def restored(self, load: BoxLoad) -> None:
+        """Every piece is restored: their R-tree is bulk-loaded at once."""
+        self._count = len(load)
+        self._index = load.index()
+        self._next_seq = (max(load.ids, default=-1) >> SEQ_BITS) + 1
 
     @property
     def total_m2(self) -> float:

@@ -1,0 +1,41 @@
+"""R-trees bulk-loaded from flat arrays of ids and boxes.
+
+A takeover indexes every stored piece, live boundary and boundary version of a partition
+(~1M boxes at 200,000 events). rtree's stream loader calls back into Python once per
+entry, and a list of entry tuples costs ~200 bytes a box; two arrays cost 40 and load in C.
+"""
+
+from __future__ import annotations
+
+from array import array
+
+import numpy as np
+from rtree.index import Index
+
+from aggregates.codec import Bounds
+
+
+class BoxLoad:
+    """Entries gathered for one bulk load: integer ids and their boxes."""
+
+    __slots__ = ("ids", "coords")
+
+    def __init__(self) -> None:
+        self.ids = array("q")
+        self.coords = array("d")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def add(self, entry_id: int, box: Bounds) -> None:
+        self.ids.append(entry_id)
+        self.coords.extend(box)
+
+    def index(self) -> Index:
+        """The entries as one R-tree (libspatialindex's bulk loader); an empty one when
+        there are none, which the loader refuses."""
+        if not self.ids:
+            return Index()
+        ids = np.frombuffer(self.ids, dtype=np.int64)
+        coords = np.frombuffer(self.coords, dtype=np.float64).reshape(-1, 4)
+        return Index((ids, coords[:, :2], coords[:, 2:]))
