@@ -20,6 +20,7 @@ from functools import partial
 from rtree.index import Index
 from shapely.geometry.base import BaseGeometry
 
+from aggregates.boxes import BoxLoad
 from aggregates.boxindex import box_index
 from aggregates.codec import decode_version, encode_version, version_box
 from aggregates.geometry import clip_to
@@ -108,7 +109,6 @@ def boundary_for(
 
 
 _Field = tuple[str, str, str]  # owner, leaf user, field id
-Box = tuple[float, float, float, float]
 
 
 class FieldBook:
@@ -126,8 +126,9 @@ class FieldBook:
         self._scan = scan if read is not None else None
         self._recent: dict[str, BaseGeometry | None] = {}  # shapes by version key
         self._histories: dict[_Field, FieldHistory | None] = {}  # all, or this input's
-        self._boxes: dict[str, Index] = {}  # owner -> every version's box, named by field
-        self._restored: dict[str, list[tuple[int, Box, str]]] = defaultdict(list)
+        self._boxes: dict[str, Index] = {}  # owner -> every version's box, by slot
+        self._names: dict[int, str] = {}  # slot -> its version's user and field, joined
+        self._restored: dict[str, BoxLoad] = defaultdict(BoxLoad)
         self._slot = 0
         self.last_day: dict[str, int] = {}  # owner -> day of its latest boundary version
 
@@ -149,7 +150,7 @@ class FieldBook:
         if history.put(version):
             if geom is not None:
                 self._recent[row] = geom  # until this input's writes are stored
-                self._index(ev.api_owner).insert(self._next(), geom.bounds, _name(where))
+                self._index(ev.api_owner).insert(self._slot_of(where), geom.bounds)
             self._saw(ev.api_owner, ev.timestamp)
         return [(row, encode_version(geom))]
 
@@ -186,12 +187,12 @@ class FieldBook:
         if index is None:
             return []
         names = {
-            name
+            self._names[slot]
             for geom in geoms if geom is not None
-            for name in index.intersection(geom.bounds, objects="raw")
+            for slot in index.intersection(geom.bounds)
         }
         fields = sorted(
-            (u, f) for u, f in (split_parts(str(n)) for n in names)
+            (u, f) for u, f in (split_parts(n) for n in names)
             if (u, f) != excluded and user in (None, u)
         )
         return [h for u, f in fields if (h := self.history(owner, u, f)) is not None]
@@ -219,12 +220,13 @@ class FieldBook:
             return False
         user, field_id, moment, event_id = parts
         box = version_box(value)
-        version = Version(datetime.fromisoformat(moment), event_id, box is None)
+        at = datetime.fromisoformat(moment)
         where = (owner, user, field_id)
         if box is not None:
-            self._restored[owner].append((self._next(), box, _name(where)))
-        self._saw(owner, version.timestamp)
+            self._restored[owner].add(self._slot_of(where), box)
+        self._saw(owner, at)
         if self._scan is None:
+            version = Version(at, event_id, box is None)
             (self.history(*where) or self._new(where)).put(version)
             if box is not None:
                 self._recent[_version_key(where, version)] = decode_version(value)
@@ -232,8 +234,8 @@ class FieldBook:
 
     def finish(self) -> None:
         """Bulk-load each owner's index of version boxes."""
-        for owner, entries in self._restored.items():
-            self._boxes[owner] = box_index(entries)
+        for owner, load in self._restored.items():
+            self._boxes[owner] = load.index()
         self._restored.clear()
 
     # ---- inside ------------------------------------------------------------------
@@ -258,8 +260,11 @@ class FieldBook:
             index = self._boxes[owner] = box_index()
         return index
 
-    def _next(self) -> int:
+    def _slot_of(self, where: _Field) -> int:
+        """A new index entry's id, naming its field: rtree's own objects are pickled
+        one by one, and a takeover indexes every version at once."""
         self._slot += 1
+        self._names[self._slot] = _name(where)
         return self._slot
 
     def _saw(self, owner: str, moment: datetime) -> None:

@@ -6,6 +6,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from aggregates.area import geodesic_area_m2
+from aggregates.boxes import BoxLoad
 from aggregates.boxindex import box_index
 from aggregates.codec import Bounds
 from aggregates.overlay import GRID_DEG, intersecting, object_array, subtract_all
@@ -169,12 +170,13 @@ class LiveUnion:
         self._slots.clear()
         self._fields.clear()
         self._stale = 0
+        load = BoxLoad()
         for field_id in sorted(boxes):
-            self._assign_slot(field_id)
-        entries = [(self._slots[f], box, None) for f, box in boxes.items()]
-        self._index = box_index(entries)
+            load.add(self._assign_slot(field_id), boxes[field_id])
+        self._index = load.index()
 
-    def _assign_slot(self, field_id: str) -> None:
+    def _assign_slot(self, field_id: str) -> int:
         """rtree ids must be integers, so each field id gets a fresh one."""
-        self._slots[field_id] = len(self._fields)
+        slot = self._slots[field_id] = len(self._fields)
         self._fields.append(field_id)
+        return slot

@@ -9,6 +9,7 @@ from shapely.geometry.base import BaseGeometry
 
 from aggregates.area import EPSILON_M2, geodesic_area_m2
 from aggregates.boxes import BoxLoad
+from aggregates.boxindex import box_index
 from aggregates.codec import Bounds, decode_piece, encode_piece, header_fields
 from aggregates.overlay import (
     MAX_HITS,
