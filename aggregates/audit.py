@@ -29,7 +29,7 @@ from aggregates.records import MeterEvent, ProductArea
 from aggregates.state import Kind, ReadKey, Write, dump, join_parts, key, load, split_parts
 
 _INSTANT = timedelta(microseconds=1)
-_Restored = tuple[str, Bounds, BaseGeometry | None]  # a live boundary's key, box, shape
+_Restored = tuple[str, dict[str, Bounds], dict[str, BaseGeometry]]
 
 
 
@@ -79,6 +79,21 @@ def decode_live(raw: bytes) -> LiveEntry:
     return LiveEntry(v["ts"], v["eventId"], wkb, (box[0], box[1], box[2], box[3]) if box else None)
 
 
+def live_box(raw: bytes) -> Bounds | None:
+    """The box of a LIVE record, None when it has none (a tombstone, or a record written
+    before boxes were). A takeover reads one record a live boundary and needs only its
+    box: the record is canonical JSON (`dump` sorts keys), so the box opens it, and the
+    rest, mostly the shape's hex WKB, is left unparsed. Numbers are read with `float`,
+    as `json` reads them."""
+    if not raw.startswith(_BOX_OPENS):
+        return None
+    x0, y0, x1, y1 = map(float, raw[len(_BOX_OPENS) : raw.index(b"]")].split(b","))
+    return x0, y0, x1, y1
+
+
+_BOX_OPENS = b'{"box":['
+
+
 class AuditDays:
     """Live unions per (owner, scope) and AUDIT's signed daily deltas per (contract, scope).
 
@@ -105,8 +120,9 @@ class AuditDays:
         # with the table, read from the LIVE records instead
         self._latest: dict[tuple[str, str, str], str] = {}
         self._last_day: dict[str, int] = {}
-        # (owner, scope) -> a user of the scope, and its live boundaries' key, box, shape
-        self._restored: dict[tuple[str, str], tuple[str, list[_Restored]]] = {}
+        # (owner, scope) -> a user of the scope, its live boundaries' boxes by field key,
+        # and the shapes parsed of them (only without a table, or without a stored box)
+        self._restored: dict[tuple[str, str], _Restored] = {}
         self._restored_totals: dict[tuple[str, str], float] = {}
 
     # ---- reading -----------------------------------------------------------------
@@ -281,11 +297,15 @@ class AuditDays:
         """Take one stored record if it is AUDIT's; the unions are built in `finish`."""
         if kind is Kind.LIVE:
             user, field_id = parts
+            box = live_box(value) if self._read is not None else None
+            if box is not None:
+                self._restore_live(owner, user, field_id, box, None)
+                return True
             entry = decode_live(value)
             if self._read is None:
                 self._latest[(owner, user, field_id)] = entry.timestamp
             if entry.wkb is not None:
-                self._restore_live(owner, user, field_id, entry)
+                self._restore_entry(owner, user, field_id, entry)
         elif kind is Kind.LIVE_TOTAL:
             self._restored_totals[(owner, parts[0])] = float(value)
         elif kind is Kind.AUDIT_DAY:
@@ -294,32 +314,37 @@ class AuditDays:
             return False
         return True
 
-    def _restore_live(self, owner: str, user: str, field_id: str, entry: LiveEntry) -> None:
-        """With the table, a live boundary is indexed by its stored box: its shape is
-        parsed only without one (records written before boxes were) or without a table."""
+    def _restore_entry(self, owner: str, user: str, field_id: str, entry: LiveEntry) -> None:
+        """A live boundary's shape is parsed only without a table, or without a stored
+        box (records written before boxes were)."""
         assert entry.wkb is not None
-        shape: BaseGeometry | None = None
-        box = entry.box
-        if self._read is None or box is None:
-            shape = shapely.from_wkb(entry.wkb)
-            if shape.is_empty:
-                return
-            box = box or shape.bounds
+        shape = shapely.from_wkb(entry.wkb)
+        if not shape.is_empty:
+            self._restore_live(owner, user, field_id, entry.box or shape.bounds, shape)
+
+    def _restore_live(
+        self, owner: str, user: str, field_id: str, box: Bounds, shape: BaseGeometry | None
+    ) -> None:
         for scope in (user_scope(user), OWNER_SCOPE):
-            _, entries = self._restored.setdefault((owner, scope), (user, []))
-            entries.append((field_key(user, field_id, scope), box, shape))
+            found = self._restored.get((owner, scope))
+            if found is None:
+                found = self._restored[(owner, scope)] = (user, {}, {})
+            fkey = field_key(user, field_id, scope)
+            found[1][fkey] = box
+            if shape is not None:
+                found[2][fkey] = shape
 
     def finish(self, last_day: Mapping[str, int]) -> None:
         """Bulk-load the live unions; each owner's latest boundary day is its fields'."""
-        for (owner, scope), (user, entries) in self._restored.items():
+        for (owner, scope), (user, boxes, shapes) in self._restored.items():
             total = self._restored_totals.get((owner, scope))
             read = self._shapes(owner, scope, user)
             if read is not None and total is not None:
-                live = LiveUnion.from_boxes({f: box for f, box, _ in entries}, total, read)
+                live = LiveUnion.from_boxes(boxes, total, read)
             else:
-                shapes = ((f, shape if shape is not None else _shape_of(read, f))
-                          for f, _, shape in entries)
-                live = LiveUnion.from_items(shapes, total, read)
+                live = LiveUnion.from_items(
+                    ((f, shapes[f] if f in shapes else _shape_of(read, f)) for f in boxes),
+                    total, read)
             self.live[(owner, scope)] = live
             if scope != OWNER_SCOPE:
                 self._users[owner].add(scope)
