@@ -153,20 +153,30 @@ class StoredHistory:
     def __init__(self, scan: Scan, read: ReadKey) -> None:
         self._scan, self._read = scan, read
         self._days: dict[_Index, dict[int, int]] = {}
+        # a rebuild's records counted once each, by owner, user, type and UTC day, and
+        # spread over the four filters when first read (`_spread`)
+        self._restored: dict[tuple[str, str, str, str], int] = {}
 
     def add(self, record: UsageRecord) -> None:
         """Counts a record whose `record_write` the caller stores."""
         day = day_of(record.timestamp).toordinal()
-        self._count(record.api_owner, record.leaf_user_id, record.type, day)
+        self._count(record.api_owner, record.leaf_user_id, record.type, day, 1)
 
     def restore(self, owner: str, parts: list[str]) -> None:
+        """A takeover reads one key a record: one count, not four filters' counts."""
         at, _, _, user, kind, _ = parts
-        self._count(owner, user, kind, date.fromisoformat(at[:10]).toordinal())
+        found = (owner, user, kind, at[:10])
+        self._restored[found] = self._restored.get(found, 0) + 1
 
-    def _count(self, owner: str, user: str, kind: str, day: int) -> None:
+    def _spread(self) -> None:
+        for (owner, user, kind, day), n in self._restored.items():
+            self._count(owner, user, kind, date.fromisoformat(day).toordinal(), n)
+        self._restored.clear()
+
+    def _count(self, owner: str, user: str, kind: str, day: int, n: int) -> None:
         for index in _filters(owner, user, kind):
             days = self._days.setdefault(index, {})
-            days[day] = days.get(day, 0) + 1
+            days[day] = days.get(day, 0) + n
 
     def select(
         self,
@@ -178,6 +188,7 @@ class StoredHistory:
         end: date | None = None,
     ) -> Window:
         """Records whose UTC event day is within [start, end], newest first."""
+        self._spread()
         counts = self._days.get((api_owner, leaf_user_id, event_type), {})
         lo = -1 if start is None else start.toordinal()
         hi = 1 << 30 if end is None else end.toordinal()

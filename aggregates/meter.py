@@ -489,19 +489,23 @@ class Meter:
         meter = cls(grace, field_wait, dedup_horizon, read, scan)
         resend = math.inf if resend_from is None else resend_from
         unread = meter.usage.unread()
+        piece = Kind.PIECE.value
         for raw_key, value in items:
-            if raw_key[:1] in unread:
+            head = raw_key[:1]
+            if head == piece:
+                meter.bounded.restore(raw_key, value)
+                continue
+            if head in unread:
                 continue
             kind, owner, parts = split_key(raw_key)
-            if (
-                meter.audit.restore(kind, owner, parts, value)
+            if (  # the kinds a partition holds one or more of per event go first
+                meter.usage.restore(kind, owner, parts, value, resend)
+                or meter.fields.restore(kind, owner, parts, value)
+                or meter.audit.restore(kind, owner, parts, value)
                 or meter.alerts.restore(kind, parts, value)
                 or meter.snapshots.restore(kind, parts, value)
-                or meter.bounded.restore(kind, owner, parts, value)
-                or meter.fields.restore(kind, owner, parts, value)
                 or meter.seeds.restore(kind, parts, value)
                 or meter.held.restore(kind, value)
-                or meter.usage.restore(kind, owner, parts, value, resend)
             ):
                 continue
             if kind is Kind.CONTRACT:

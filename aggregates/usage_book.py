@@ -30,6 +30,7 @@ class UsageBook:
         self._resend: list[tuple[int, UsageRecord]] = []  # rebuilt: records maybe unsent
         self._markers: list[tuple[str, bytes]] = []  # rebuilt without a table
         self._failed: list[tuple[str, int, bytes]] = []
+        self._latest_at: dict[str, str] = {}  # rebuilt: owner -> its latest record's time
 
     def counted(self, record: UsageRecord, seq: int, source: str | None) -> list[Write]:
         self._saw(record.api_owner, record.timestamp)
@@ -72,8 +73,8 @@ class UsageBook:
         if kind is Kind.RECORD and isinstance(history, StoredHistory):
             history.restore(owner, parts)
             at, event_id, seq, _, _, status = parts
-            if status != "FAILED":
-                self._saw(owner, datetime.fromisoformat(at).replace(tzinfo=UTC))
+            if status != "FAILED" and at > self._latest_at.get(owner, ""):
+                self._latest_at[owner] = at
             if int(seq) >= resend:
                 self._resend.append((int(seq), record_of_marker(event_id, load(value))))
         elif kind is Kind.EVENT and not stored:
@@ -83,7 +84,12 @@ class UsageBook:
         return kind in (Kind.RECORD, Kind.EVENT, Kind.FAILED)
 
     def finish(self, resend: float = math.inf) -> None:
-        """Without a table, the ids and the history come from every marker."""
+        """Without a table, the ids and the history come from every marker; with it,
+        each owner's latest event time is parsed once, from its latest record's key (the
+        keys' times are UTC and fixed width, so they sort as the times do)."""
+        for owner, at in self._latest_at.items():
+            self._saw(owner, datetime.fromisoformat(at).replace(tzinfo=UTC))
+        self._latest_at.clear()
         for event_id, value in self._markers:
             marker = load(value)
             owner, source = str(marker["owner"]), marker.get("src")
