@@ -1,7 +1,7 @@
 """Whole-pipeline benchmark on the real broker: throughput, snapshot latency, recovery.
 
 Run with `make bench-pipeline` (or `python -m bench.pipeline --events 5000`). Prints
-figures; asserts nothing.
+figures; asserts nothing. Recovery of a large state is bench.takeover's.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def boundary_events(owner: str, features: list[dict[str, Any]]) -> list[dict[str
     ]
 
 
-async def _consumer(bootstrap: str, topic: str) -> AIOKafkaConsumer:
+async def tail_consumer(bootstrap: str, topic: str) -> AIOKafkaConsumer:
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -56,7 +56,7 @@ async def _consumer(bootstrap: str, topic: str) -> AIOKafkaConsumer:
 
 async def throughput(bootstrap: str, events: list[dict[str, Any]]) -> float:
     """Events/s from the first send until the last usage record came out."""
-    consumer = await _consumer(bootstrap, "usage.records")
+    consumer = await tail_consumer(bootstrap, "usage.records")
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
     await producer.start()
     owner = events[0]["apiOwner"]
@@ -80,7 +80,7 @@ async def throughput(bootstrap: str, events: list[dict[str, Any]]) -> float:
 
 async def snapshot_latency(bootstrap: str, features: list[dict[str, Any]], n: int) -> list[float]:
     """Seconds from sending an event to its owner's first provisional snapshot."""
-    consumer = await _consumer(bootstrap, "usage.consumption-daily")
+    consumer = await tail_consumer(bootstrap, "usage.consumption-daily")
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
     await producer.start()
     sent: dict[str, float] = {}
@@ -110,7 +110,7 @@ async def snapshot_latency(bootstrap: str, features: list[dict[str, Any]], n: in
 
 async def recovery(bootstrap: str, worker: Worker) -> float:
     """Seconds from starting a worker on an empty data dir until it meters a new event."""
-    consumer = await _consumer(bootstrap, "usage.records")
+    consumer = await tail_consumer(bootstrap, "usage.records")
     shutil.rmtree(worker.data_dir)
     started = time.perf_counter()
     worker.start()
