@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import shutil
 import sys
@@ -120,12 +121,25 @@ async def _run(bootstrap: str, worker: Worker, owner: str) -> float:
             if time.monotonic() - last_note >= 5:
                 last_note = time.monotonic()
                 print(f"  worker: {last_note - started:.0f} s since start, "
+                      f"{_cpu_s(worker):.0f} s of CPU, "
                       f"{_size(worker.data_dir) / 2**20:,.0f} MB in its data dir, "
                       f"last phase: {_phase(worker.data_dir.with_suffix('.log'))}",
                       file=sys.stderr)
     finally:
         await starting
         await consumer.stop()
+
+
+def _cpu_s(worker: Worker) -> float:
+    """The worker's CPU time so far: beside the wall clock, it tells a recovery that
+    waits from one that computes."""
+    if worker.proc is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{worker.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _size(path: Path) -> int:

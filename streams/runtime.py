@@ -90,6 +90,7 @@ def build_runtime(s: Settings) -> Runtime:
         broker_session_timeout=s.session_timeout_seconds,
         broker_heartbeat_interval=1.0,
         producer_linger_ms=5,  # lets an event's changelog writes share a batch
+        consumer_max_fetch_size=s.consumer_max_fetch_mb * 2**20,
     )
     # bytes types make Faust use the raw codec for the changelog; its JSON fallback would
     # fail on binary pieces during recovery.

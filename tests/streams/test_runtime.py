@@ -1,5 +1,6 @@
 """The worker's state table keeps RocksDB's memory bounded by settings, not by Faust's
-defaults (three 64 MB memtables and a 2 GB block cache per partition)."""
+defaults (three 64 MB memtables and a 2 GB block cache per partition), and its consumer
+fetches as much per partition as the settings say, not Faust's 1 MB."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,3 +19,9 @@ def test_each_partitions_rocksdb_opens_with_the_configured_buffers(tmp_path: Pat
         assert db.property_int_value("rocksdb.block-cache-capacity") == 32 * 2**20
     finally:
         db.close()
+
+
+def test_a_fetch_brings_the_configured_bytes_per_partition(tmp_path: Path) -> None:
+    """A takeover's changelog recovery reads through these fetches."""
+    rt = build_runtime(Settings(data_dir=tmp_path, partitions=1, consumer_max_fetch_mb=16))
+    assert rt.app.conf.consumer_max_fetch_size == 16 * 2**20
