@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from shapely.geometry.base import BaseGeometry
 
 from aggregates.area import geodesic_area_m2
-from aggregates.boxes import BoxLoad
 from aggregates.contracts import OWNER_SCOPE, Contract
 from aggregates.snapshots import LedgerKey
 from aggregates.state import SEP, Kind, ReadKey, Write, key, split_key
-from aggregates.union import Read, UniqueAreaLedger
+from aggregates.union import PieceLoad, Read, UniqueAreaLedger
 
 
 @dataclass
@@ -41,9 +40,9 @@ class BoundedUnions:
         self._ledgers: dict[LedgerKey, UniqueAreaLedger] = {}
         self._user_scopes: dict[tuple[str, int], set[str]] = defaultdict(set)
         # a rebuild's ledgers by their pieces' key prefix, each with its index's entries
-        self._loading: dict[str, tuple[UniqueAreaLedger, BoxLoad]] = {}
+        self._loading: dict[str, tuple[UniqueAreaLedger, PieceLoad]] = {}
         self._last_prefix = ""
-        self._last: tuple[UniqueAreaLedger, BoxLoad]
+        self._last: tuple[UniqueAreaLedger, PieceLoad]
 
     # ---- reading -----------------------------------------------------------------
 
@@ -104,11 +103,11 @@ class BoundedUnions:
         ledger, load = self._last
         ledger.restore(load, int(piece_id), value)
 
-    def _start_loading(self, prefix: str) -> tuple[UniqueAreaLedger, BoxLoad]:
+    def _start_loading(self, prefix: str) -> tuple[UniqueAreaLedger, PieceLoad]:
         _, owner, (cid, term, scope) = split_key(prefix)
         lkey = (cid, int(term), scope)
         loading = self._loading[prefix] = (
-            self._put(lkey, UniqueAreaLedger(self._pieces_of(owner, lkey))), BoxLoad())
+            self._put(lkey, UniqueAreaLedger(self._pieces_of(owner, lkey))), PieceLoad())
         return loading
 
     def finish(self) -> None:

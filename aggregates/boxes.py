@@ -32,10 +32,13 @@ class BoxLoad:
         self.coords.extend(box)
 
     def index(self) -> Index:
-        """The entries as one R-tree (libspatialindex's bulk loader); an empty one when
-        there are none, which the loader refuses."""
-        if not self.ids:
-            return Index()
-        ids = np.frombuffer(self.ids, dtype=np.int64)
-        coords = np.frombuffer(self.coords, dtype=np.float64).reshape(-1, 4)
-        return Index((ids, coords[:, :2], coords[:, 2:]))
+        return bulk_index(np.frombuffer(self.ids, dtype=np.int64),
+                          np.frombuffer(self.coords, dtype=np.float64).reshape(-1, 4))
+
+
+def bulk_index(ids: np.ndarray, boxes: np.ndarray) -> Index:
+    """One R-tree of `ids` and their `boxes` (n x 4: x0, y0, x1, y1), by libspatialindex's
+    bulk loader; an empty one when there are none, which the loader refuses."""
+    if not len(ids):
+        return Index()
+    return Index((ids, boxes[:, :2], boxes[:, 2:]))
