@@ -51,15 +51,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.takeover", description=__doc__)
     parser.add_argument("--state", type=Path, required=True,
                         help="a store built by `python -m bench.state --state DIR`")
+    parser.add_argument("--timeout", type=float, default=1800.0,
+                        help="seconds from the worker's start to give up")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="acreage-takeover-"))
     try:
-        measure(args.state, root)
+        measure(args.state, root, args.timeout)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def measure(state_dir: Path, root: Path) -> None:
+def measure(state_dir: Path, root: Path, timeout_s: float) -> None:
     broker = Broker(root / "kafka").start()
     worker = Worker(broker, APP, root / "worker",
                     extra_env={"ACREAGE_LOG_LEVEL": "info", "ACREAGE_PARTITIONS": str(PARTITIONS)})
@@ -71,7 +73,7 @@ def measure(state_dir: Path, root: Path) -> None:
         probe = _probe_owner(partition)
         print(f"takeover: state of {owner} in changelog partition {partition}; "
               f"new event from {probe}, same partition", file=sys.stderr)
-        seen = asyncio.run(_run(broker.bootstrap, worker, probe))
+        seen = asyncio.run(_run(broker.bootstrap, worker, probe, timeout_s))
         _report(worker.data_dir.with_suffix(".log"), seen, partition)
     finally:
         if worker.proc is not None:
@@ -100,7 +102,7 @@ def _probe_owner(partition: int) -> str:
             return owner
 
 
-async def _run(bootstrap: str, worker: Worker, owner: str) -> float:
+async def _run(bootstrap: str, worker: Worker, owner: str, timeout_s: float) -> float:
     """Starts the worker, the new event waiting for it; returns when its usage record
     came out (wall clock), printing progress meanwhile."""
     consumer = await tail_consumer(bootstrap, "usage.records")
@@ -111,13 +113,14 @@ async def _run(bootstrap: str, worker: Worker, owner: str) -> float:
     await producer.send_and_wait("events.field-boundaries", dumps(ev), key=owner.encode())
     await producer.stop()
     started = time.monotonic()
-    starting = asyncio.create_task(asyncio.to_thread(worker.start, 900.0))
+    starting = asyncio.create_task(asyncio.to_thread(worker.start, timeout_s))
     last_note = started
     try:
         while True:
             batch = await consumer.getmany(timeout_ms=200)
             if any(loads(m.value)["apiOwner"] == owner for ms in batch.values() for m in ms):
                 return time.time()
+            _check(worker, started, timeout_s)
             if time.monotonic() - last_note >= 5:
                 last_note = time.monotonic()
                 print(f"  worker: {last_note - started:.0f} s since start, "
@@ -128,6 +131,17 @@ async def _run(bootstrap: str, worker: Worker, owner: str) -> float:
     finally:
         await starting
         await consumer.stop()
+
+
+def _check(worker: Worker, started: float, timeout_s: float) -> None:
+    """No figure from a worker that exited (its watchdog restarts it on a stall, which
+    needs a supervisor this bench is not) or that has not metered in `timeout_s`."""
+    if worker.proc is not None and worker.proc.poll() is not None:
+        errors = [line for line in worker.data_dir.with_suffix(".log").read_text().splitlines()
+                  if "level=error" in line]
+        raise RuntimeError(f"worker exited with {worker.proc.returncode}: {errors[-2:]}")
+    if time.monotonic() - started > timeout_s:
+        raise TimeoutError(f"no usage record of the new event in {timeout_s:.0f} s")
 
 
 def _cpu_s(worker: Worker) -> float:
