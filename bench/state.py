@@ -35,7 +35,7 @@ from aggregates.meter import Meter, Outcome
 from aggregates.records import MeterEvent
 from bench.engine import make_stream
 from bench.peak import PeakRss
-from streams.holder import scan_back
+from streams.holder import full_scan, scan_back
 from streams.settings import Settings
 
 GOAL_BYTES_PER_EVENT = 1024
@@ -116,7 +116,7 @@ def takeover(store: Rdict, args: argparse.Namespace) -> None:
         started = time.perf_counter()
         if profile is not None:
             profile.enable()
-        meter = table_meter(store, store.items())
+        meter = table_meter(store, full_scan(store))
         if profile is not None:
             profile.disable()
         elapsed = time.perf_counter() - started

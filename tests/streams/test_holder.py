@@ -24,16 +24,16 @@ T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
 
 class Store:
-    """Faust's RocksDB store as the holder reads it: one database per partition."""
+    """Faust's RocksDB store as the holder reads it: one database per partition, and the
+    key under which Faust keeps its changelog offset there."""
+
+    offset_key = b"__faust\0offset__"
 
     def __init__(self, path: Path) -> None:
         self.db = Rdict(str(path), options=Options(raw_mode=True))
 
     def _db_for_partition(self, partition: int) -> Rdict:
         return self.db
-
-    def _visible_items(self, db: Rdict) -> Iterator[tuple[bytes, bytes]]:
-        yield from db.items()
 
 
 class Table:
@@ -147,3 +147,15 @@ def test_usage_history_and_event_ids_are_read_from_the_database(table: Table) ->
             "e2", "e3", "e4"]
     again = rebuilt.apply(event("e3", sq(13, 50), 1), T0, 10)
     assert [r.reason for r in again.records] == ["duplicate"]
+
+
+def test_fausts_offset_record_is_not_read_as_metering_state(table: Table) -> None:
+    """A rebuild scans the partition's whole database, where Faust also keeps the
+    changelog offset it recovered to."""
+    first = Meter(grace=timedelta(0))
+    write(table, first.apply(event("e1", sq(10, 50), 0), T0, 1).writes)
+    table.data.db[Store.offset_key] = b"41"
+    holder = MeterHolder(table, partial(Meter.from_state, grace=timedelta(0)), 1)
+    rebuilt = holder.state_for(0, offset=2).meter
+    cid = contract_id_for(OWNER, Product.OPERATIONS_FILE)
+    assert rebuilt.total_m2(cid, 0, OWNER_SCOPE) == first.total_m2(cid, 0, OWNER_SCOPE)
