@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-unit test-integration lint promtool bench bench-engine bench-peer bench-state bench-pipeline bench-api broker-fetch clean soak
+.PHONY: run test test-unit test-integration lint promtool bench bench-engine bench-peer bench-state bench-takeover bench-pipeline bench-api broker-fetch clean soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,7 +53,12 @@ bench-peer: $(STAMP)
 	$(PY) -m bench.postgis_peer --events 5000
 
 bench-state: $(STAMP)
-	$(PY) -m bench.state --events $(or $(EVENTS),200000)
+	$(PY) -m bench.state --events $(or $(EVENTS),200000) $(if $(STATE),--state $(STATE))
+
+## bench-takeover STATE=DIR: a worker takes over the changelog of a store that
+## `make bench-state STATE=DIR` built; assignment to first metered event, recovery included.
+bench-takeover: $(STAMP) broker-fetch
+	$(PY) -m bench.takeover --state $(STATE)
 
 bench-pipeline: $(STAMP) broker-fetch
 	$(PY) -m bench.pipeline
