@@ -20,8 +20,7 @@ from functools import partial
 from rtree.index import Index
 from shapely.geometry.base import BaseGeometry
 
-from aggregates.boxes import BoxLoad
-from aggregates.boxindex import box_index
+from aggregates.boxes import BoxLoad, empty_index
 from aggregates.codec import decode_version, encode_version, version_box
 from aggregates.geometry import clip_to
 from aggregates.periods import day_of
@@ -257,7 +256,7 @@ class FieldBook:
     def _index(self, owner: str) -> Index:
         index = self._boxes.get(owner)
         if index is None:
-            index = self._boxes[owner] = box_index()
+            index = self._boxes[owner] = empty_index()
         return index
 
     def _slot_of(self, where: _Field) -> int:

@@ -6,8 +6,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from aggregates.area import geodesic_area_m2
-from aggregates.boxes import BoxLoad
-from aggregates.boxindex import box_index
+from aggregates.boxes import BoxLoad, empty_index
 from aggregates.codec import Bounds
 from aggregates.overlay import GRID_DEG, intersecting, object_array, subtract_all
 
@@ -43,7 +42,7 @@ class LiveUnion:
         # second dict: it is one pointer a live field, where a dict entry and its int key
         # cost ~80 B (bench.state's memory per event).
         self._fields: list[str | None] = []
-        self._index = box_index()
+        self._index = empty_index()
         self._stale = 0
         self._total = 0.0
 

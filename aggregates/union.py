@@ -9,9 +9,8 @@ import numpy as np
 from shapely.geometry.base import BaseGeometry
 
 from aggregates.area import EPSILON_M2, geodesic_area_m2
-from aggregates.boxes import bulk_index
+from aggregates.boxes import bulk_index, empty_index
 from aggregates.codec import HEADERS, Bounds, decode_piece, encode_piece, header_bytes
-from aggregates.boxindex import box_index
 from aggregates.overlay import (
     MAX_HITS,
     MAX_PIECE_VERTICES,
@@ -96,7 +95,7 @@ class UniqueAreaLedger:
 
     def __init__(self, read: Read | None = None) -> None:
         self._read = read
-        self._index = box_index()
+        self._index = empty_index()
         # Without `read`, every piece; with it, the pieces the current input changed,
         # until the next input (None: deleted), since its writes are not stored yet.
         self._recent: dict[int, _Piece | None] = {}
