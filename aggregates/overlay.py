@@ -101,6 +101,12 @@ def on_grid(geom: BaseGeometry) -> BaseGeometry:
     return shapely.transform(snapped, _round)
 
 
+def _on_grid_value(value: float) -> float:
+    """A cut line on the grid: an off-grid line a hair from an on-grid edge is the
+    near-coincidence a floating overlay can mislabel (see subtract_all)."""
+    return float(_round(np.array(value)))
+
+
 def _round(xy: np.ndarray) -> np.ndarray:
     rounded: np.ndarray = np.floor(xy * _SCALE + 0.5) / _SCALE
     return rounded
@@ -134,10 +140,10 @@ def bisect(geom: BaseGeometry) -> list[BaseGeometry] | None:
     if max(x1 - x0, y1 - y0) <= _MIN_CELL_DEG:
         return None
     if x1 - x0 >= y1 - y0:
-        mid = (x0 + x1) / 2
+        mid = _on_grid_value((x0 + x1) / 2)
         boxes = [shapely.box(x0 - 1, y0 - 1, mid, y1 + 1), shapely.box(mid, y0 - 1, x1 + 1, y1 + 1)]
     else:
-        mid = (y0 + y1) / 2
+        mid = _on_grid_value((y0 + y1) / 2)
         boxes = [shapely.box(x0 - 1, y0 - 1, x1 + 1, mid), shapely.box(x0 - 1, mid, x1 + 1, y1 + 1)]
     parts = [densify(_overlay(shapely.intersection, geom, cut)) for cut in boxes]
     return [part for part in parts if not part.is_empty]
