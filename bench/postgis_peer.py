@@ -44,6 +44,7 @@ import shapely
 from aggregates import UniqueAreaLedger, normalize_geometry
 from bench import engine
 from bench.engine import VERTICES, Stream, make_stream
+from bench.goals import report_load, verdict
 
 GOAL_ENGINE_RATE = 3_000.0  # events/s, engine with intake
 GOAL_RATIO = 3.0  # engine with intake / PostGIS peer
@@ -354,17 +355,6 @@ def _process_cpu_seconds(pid: int) -> float | None:
     fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)"; fields 14, 15 = utime, stime
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks
-
-
-def verdict(met: bool) -> str:
-    return "meets" if met else "MISSES"
-
-
-def report_load(when: str) -> None:
-    """Other processes share this machine; the load says how far to trust the rates."""
-    one, five, _ = os.getloadavg()
-    cores = os.cpu_count() or 1
-    print(f"load average {when}: {one:.2f} (1 min), {five:.2f} (5 min) on {cores} cores")
 
 
 def parse(argv: Sequence[str] | None) -> tuple[argparse.Namespace, argparse.Namespace]:

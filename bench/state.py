@@ -34,6 +34,7 @@ from rocksdict import Rdict
 from aggregates.meter import Meter, Outcome
 from aggregates.records import MeterEvent
 from bench.engine import make_stream
+from bench.goals import report_load, verdict
 from bench.peak import PeakRss
 from streams.holder import full_scan, scan_back
 from streams.settings import Settings
@@ -87,10 +88,6 @@ def meter_all(meter: Meter, store: Rdict, wkbs: list[bytes], args: argparse.Name
             print(f"  {label}: {i + 1:,} events, rss {rss_bytes() / 2**20:,.0f} MB",
                   file=sys.stderr)
     return count / (time.perf_counter() - started)
-
-
-def verdict(met: bool) -> str:
-    return "meets" if met else "MISSES"
 
 
 def rocksdb_bytes(store: Rdict) -> int:
@@ -152,6 +149,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse(argv)
+    report_load("at start")
     if args.state is None:
         with tempfile.TemporaryDirectory() as path:
             run(args, Path(path))
@@ -159,6 +157,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         run(args, args.state)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(f"peak resident memory of the bench: {peak / 2**20:,.0f} MB")
+    report_load("at end")
 
 
 def run(args: argparse.Namespace, path: Path) -> None:
