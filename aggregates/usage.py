@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -223,27 +224,45 @@ class ProductSummary:
         return max(0.0, self.users_added_m2 - self.added_m2)
 
 
-def summary(
-    meter: Meter, api_owner: str, start: date, end: date, now: datetime
-) -> list[ProductSummary]:
-    """Per product: what the range added (owner and sum of users) and where the term stands."""
+def summary(meter: Meter, api_owner: str, start: date, end: date) -> list[ProductSummary]:
+    """Per product: what the range added (owner and sum of users) and where the term stands.
+
+    The sums read the ledgers' day totals directly: a zero-filled daily series per user
+    and product took 0.3-1.5 s over a term for 50 users and 3 products (bench.api_reads),
+    all of it on the event loop.
+    """
     out = []
     for contract in owner_contracts(meter, api_owner):
         users = leaf_users(meter, contract)
-        owner_days = daily_series(meter, contract, OWNER_SCOPE, start, end, now)
         users_added = sum(
-            d.added_m2
-            for u in users
-            for d in daily_series(meter, contract, user_scope(u), start, end, now)
+            m2 for u in users for m2 in _added_by_day(meter, contract, user_scope(u), start, end)
         )
+        last = end.toordinal()
+        term = contract.term(end).index if contract.product.period_bounded else 0
+        total = figures_for(meter.by_day(contract.contract_id, term, OWNER_SCOPE), [last])
         out.append(
             ProductSummary(
                 contract, contract_usage(meter, contract, end),
-                sum(d.added_m2 for d in owner_days), users_added, owner_days[-1].total_m2,
-                len(users),
+                sum(_added_by_day(meter, contract, OWNER_SCOPE, start, end)), users_added,
+                total[last].total_m2, len(users),
             )
         )
     return out
+
+
+def _added_by_day(
+    meter: Meter, contract: Contract, scope: str, start: date, end: date
+) -> Iterator[float]:
+    """What each day of [start, end] with area added in `scope`, in day order, each day
+    read from its term's ledger as `daily_series` reads it (AUDIT has one for all terms)."""
+    first = start
+    while first <= end:
+        term = contract.term(first) if contract.product.period_bounded else None
+        last = end if term is None else min(end, term.last_day)
+        lo, hi = first.toordinal(), last.toordinal()
+        by_day = meter.by_day(contract.contract_id, term.index if term else 0, scope)
+        yield from (m2 for day, m2 in sorted(by_day.items()) if lo <= day <= hi)
+        first = last + timedelta(days=1)
 
 
 # ---- by period ---------------------------------------------------------------------

@@ -75,7 +75,7 @@ async def summary(call: Call) -> Reply:
     owner = _owner(call)
     unified = call.meter.contract_for(owner, figures.Product.UNIFIED_AREA)
     start, end = _summary_range(q, call.now.date(), unified)
-    found = figures.summary(call.meter, owner, start, end, call.now)
+    found = figures.summary(call.meter, owner, start, end)
     return Reply(SummaryOut(
         api_owner=owner, start_date=start, end_date=end,
         products=[product_summary_out(s, q.unit) for s in found], unit=q.unit,
