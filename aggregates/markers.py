@@ -58,11 +58,15 @@ def encode_marker(record: UsageRecord, seq: int, source: str | None) -> bytes:
     )
 
 
+# SPEC §2's order, the first a record names being its main product. Built once: every
+# record an hourly series or a page of /usage/details reads is rebuilt here.
+_ORDER = [p.value for p in Product]
+
+
 def record_of_marker(event_id: str, marker: dict[str, Any]) -> UsageRecord:
     """The record an event produced, rebuilt from its marker so history survives restarts."""
     areas = {p: ProductArea(float(u), float(o)) for p, (u, o) in marker["areas"].items()}
-    order = [p.value for p in Product]
-    names = sorted((p for p in areas if p != Product.UNIFIED_AREA.value), key=order.index)
+    names = sorted((p for p in areas if p != Product.UNIFIED_AREA.value), key=_ORDER.index)
     names = names or products_of_type(str(marker["type"]))
     first = areas.get(names[0], ProductArea(0.0, 0.0)) if names else ProductArea(0.0, 0.0)
     unified = [Product.UNIFIED_AREA.value] if Product.UNIFIED_AREA.value in areas else []
