@@ -43,6 +43,9 @@ class BoundedUnions:
         self._loading: dict[str, tuple[UniqueAreaLedger, PieceLoad]] = {}
         self._last_prefix = ""
         self._last: tuple[UniqueAreaLedger, PieceLoad]
+        # every scope of a contract: the API lists them per request, and walking every
+        # ledger of the partition for them costs the other owners' ledgers too
+        self._scopes: dict[str, set[str]] = defaultdict(set)
 
     # ---- reading -----------------------------------------------------------------
 
@@ -55,7 +58,7 @@ class BoundedUnions:
 
     def scopes(self, contract_id: str) -> set[str]:
         """Every scope that ever held area under a contract, in any term."""
-        return {s for (c, _, s) in self._ledgers if c == contract_id}
+        return set(self._scopes.get(contract_id, ()))
 
     def by_day(self, lkey: LedgerKey) -> dict[int, float]:
         ledger = self._ledgers.get(lkey)
@@ -127,5 +130,6 @@ class BoundedUnions:
         cid, term, scope = lkey
         if scope != OWNER_SCOPE:
             self._user_scopes[(cid, term)].add(scope)
+        self._scopes[cid].add(scope)
         self._ledgers[lkey] = ledger
         return ledger
