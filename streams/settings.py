@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from faust.utils.urls import urllist
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -124,6 +125,15 @@ class Settings(BaseSettings):
         "(pieces, versions, records) goes through. Faust's default is 2 GB per partition.",
     )
 
+    def bootstrap_servers(self) -> list[str]:
+        """`broker` as Faust's consumer reads it (any of `;`/`,` between URLs, scheme
+        optional, port 9092 by default), so every client of ours, the CLI's included,
+        reaches the brokers the worker does; stripping `kafka://` broke on a list."""
+        return [
+            f"{_host(url.host)}:{url.port or 9092}"
+            for url in urllist(self.broker, default_scheme="kafka")
+        ]
+
     def rocksdb_options(self) -> dict[str, int]:
         """The state table's RocksDB options (Faust's `RocksDBOptions` names), per
         partition: what the worker keeps of its state in memory is bounded by these."""
@@ -132,3 +142,10 @@ class Settings(BaseSettings):
             "max_write_buffer_number": 2,
             "block_cache_size": self.rocksdb_block_cache_mb * 2**20,
         }
+
+
+def _host(host: str | None) -> str:
+    """IPv6 in brackets, as aiokafka expects (yarl strips them); Faust's default host."""
+    if not host:
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host

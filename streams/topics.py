@@ -24,6 +24,11 @@ def metering_topic(app_id: str) -> str:
     return f"{app_id}-metering"
 
 
+def consumed_topics(app_id: str) -> frozenset[str]:
+    """What the worker's consumer group reads and is measured on: lag, /ready, `status`."""
+    return frozenset({*TOPIC_TYPES, metering_topic(app_id)})
+
+
 def internal_topics(app_id: str) -> dict[str, tuple[int | None, dict[str, str]]]:
     """Faust's own topics, by the names Faust gives them, with partitions (None: the app's
     count) and configs. Faust would create them itself, but a worker that joins before
@@ -53,7 +58,7 @@ def _new_topics(settings: Settings) -> list[NewTopic]:
 
 
 async def _ensure(settings: Settings) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.broker.removeprefix("kafka://"))
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers())
     await admin.start()
     try:
         existing = set(await admin.list_topics())

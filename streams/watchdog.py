@@ -29,6 +29,7 @@ from mode import Service
 from streams.lag import LagReader, Offsets, Partition
 from streams.runtime import Runtime
 from streams.shutdown import DEADLINE, EXIT_STALL
+from streams.topics import consumed_topics
 
 log = logging.getLogger(__name__)
 
@@ -217,10 +218,9 @@ class PartitionWatch(Service):
 
 def register(rt: Runtime) -> PartitionWatch:
     """Watch the input topics and the internal metering topic, starting with the app."""
-    metering = rt.metering.get_topic_name()
-    topics = frozenset({*rt.inputs, metering})
+    topics = consumed_topics(rt.settings.app_id)
     reader = LagReader(
-        rt.settings.broker.removeprefix("kafka://"),
+        rt.settings.bootstrap_servers(),
         rt.settings.app_id,
         topics,
         timeout=max(2.0, 2 * rt.settings.lag_seconds),
