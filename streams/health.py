@@ -16,7 +16,7 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
-from streams.lag import Partition
+from streams.lag import Partition, caught_up
 from streams.runtime import Runtime
 from streams.watchdog import PartitionWatch
 
@@ -58,7 +58,7 @@ def not_ready(
                 NotReady("metering state not built from a recovered table", topic, number)
             )
         behind = (lag or {}).get((topic, number), 0)
-        if behind > max_lag:
+        if not caught_up(behind, max_lag):
             problems.append(NotReady(f"lag {behind} > {max_lag}", topic, number))
     return problems
 

@@ -10,13 +10,33 @@ its own, so it keeps reading while Faust's consumer is stuck or rebalancing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.protocol.group import MemberAssignment
 
 Partition = tuple[str, int]  # (topic, partition)
+
+
+@dataclass(frozen=True)
+class Member:
+    """Who holds a partition, as the broker's group description names them."""
+
+    member_id: str
+    client_id: str
+    host: str
+
+
+@dataclass(frozen=True)
+class Group:
+    """The group's state and which member each partition of our topics is assigned to."""
+
+    state: str
+    members: int
+    assignment: Mapping[Partition, Member]
 
 
 @dataclass(frozen=True)
@@ -30,6 +50,11 @@ class Offsets:
 
     def lag(self) -> dict[Partition, int]:
         return lag_by_partition(self.beginning, self.end, self.committed)
+
+
+def caught_up(lag: int, max_lag: int) -> bool:
+    """The one rule /ready and `acreage status` share."""
+    return lag <= max_lag
 
 
 def lag_by_partition(
@@ -54,7 +79,7 @@ class LagReader:
     """
 
     def __init__(
-        self, bootstrap: str, group: str, topics: Iterable[str], timeout: float = 10.0
+        self, bootstrap: list[str], group: str, topics: Iterable[str], timeout: float = 10.0
     ) -> None:
         self._bootstrap = bootstrap
         self._group = group
@@ -98,6 +123,17 @@ class LagReader:
             },
         )
 
+    async def group(self) -> Group:
+        """Read apart from `read`: only `acreage status` needs to know who holds what."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                admin, _ = await self._clients()
+                response = (await admin.describe_consumer_groups([self._group]))[0]
+        except Exception:
+            await self.close()
+            raise
+        return group_of(response.to_object()["groups"][0], self._topics)
+
     async def _clients(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
         timeout_ms = int(self._timeout * 1000)
         if self._admin is None:
@@ -122,3 +158,20 @@ class LagReader:
             await admin.close()
         if consumer is not None:
             await consumer.stop()
+
+
+def group_of(description: Mapping[str, Any], topics: Set[str]) -> Group:
+    """A DescribeGroups entry decoded: Faust's assignor sends the standard consumer
+    assignment (its own data rides in `user_data`), so the plain decoder reads it."""
+    assignment = {}
+    for member in description["members"]:
+        holder = Member(
+            member["member_id"], member["client_id"], member["client_host"].lstrip("/")
+        )
+        if not member["member_assignment"]:
+            continue
+        decoded = MemberAssignment.decode(member["member_assignment"])
+        for topic, partitions in decoded.assignment:
+            if topic in topics:
+                assignment.update({(topic, p): holder for p in partitions})
+    return Group(str(description["state"]), len(description["members"]), assignment)
