@@ -1,21 +1,37 @@
-"""`acreage` command line: worker, broker, replay."""
+"""`acreage` command line: worker, broker, keys, replay, status."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import logging.config
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+from streams.cli_errors import DEBUG_ENV, Parser, describe, one_line
 from streams.settings import Settings
 
 BROKER_SCRIPT = Path(__file__).resolve().parents[1] / "deploy" / "kafka" / "broker.sh"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="acreage", description=__doc__)
+    """Every failure is one line on stderr (see streams/cli_errors.py)."""
+    try:
+        return _run(_parser().parse_args(argv))
+    except (Exception, KeyboardInterrupt) as exc:
+        if os.environ.get(DEBUG_ENV) == "1":
+            raise
+        message, status = describe(exc)
+        print(f"acreage: {one_line(message)}", file=sys.stderr)
+        return status
+
+
+def _parser() -> Parser:
+    from streams.replay import add_arguments
+
+    parser = Parser(prog="acreage", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("worker", help="run a metering worker with the API (ACREAGE_* settings)")
     broker = sub.add_parser("broker", help="embedded Kafka broker: fetch|start|stop|status")
@@ -25,22 +41,58 @@ def main(argv: list[str] | None = None) -> int:
     keys = sub.add_parser("keys", help="API keys: create --owner X prints a new owner key")
     keys.add_argument("action", choices=["create"])
     keys.add_argument("--owner", required=True, help="the apiOwner the key is for")
+    _broker_flag(keys)
     replay = sub.add_parser("replay", help="publish events from GeoJSON or JSONL to Kafka")
-    from streams.replay import add_arguments
-
     add_arguments(replay)
-    args = parser.parse_args(argv)
+    _broker_flag(replay)
+    status = sub.add_parser(
+        "status", help="per partition: assigned member, committed and end offsets, lag"
+    )
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--timeout", type=float, default=10.0, help="seconds to wait")
+    _broker_flag(status)
+    return parser
+
+
+def _broker_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--broker",
+        default=None,
+        help="Kafka bootstrap, Faust URL form (default: ACREAGE_BROKER, as the worker)",
+    )
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """The worker's settings; `--broker` overrides only the broker."""
+    broker = getattr(args, "broker", None)
+    return Settings(broker=broker) if broker else Settings()
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "worker":
         return run_worker(Settings())
+    _quiet_libraries()
     if args.command == "broker":
         return _broker(args)
     if args.command == "keys":
         from streams.api.keys import create_from_cli
 
-        return create_from_cli(Settings(), args.owner)
+        return create_from_cli(_settings(args), args.owner)
+    if args.command == "status":
+        from streams.status import run_status
+
+        return run_status(_settings(args), args.json, args.timeout)
     from streams.replay import run
 
-    return run(args)
+    return run(args, _settings(args))
+
+
+def _quiet_libraries() -> None:
+    """aiokafka logs each refused connection; with no handler configured Python prints
+    those records to stderr, which would break the one-line error. The worker sets
+    up its own logging, and ACREAGE_DEBUG=1 keeps the libraries' records."""
+    if os.environ.get(DEBUG_ENV) != "1":
+        logging.getLogger().addHandler(logging.NullHandler())
 
 
 def _broker(args: argparse.Namespace) -> int:

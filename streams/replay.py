@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from schemas.codec import dumps, loads
 from schemas.events import TOPIC_TYPES
+from streams.cli_errors import CliError, broker_error
 from streams.settings import Settings
 
 TOPIC_OF_TYPE = {t: topic for topic, types in TOPIC_TYPES.items() for t in types}
@@ -31,7 +33,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--limit", type=int, default=0, help="publish at most N features")
     parser.add_argument("--timestamp", default=None, help="event time for GeoJSON (default now)")
-    parser.add_argument("--bootstrap", default=None, help="host:port (default ACREAGE_BROKER)")
 
 
 def boundary_events(
@@ -44,6 +45,8 @@ def boundary_events(
 ) -> Iterator[dict[str, Any]]:
     """Each field goes to one user in turn; every Nth also to the next, as farms share land."""
     for i, feature in enumerate(collection["features"]):
+        if not isinstance(feature, dict) or "geometry" not in feature:
+            raise CliError(f"{source}: feature {i} has no geometry")
         owners_of = [users[i % len(users)]]
         if shared_every and len(users) > 1 and i % shared_every == 0:
             owners_of.append(users[(i + 1) % len(users)])
@@ -60,14 +63,17 @@ def boundary_events(
 
 
 def load_events(args: argparse.Namespace) -> list[dict[str, Any]]:
-    text = args.path.read_text()
+    try:
+        text = args.path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise CliError(f"{args.path}: not UTF-8 text") from exc
     if args.path.suffix in (".jsonl", ".ndjson"):
-        events = [loads(line) for line in text.splitlines() if line.strip()]
+        events = list(_jsonl_events(args.path, text))
     else:
         timestamp = args.timestamp or datetime.now(UTC).isoformat()
         events = list(
             boundary_events(
-                loads(text),
+                _feature_collection(args.path, text),
                 args.owner,
                 args.users.split(","),
                 args.shared_every,
@@ -78,7 +84,32 @@ def load_events(args: argparse.Namespace) -> list[dict[str, Any]]:
     return events[: args.limit] if args.limit else events
 
 
-async def publish(events: list[dict[str, Any]], bootstrap: str) -> None:
+def _jsonl_events(path: Path, text: str) -> Iterator[dict[str, Any]]:
+    """Checked before anything is sent: a bad line found halfway would leave half a
+    file published, and a rerun would publish that half twice."""
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            event = loads(line)
+        except ValueError as exc:
+            raise CliError(f"{path} line {number}: not JSON ({exc})") from exc
+        if not isinstance(event, dict):
+            raise CliError(f"{path} line {number}: not a JSON object")
+        yield event
+
+
+def _feature_collection(path: Path, text: str) -> dict[str, Any]:
+    try:
+        collection = loads(text)
+    except ValueError as exc:
+        raise CliError(f"{path}: not JSON ({exc})") from exc
+    if not isinstance(collection, dict) or not isinstance(collection.get("features"), list):
+        raise CliError(f"{path}: not a GeoJSON FeatureCollection (no features list)")
+    return collection
+
+
+async def publish(events: list[dict[str, Any]], bootstrap: list[str]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
     try:
@@ -92,19 +123,27 @@ async def publish(events: list[dict[str, Any]], bootstrap: str) -> None:
         await producer.flush()
     finally:
         await producer.stop()
-    sys.stderr.write("\n")
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
 
 
 def _progress(done: int, total: int) -> None:
+    """Only on a terminal: in a log the bar is noise, and an error after it would not
+    start a line of its own."""
+    if not sys.stderr.isatty():
+        return
     width = 40
     filled = width * done // total
     sys.stderr.write(f"\rreplay [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
     sys.stderr.flush()
 
 
-def run(args: argparse.Namespace) -> int:
-    bootstrap = args.bootstrap or Settings().broker.removeprefix("kafka://")
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    servers = settings.bootstrap_servers()
     events = load_events(args)
-    asyncio.run(publish(events, bootstrap))
-    print(f"published {len(events)} events to {bootstrap}")
+    try:
+        asyncio.run(publish(events, servers))
+    except (KafkaError, OSError) as exc:
+        raise broker_error(servers, exc) from exc
+    print(f"published {len(events)} events to {','.join(servers)}")
     return 0

@@ -42,39 +42,50 @@ class TableKeys:
 
 
 def create_from_cli(settings: Any, api_owner: str) -> int:
-    """Sends the same message POST /admin/api-keys sends; prints the key once."""
+    """Sends the same message POST /admin/api-keys sends, for an owner that endpoint
+    would accept; prints the key once."""
     import asyncio
-    import sys
     from datetime import UTC
 
-    from streams.api.auth import fingerprint, new_owner_key
+    from aiokafka.errors import KafkaError
+    from pydantic import ValidationError
 
+    from schemas.api import ApiKeyIn
+    from streams.api.auth import fingerprint, new_owner_key
+    from streams.cli_errors import CliError, broker_error
+
+    try:
+        ApiKeyIn.model_validate({"apiOwner": api_owner})
+    except ValidationError as exc:
+        raise CliError(f"--owner {api_owner!r}: {exc.errors()[0]['msg']}") from exc
     token = new_owner_key(api_owner)
     message = create_message(api_owner, fingerprint(token), datetime.now(UTC))
+    servers = settings.bootstrap_servers()
     try:
-        asyncio.run(_send(settings, api_owner, message))
-    except LookupError as exc:
-        print(f"acreage keys: {exc}", file=sys.stderr)
-        return 1
+        asyncio.run(_send(servers, settings.app_id, api_owner, message))
+    except (KafkaError, OSError) as exc:
+        raise broker_error(servers, exc) from exc
     print(token)
     return 0
 
 
-async def _send(settings: Any, api_owner: str, message: ApiKeyMessage) -> None:
+async def _send(
+    bootstrap: list[str], app_id: str, api_owner: str, message: ApiKeyMessage
+) -> None:
     """Only into an existing metering topic: auto-creating it would get the wrong partitions."""
     from aiokafka import AIOKafkaProducer
     from aiokafka.admin import AIOKafkaAdminClient
 
     from schemas.codec import dumps
+    from streams.cli_errors import CliError
     from streams.topics import metering_topic
 
-    bootstrap = settings.broker.removeprefix("kafka://")
-    topic = metering_topic(settings.app_id)
+    topic = metering_topic(app_id)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         if topic not in set(await admin.list_topics()):
-            raise LookupError(f"topic {topic} not found: start a worker first")
+            raise CliError(f"topic {topic} not found: start a worker first")
     finally:
         await admin.close()
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
