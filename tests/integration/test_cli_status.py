@@ -94,9 +94,12 @@ def test_status_shows_lag_then_caught_up_after_a_worker_consumes(
             assert row["caught_up"] is True and row["lag"] <= MAX_LAG, row
             assert row["member"] and row["member"]["host"] == "127.0.0.1", row
         assert cli.main(["status"]) == 0
-        table = capsys.readouterr().out
-        with capsys.disabled():
-            print(f"\n{table}")  # the README's sample comes from here
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[1].split() == [
+            "TOPIC", "PARTITION", "MEMBER", "COMMITTED", "END", "LAG", "CAUGHT-UP"
+        ], lines
+        input_row = next(line.split() for line in lines if line.startswith(f"{INPUT} "))
+        assert input_row[1] == "0" and input_row[-2:] == ["0", "yes"], lines
     finally:
         assert worker.stop(timeout=30) == 0
 
