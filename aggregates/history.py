@@ -14,11 +14,11 @@ count per owner, user, event type and day.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
-from typing import overload
 
 from aggregates.markers import record_of_marker
+from aggregates.pages import Window
 from aggregates.periods import day_of
 from aggregates.records import UsageRecord
 from aggregates.state import SEP, Kind, ReadKey, Scan, Write, escape, key, load, split_key
@@ -48,34 +48,7 @@ class _Ordered:
         return Newest(self.items, lo, max(lo, hi))
 
 
-class Window(Sequence[UsageRecord]):
-    """Records newest first, of which a request reads a page: `_rows(skip, count)` is
-    all a window must give, so a page never materialises what precedes it."""
-
-    __slots__ = ()
-
-    def _rows(self, skip: int, count: int) -> Iterator[UsageRecord]:
-        raise NotImplementedError
-
-    @overload
-    def __getitem__(self, index: int) -> UsageRecord: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[UsageRecord]: ...
-
-    def __getitem__(self, index: int | slice) -> UsageRecord | list[UsageRecord]:
-        if isinstance(index, slice):
-            wanted = range(len(self))[index]
-            if wanted.step != 1:
-                return [self[i] for i in wanted]
-            return list(self._rows(wanted.start, len(wanted)))
-        return next(self._rows(range(len(self))[index], 1))
-
-    def __iter__(self) -> Iterator[UsageRecord]:
-        return self._rows(0, len(self))
-
-
-class Newest(Window):
+class Newest(Window[UsageRecord]):
     """A window of an ordered list, read newest first, without copying it."""
 
     __slots__ = ("_items", "_lo", "_hi")
@@ -114,7 +87,7 @@ class UsageHistory:
         event_type: str | None = None,
         start: date | None = None,
         end: date | None = None,
-    ) -> Window:
+    ) -> Window[UsageRecord]:
         """Records whose UTC event day is within [start, end], newest first."""
         found = self._lists.get((api_owner, leaf_user_id, event_type), _EMPTY)
         return found.between(
@@ -186,7 +159,7 @@ class StoredHistory:
         event_type: str | None = None,
         start: date | None = None,
         end: date | None = None,
-    ) -> Window:
+    ) -> Window[UsageRecord]:
         """Records whose UTC event day is within [start, end], newest first."""
         self._spread()
         counts = self._days.get((api_owner, leaf_user_id, event_type), {})
@@ -196,7 +169,7 @@ class StoredHistory:
         return Stored(self._scan, self._read, (api_owner, leaf_user_id, event_type), days)
 
 
-class Stored(Window):
+class Stored(Window[UsageRecord]):
     """A filter's records over some days, newest first, read from the table per page:
     whole days before the page are skipped by their counts, so a page costs the records
     of the days it spans (of one day, when a filter matches few of them)."""

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, overload
+from typing import TYPE_CHECKING
 
 from shapely.geometry.base import BaseGeometry
 
@@ -22,6 +22,7 @@ from aggregates.audit import field_key
 from aggregates.contracts import OWNER_SCOPE, Contract, user_scope
 from aggregates.geometry import clip_to
 from aggregates.live import LiveUnion
+from aggregates.pages import Window
 from aggregates.periods import Term
 from aggregates.products import Product
 from aggregates.records import ProductArea
@@ -335,7 +336,7 @@ def _record_hours(
     return added, active
 
 
-class _Hours(Sequence[PeriodUsage]):
+class _Hours(Window[PeriodUsage]):
     """Each day's area (the ledger's, as in the daily snapshot) split over its 24 hours.
 
     Rule: an hour gets what the usage records of that hour added in the scope (event
@@ -364,22 +365,10 @@ class _Hours(Sequence[PeriodUsage]):
     def __len__(self) -> int:
         return 24 * len(self._days)
 
-    @overload
-    def __getitem__(self, index: int) -> PeriodUsage: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[PeriodUsage]: ...
-
-    def __getitem__(self, index: int | slice) -> PeriodUsage | list[PeriodUsage]:
-        if isinstance(index, slice):
-            wanted = range(len(self))[index]
-            days = self._build({i // 24 for i in wanted})
-            return [days[i // 24][i % 24] for i in wanted]
-        i = range(len(self))[index]
-        return self._build({i // 24})[i // 24][i % 24]
-
-    def __iter__(self) -> Iterator[PeriodUsage]:
-        return iter(self[:])
+    def _rows(self, skip: int, count: int) -> Iterator[PeriodUsage]:
+        wanted = range(skip, skip + count)
+        days = self._build({i // 24 for i in wanted})
+        return (days[i // 24][i % 24] for i in wanted)
 
     def _build(self, wanted: set[int]) -> dict[int, list[PeriodUsage]]:
         """The hours of the days at `wanted`, from one read of those days' records (none
