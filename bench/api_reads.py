@@ -5,7 +5,7 @@ The owner's state is bench.api_state's: a year of records, 50 Leaf users, three
 contracts whose ledgers hold a total for every scope and day, in a RocksDB opened as
 Faust opens the worker's table and read as the worker reads it. Each call is what the
 API does once a request is routed to the owner's worker: parse the query, run the
-handler on the owner's Meter, render the reply to JSON. Nothing in between awaits, so a
+route's function on the owner's Meter, render the reply to JSON. Nothing in between awaits, so a
 call's time is also how long it holds the event loop that heartbeats Kafka.
 
 Requests vary as clients' do: pages, users, products and days are drawn at random, and
@@ -23,24 +23,29 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any, cast, get_args, get_type_hints
 
+from fastapi import Response
+from fastapi.routing import APIRoute
+from pydantic import TypeAdapter
 from rocksdict import Options, Rdict
 
 from aggregates.meter import Meter
 from bench.api_state import DAYS, OWNER, PRODUCTS, USERS, fill, rebuilt, year_day
 from bench.goals import report_load, verdict
 from bench.state import rss_bytes
-from streams.api import billing, usage
+from streams.api.app import ROUTERS
 from streams.api.auth import Principal
-from streams.api.core import Call, Endpoint, render
+from streams.api.deps import Scope
 
 GOAL_P99_MS = 50.0
 GOAL_BLOCK_MS = 100.0
 NOW = datetime(2026, 12, 31, 23, tzinfo=UTC)
 PRINCIPAL = Principal(OWNER, "bench")
-ENDPOINTS = {ep.path: ep for ep in usage.ENDPOINTS + billing.ENDPOINTS if ep.method == "GET"}
+ROUTES = {r.path: r for router in ROUTERS for r in router.routes
+          if isinstance(r, APIRoute) and r.methods == {"GET"}}
 Request = tuple[dict[str, str], dict[str, str]]  # query, path parameters
+PATH_ARGUMENTS = {"contractId": "contract_id", "leafUserId": "leaf_user_id"}
 
 
 class Reads:
@@ -97,16 +102,21 @@ class Reads:
                 {"contractId": self.rng.choice(self.contract_ids)})
 
 
-def call_ms(runner: asyncio.Runner, meter: Meter, ep: Endpoint, request: Request) -> float:
-    """One routed request: parse, handle, render."""
+def call_ms(runner: asyncio.Runner, meter: Meter, route: APIRoute, request: Request) -> float:
+    """One routed request: parse the query, run the route's function, render its model."""
     query, path = request
+    query_model = get_args(get_type_hints(route.endpoint, include_extras=True)["q"])[0]
+    render = TypeAdapter(route.response_model)
     started = time.perf_counter()
-    assert ep.query is not None
-    call = Call(cast(Any, None), PRINCIPAL, OWNER, ep.query.model_validate(query), None, path,
-                meter, NOW)
-    response = render(runner.run(ep.handler(call)), ep)
+    scope = Scope(cast(Any, None), PRINCIPAL, OWNER, meter, NOW)
+    arguments: dict[str, Any] = {PATH_ARGUMENTS[k]: v for k, v in path.items()}
+    if route.dependant.response_param_name:
+        arguments[route.dependant.response_param_name] = Response()
+    reply = runner.run(route.endpoint(q=query_model.model_validate(query), scope=scope,
+                                      **arguments))
+    body = render.dump_json(reply, by_alias=True)
     elapsed = (time.perf_counter() - started) * 1000
-    assert response.status == 200, response.text
+    assert body
     return elapsed
 
 
@@ -136,10 +146,10 @@ def run_reads(meter: Meter, args: argparse.Namespace) -> None:
     worst: list[tuple[float, str]] = []
     with asyncio.Runner() as runner:
         for label, path, request in cases:
-            ep, times = ENDPOINTS[path], []
+            route, times = ROUTES[path], []
             deadline = time.perf_counter() + args.seconds
             while len(times) < args.reads and time.perf_counter() < deadline:
-                times.append(call_ms(runner, meter, ep, request()))
+                times.append(call_ms(runner, meter, route, request()))
             worst.append((measure(label, times), label))
     slowest, which = max(worst)
     print(f"worst single call: {slowest:.1f} ms, {which} (goal: no request blocks the "

@@ -113,7 +113,7 @@ cat <<EOT
 Acreage is running: metering has caught up.
   API            $API   (admin key: $ACREAGE_ADMIN_KEY)
   metrics        $API/metrics   health: $API/health   ready: $API/ready
-  OpenAPI        $API/openapi.json
+  OpenAPI        $API/openapi.json   docs: $API/docs
   broker         127.0.0.1:$KAFKA_PORT   worker log: $DATA/worker.log
 
 Try:

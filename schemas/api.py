@@ -415,3 +415,23 @@ class PlanOut(Snake):
         "the last 30 and a contract at least 30 days old, medium with at least 5 active days, "
         "low otherwise."
     )
+
+
+# ---- operations ----------------------------------------------------------------------
+
+
+class HealthOut(Snake):
+    status: str = Field(description="ok while the worker's event loop answers.")
+
+
+class NotReadyOut(Snake):
+    reason: str
+    topic: str | None = None
+    partition: int | None = None
+
+
+class ReadyOut(Snake):
+    status: str = Field(description="ready, or not_ready with the reasons.")
+    assigned: int = Field(description="Partitions this worker owns.")
+    lag: dict[str, int] = Field(description="Group-wide lag: metering and inputs.")
+    not_ready: list[NotReadyOut]

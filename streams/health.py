@@ -14,8 +14,10 @@ from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from typing import Any
 
-from faust.web import Request, Response, View
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 
+from schemas.api import HealthOut, ReadyOut
 from streams.lag import Partition, caught_up
 from streams.runtime import Runtime
 from streams.watchdog import PartitionWatch
@@ -70,31 +72,34 @@ def lag_summary(lag: Mapping[Partition, int] | None, metering_topic: str) -> dic
     return {"metering": metering, "inputs": sum(lag.values()) - metering}
 
 
-def register(rt: Runtime, watch: PartitionWatch) -> None:
+def router(rt: Runtime, watch: PartitionWatch) -> APIRouter:
     metering_topic = rt.metering.get_topic_name()
+    routes = APIRouter(tags=["operations"])
 
-    @rt.app.page("/health")
-    class HealthView(View):
-        async def get(self, request: Request) -> Response:
-            return self.json({"status": "ok"})
+    @routes.get("/health", response_model=HealthOut, summary="Liveness: the event loop answers")
+    async def health() -> HealthOut:
+        return HealthOut(status="ok")
 
-    @rt.app.page("/ready")
-    class ReadyView(View):
-        async def get(self, request: Request) -> Response:
-            lag = watch.offsets.lag() if watch.read_ok and watch.offsets else None
-            assigned = watch.assigned()
-            problems = not_ready(
-                assigned=assigned,
-                rebalancing=watch.rebalancing,
-                lag=lag,
-                state_ready=rt.holder.readiness(),
-                metering_topic=metering_topic,
-                max_lag=rt.settings.ready_max_lag,
-            )
-            body = {
-                "status": "not_ready" if problems else "ready",
-                "assigned": len(assigned),
-                "lag": lag_summary(lag, metering_topic),
-                "not_ready": [p.to_json() for p in problems],
-            }
-            return self.json(body, status=503 if problems else 200)
+    @routes.get("/ready", response_model=ReadyOut, summary="Readiness: assigned, recovered, "
+                "caught up", responses={503: {"model": ReadyOut, "description": "Not ready"}})
+    async def ready() -> JSONResponse:
+        lag = watch.offsets.lag() if watch.read_ok and watch.offsets else None
+        assigned = watch.assigned()
+        problems = not_ready(
+            assigned=assigned,
+            rebalancing=watch.rebalancing,
+            lag=lag,
+            state_ready=rt.holder.readiness(),
+            metering_topic=metering_topic,
+            max_lag=rt.settings.ready_max_lag,
+        )
+        body = ReadyOut(
+            status="not_ready" if problems else "ready",
+            assigned=len(assigned),
+            lag=lag_summary(lag, metering_topic),
+            not_ready=[p.to_json() for p in problems],
+        )
+        return JSONResponse(body.model_dump(mode="json", exclude_none=True),
+                            status_code=503 if problems else 200)
+
+    return routes

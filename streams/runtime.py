@@ -9,6 +9,7 @@ from functools import partial
 from typing import Any
 
 import faust
+from fastapi import FastAPI
 from faust.types import TableT
 
 from aggregates.meter import Meter
@@ -37,6 +38,7 @@ class Runtime:
     forwards: DurableAcks
     record_sends: DurableAcks
     metrics: Metrics = field(default_factory=Metrics)
+    api: FastAPI | None = None  # what streams/web.py serves
 
 
 def _raw_topic(
@@ -83,6 +85,9 @@ def build_runtime(s: Settings) -> Runtime:
         web_port=s.web_port,
         web_bind=s.web_host,
         web_in_thread=False,
+        # uvicorn serves HTTP (streams/api/server.py); web_host and web_port stay set for
+        # canonical_url, which the assignor shares so workers can forward to each other.
+        web_enabled=False,
         consumer_auto_offset_reset="earliest",
         table_standby_replicas=0,
         broker_commit_interval=1.0,

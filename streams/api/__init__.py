@@ -1,2 +1,2 @@
 """The REST API of SPEC §6, served by every worker from the state its agents write;
-`routes.register` puts it on a worker's web server."""
+`app.build_app` assembles its FastAPI application, streams/web.py serves it."""

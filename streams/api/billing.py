@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
 from aggregates import usage
 from aggregates.contracts import OWNER_SCOPE, Contract, user_scope
 from aggregates.periods import Term
@@ -22,8 +26,12 @@ from schemas.codec import dumps
 from schemas.internal import QuotaMessage
 from schemas.units import Unit, convert, to_m2
 from streams.api import params
-from streams.api.core import Call, Endpoint, Reply, page_of
-from streams.api.errors import not_found
+from streams.api.deps import ADMIN, READ, Scope
+from streams.api.errors import ERROR_RESPONSES, not_found
+from streams.api.paging import TOTAL_HEADER, page_of, set_total
+from streams.api.params import ContractId, LeafUserId
+
+router = APIRouter(prefix="/billing/contracts", tags=["billing"], responses=ERROR_RESPONSES)
 
 
 def term_out(term: Term) -> TermOut:
@@ -53,35 +61,48 @@ def scope_day_out(leaf_user_id: str | None, d: DayUsage, unit: Unit) -> ScopeDay
                        total_area=convert(d.total_m2, unit), final=d.final, unit=unit)
 
 
-def the_contract(call: Call) -> Contract:
-    contract = usage.find_contract(call.meter, call.owner, call.path["contractId"])
+def the_contract(scope: Scope, contract_id: str) -> Contract:
+    contract = usage.find_contract(scope.meter, scope.owner, contract_id)
     if contract is None:
         raise not_found("contract")
     return contract
 
 
-async def list_contracts(call: Call) -> Reply:
-    q: ContractsQuery = call.query
-    assert call.owner is not None
-    found = usage.owner_contracts(call.meter, call.owner, q.product)
-    items = [contract_out(usage.contract_usage(call.meter, c, call.now.date()), q.unit)
+@router.get("", response_model=list[ContractOut], summary="List contracts",
+            responses=TOTAL_HEADER)
+async def list_contracts(
+    q: Annotated[ContractsQuery, Query()], scope: READ, response: Response
+) -> list[ContractOut]:
+    found = usage.owner_contracts(scope.meter, scope.acting_owner, q.product)
+    items = [contract_out(usage.contract_usage(scope.meter, c, scope.now.date()), q.unit)
              for c in found]
-    return Reply(page_of(items, q.page, q.size), total=len(items))
+    set_total(response, len(items))
+    return page_of(items, q.page, q.size)
 
 
-async def get_contract(call: Call) -> Reply:
-    u = usage.contract_usage(call.meter, the_contract(call), call.now.date())
-    return Reply(contract_out(u, call.query.unit))
+@router.get("/{contractId}", response_model=ContractOut,
+            summary="One contract with its current term, quota and usage")
+async def get_contract(
+    contract_id: ContractId, q: Annotated[BillingQuery, Query()], scope: READ
+) -> ContractOut:
+    u = usage.contract_usage(scope.meter, the_contract(scope, contract_id), scope.now.date())
+    return contract_out(u, q.unit)
 
 
-async def consumption(call: Call) -> Reply:
-    q: ConsumptionQuery = call.query
-    contract = the_contract(call)
-    day = params.day(q.timestamp, call.now.date())
+@router.get("/{contractId}/consumption", response_model=ConsumptionOut,
+            summary="One day's consumption: the API owner's and every Leaf user's",
+            responses=TOTAL_HEADER)
+async def consumption(
+    contract_id: ContractId, q: Annotated[ConsumptionQuery, Query()], scope: READ,
+    response: Response,
+) -> ConsumptionOut:
+    contract = the_contract(scope, contract_id)
+    day = params.day(q.timestamp, scope.now.date())
     params.date_range(day, day, "timestamp", "timestamp")
-    c = usage.consumption_on(call.meter, contract, day, call.now)
+    c = usage.consumption_on(scope.meter, contract, day, scope.now)
     users = [scope_day_out(u, d, q.unit) for u, d in c.users]
-    return Reply(ConsumptionOut(
+    set_total(response, len(users))
+    return ConsumptionOut(
         contract_id=contract.contract_id, api_owner=contract.api_owner,
         product=contract.product, date=day, term=term_out(c.term),
         owner=scope_day_out(None, c.owner, q.unit), leaf_users=page_of(users, q.page, q.size),
@@ -89,57 +110,53 @@ async def consumption(call: Call) -> Reply:
         overlap_area=convert(c.overlap_m2, q.unit),
         quota=None if contract.quota_m2 is None else convert(contract.quota_m2, q.unit),
         unit=q.unit,
-    ), total=len(users))
+    )
 
 
-def _breakdown(call: Call, scope: str) -> Reply:
-    q: BreakdownQuery = call.query
-    contract = the_contract(call)
-    today = call.now.date()
+def _breakdown(
+    scope: Scope, contract: Contract, scope_key: str, q: BreakdownQuery, response: Response
+) -> list[DayOut]:
+    today = scope.now.date()
     start, end = params.date_range(
         params.day(q.start_time, contract.term(today).start), params.day(q.end_time, today),
         "startTime", "endTime",
     )
-    days = usage.daily_series(call.meter, contract, scope, start, end, call.now)
-    return Reply([day_out(d, q.unit) for d in page_of(days, q.page, q.size)], total=len(days))
+    days = usage.daily_series(scope.meter, contract, scope_key, start, end, scope.now)
+    set_total(response, len(days))
+    return [day_out(d, q.unit) for d in page_of(days, q.page, q.size)]
 
 
-async def owner_breakdown(call: Call) -> Reply:
-    return _breakdown(call, OWNER_SCOPE)
+@router.get("/{contractId}/consumption/api-owner", response_model=list[DayOut],
+            summary="Daily breakdown of the API owner's scope", responses=TOTAL_HEADER)
+async def owner_breakdown(
+    contract_id: ContractId, q: Annotated[BreakdownQuery, Query()], scope: READ,
+    response: Response,
+) -> list[DayOut]:
+    return _breakdown(scope, the_contract(scope, contract_id), OWNER_SCOPE, q, response)
 
 
-async def user_breakdown(call: Call) -> Reply:
-    if call.path["leafUserId"] not in usage.leaf_users(call.meter, the_contract(call)):
+@router.get("/{contractId}/consumption/leaf-user/{leafUserId}", response_model=list[DayOut],
+            summary="Daily breakdown of one Leaf user's scope", responses=TOTAL_HEADER)
+async def user_breakdown(
+    contract_id: ContractId, leaf_user_id: LeafUserId,
+    q: Annotated[BreakdownQuery, Query()], scope: READ, response: Response,
+) -> list[DayOut]:
+    contract = the_contract(scope, contract_id)
+    if leaf_user_id not in usage.leaf_users(scope.meter, contract):
         raise not_found("Leaf user")
-    return _breakdown(call, user_scope(call.path["leafUserId"]))
+    return _breakdown(scope, contract, user_scope(leaf_user_id), q, response)
 
 
-async def put_quota(call: Call) -> Reply:
+@router.put("/{contractId}/quota", response_model=ContractOut, status_code=202,
+            summary="Admin: set the contract's quota per term")
+async def put_quota(
+    contract_id: ContractId, body: QuotaIn, q: Annotated[BillingQuery, Query()],
+    scope: ADMIN,
+) -> ContractOut:
     """Sent in-stream to the owner's partition; the reply is the contract as it will be."""
-    body: QuotaIn = call.body
-    contract = the_contract(call)
+    contract = the_contract(scope, contract_id)
     quota_m2 = None if body.quota is None else to_m2(body.quota, body.unit)
-    message = QuotaMessage(contract_id=contract.contract_id, quota_m2=quota_m2, now=call.now)
-    await call.api.send(contract.api_owner, dumps(message.model_dump(mode="json")))
-    pending = usage.contract_usage(call.meter, contract.with_quota(quota_m2), call.now.date())
-    return Reply(contract_out(pending, call.query.unit), status=202)
-
-
-CONTRACT = "/billing/contracts/{contractId}"
-ENDPOINTS = [
-    Endpoint("GET", "/billing/contracts", "List contracts", list_contracts, list[ContractOut],
-             ContractsQuery, paged=True, tag="billing"),
-    Endpoint("GET", CONTRACT, "One contract with its current term, quota and usage",
-             get_contract, ContractOut, BillingQuery, tag="billing"),
-    Endpoint("GET", f"{CONTRACT}/consumption",
-             "One day's consumption: the API owner's and every Leaf user's", consumption,
-             ConsumptionOut, ConsumptionQuery, paged=True, tag="billing"),
-    Endpoint("GET", f"{CONTRACT}/consumption/api-owner",
-             "Daily breakdown of the API owner's scope", owner_breakdown, list[DayOut],
-             BreakdownQuery, paged=True, tag="billing"),
-    Endpoint("GET", f"{CONTRACT}/consumption/leaf-user/{{leafUserId}}",
-             "Daily breakdown of one Leaf user's scope", user_breakdown, list[DayOut],
-             BreakdownQuery, paged=True, tag="billing"),
-    Endpoint("PUT", f"{CONTRACT}/quota", "Admin: set the contract's quota per term", put_quota,
-             ContractOut, BillingQuery, QuotaIn, status=202, admin_only=True, tag="billing"),
-]
+    message = QuotaMessage(contract_id=contract.contract_id, quota_m2=quota_m2, now=scope.now)
+    await scope.api.send(contract.api_owner, dumps(message.model_dump(mode="json")))
+    pending = usage.contract_usage(scope.meter, contract.with_quota(quota_m2), scope.now.date())
+    return contract_out(pending, q.unit)

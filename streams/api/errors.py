@@ -1,24 +1,41 @@
-"""JSON errors: every failure, including unexpected ones, leaves as `ErrorOut` JSON."""
+"""JSON errors: every failure, FastAPI's own included, leaves as `ErrorOut` JSON.
+
+FastAPI answers invalid input with 422 and `{"detail": …}`, and unknown paths with
+Starlette's plain 404/405; the handlers here turn all of them into the one body shape
+clients and the README know, with the parameter named.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from typing import Any
 
-from aiohttp import web
-from aiohttp.typedefs import Middleware
-from pydantic import ValidationError
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from schemas.api import ErrorOut
-from schemas.codec import dumps
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ERROR_CODES = {404: "not_found", 405: "method_not_allowed"}
+RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.",
+                               "required": True, "schema": {"type": "integer", "minimum": 1}}}
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "A parameter or the body is invalid; "
+          "`parameter` names it."},
+    401: {"model": ErrorOut, "description": "Missing or invalid key."},
+    403: {"model": ErrorOut, "description": "The endpoint needs the admin key."},
+    404: {"model": ErrorOut, "description": "Not found, or another API owner's."},
+    429: {"model": ErrorOut, "description": "Rate limit reached.", "headers": RETRY_AFTER},
+    503: {"model": ErrorOut, "description": "Partitions are moving between workers or "
+          "recovering; retry shortly.", "headers": RETRY_AFTER},
+}
 
 
 class ApiError(Exception):
-    """Raised anywhere below a view; becomes a JSON response with `status`."""
+    """Raised anywhere below a route; becomes a JSON response with `status`."""
 
     def __init__(
         self, status: int, error: str, message: str, parameter: str | None = None,
@@ -39,37 +56,43 @@ def not_found(what: str) -> ApiError:
     return ApiError(404, "not_found", f"{what} not found")
 
 
-def from_validation(exc: ValidationError, where: str) -> ApiError:
+def from_validation(errors: list[dict[str, Any]]) -> ApiError:
     """The first problem, named by the parameter or body field the client sent."""
-    err = exc.errors()[0]
-    name = str(err["loc"][0]) if err["loc"] else where
+    err = errors[0]
+    where, *rest = [str(part) for part in err["loc"]] or ["body"]
+    name = rest[0] if rest and err["type"] != "json_invalid" else where
     return bad_parameter(name, f"{where} {name}: {err['msg']}")
 
 
-def error_response(exc: ApiError) -> web.Response:
-    return web.Response(
-        body=dumps(exc.body.model_dump()), status=exc.status, content_type="application/json",
-        headers=exc.headers,
-    )
+def error_response(exc: ApiError) -> JSONResponse:
+    return JSONResponse(exc.body.model_dump(), status_code=exc.status, headers=exc.headers)
 
 
-def middleware(api_paths: Callable[[web.Request], bool]) -> Middleware:
-    """Unknown paths (Faust's own /table and /router views too) are 404; nothing is a bare 500."""
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc)
 
-    @web.middleware
-    async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-        try:
-            if not api_paths(request):
-                raise not_found(f"path {request.path}")
-            return await handler(request)
-        except ApiError as exc:
-            return error_response(exc)
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            return error_response(ApiError(exc.status, "http_error", exc.reason))
-        except Exception:
-            log.exception("unhandled error on %s %s", request.method, request.path)
-            return error_response(ApiError(500, "internal_error", "unexpected error"))
 
-    return json_errors
+async def _invalid(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(from_validation(list(exc.errors())))
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    """404 for unknown paths, 405 (with Allow) for unknown methods."""
+    assert isinstance(exc, HTTPException)
+    error = ERROR_CODES.get(exc.status_code, "http_error")
+    return error_response(ApiError(exc.status_code, error, str(exc.detail),
+                                   headers=dict(exc.headers or {})))
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(ApiError(500, "internal_error", "unexpected error"))
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

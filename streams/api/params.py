@@ -1,8 +1,12 @@
-"""Turning parsed query values into the dates and ranges the read-side functions take."""
+"""Path parameters, and turning parsed query values into the dates and ranges the
+read-side functions take."""
 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from typing import Annotated
+
+from fastapi import Path
 
 from aggregates.periods import day_of
 from streams.api.errors import bad_parameter
@@ -31,3 +35,7 @@ def date_range(
     if start.year < 1900 or end.year > 2200:
         raise bad_parameter(start_name, "dates must lie between 1900 and 2200")
     return start, end
+
+
+ContractId = Annotated[str, Path(alias="contractId", max_length=256)]
+LeafUserId = Annotated[str, Path(alias="leafUserId", max_length=256)]

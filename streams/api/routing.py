@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 import aiohttp
-from aiohttp import web
+from starlette.requests import Request
+from starlette.responses import Response
 from yarl import URL
 
 from streams.api.errors import ApiError
@@ -87,24 +88,30 @@ class LocalOnly:
         return []
 
 
+class Forwarded(Exception):
+    """The owner's worker answered: its response goes back to the client as it is."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
 async def forward(
-    session: aiohttp.ClientSession, worker: URL, request: web.Request, body: bytes
-) -> web.Response:
+    session: aiohttp.ClientSession, worker: URL, request: Request, body: bytes
+) -> Response:
     """Replay the request on `worker`, marked so it is served there and not sent on."""
     headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
     headers[FORWARDED] = "1"
-    url = URL(f"http://{worker.host}:{worker.port}{request.raw_path}", encoded=True)
+    path = (request.scope.get("raw_path") or request.url.path.encode()).decode("latin-1")
+    target = path + (f"?{request.url.query}" if request.url.query else "")
+    url = URL(f"http://{worker.host}:{worker.port}{target}", encoded=True)
     try:
         async with session.request(
             request.method, url, headers=headers, data=body or None, timeout=FORWARD_TIMEOUT
         ) as resp:
             kept = {h: resp.headers[h] for h in KEPT_RESPONSE_HEADERS if h in resp.headers}
-            return web.Response(
-                body=await resp.read(),
-                status=resp.status,
-                content_type=resp.content_type,
-                headers=kept,
-            )
+            return Response(await resp.read(), status_code=resp.status,
+                            media_type=resp.content_type, headers=kept)
     except (TimeoutError, aiohttp.ClientError, RuntimeError) as exc:
         # RuntimeError: the worker is stopping and its client session is closed.
         raise rebalancing() from exc

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
 
 from aggregates import GeometryError, normalize_geometry
 from aggregates import usage as figures
@@ -33,13 +36,11 @@ from schemas.api import (
 )
 from schemas.units import Unit, convert
 from streams.api import params, wording
-from streams.api.core import Call, Endpoint, Reply, page_of
-from streams.api.errors import bad_parameter
+from streams.api.deps import CHECK, READ
+from streams.api.errors import ERROR_RESPONSES, bad_parameter
+from streams.api.paging import TOTAL_HEADER, page_of, set_total
 
-
-def _owner(call: Call) -> str:
-    assert call.owner is not None  # owner-scoped endpoints always act for an owner
-    return call.owner
+router = APIRouter(prefix="/usage", tags=["usage"], responses=ERROR_RESPONSES)
 
 
 def _id(contract: Contract | None) -> str | None:
@@ -70,16 +71,16 @@ def product_summary_out(s: figures.ProductSummary, unit: Unit) -> ProductSummary
     )
 
 
-async def summary(call: Call) -> Reply:
-    q: SummaryQuery = call.query
-    owner = _owner(call)
-    unified = call.meter.contract_for(owner, figures.Product.UNIFIED_AREA)
-    start, end = _summary_range(q, call.now.date(), unified)
-    found = figures.summary(call.meter, owner, start, end)
-    return Reply(SummaryOut(
+@router.get("/summary", response_model=SummaryOut, summary="Totals per product for a period")
+async def summary(q: Annotated[SummaryQuery, Query()], scope: READ) -> SummaryOut:
+    owner = scope.acting_owner
+    unified = scope.meter.contract_for(owner, figures.Product.UNIFIED_AREA)
+    start, end = _summary_range(q, scope.now.date(), unified)
+    found = figures.summary(scope.meter, owner, start, end)
+    return SummaryOut(
         api_owner=owner, start_date=start, end_date=end,
         products=[product_summary_out(s, q.unit) for s in found], unit=q.unit,
-    ))
+    )
 
 
 def record_out(r: UsageRecord, unit: Unit) -> RecordOut:
@@ -97,59 +98,71 @@ def record_out(r: UsageRecord, unit: Unit) -> RecordOut:
     )
 
 
-async def details(call: Call) -> Reply:
-    q: DetailsQuery = call.query
+@router.get("/details", response_model=DetailsOut, summary="Usage records, newest first",
+            responses=TOTAL_HEADER)
+async def details(
+    q: Annotated[DetailsQuery, Query()], scope: READ, response: Response
+) -> DetailsOut:
     if q.start_date and q.end_date:
         params.date_range(q.start_date, q.end_date, "start_date", "end_date")
-    found = call.meter.records.select(_owner(call), event_type=q.type,
-                                      leaf_user_id=q.leaf_user_id, start=q.start_date,
-                                      end=q.end_date)
+    found = scope.meter.records.select(scope.acting_owner, event_type=q.type,
+                                       leaf_user_id=q.leaf_user_id, start=q.start_date,
+                                       end=q.end_date)
     page = [record_out(r, q.unit) for r in page_of(found, q.page - 1, q.page_size)]
-    return Reply(DetailsOut(api_owner=_owner(call), page=q.page, page_size=q.page_size,
-                            total=len(found), records=page), total=len(found))
+    set_total(response, len(found))
+    return DetailsOut(api_owner=scope.acting_owner, page=q.page, page_size=q.page_size,
+                      total=len(found), records=page)
 
 
-async def by_period(call: Call) -> Reply:
-    q: ByPeriodQuery = call.query
-    owner, today = _owner(call), call.now.date()
-    contract = call.meter.contract_for(owner, q.product)
+@router.get("/by-period", response_model=ByPeriodOut, summary="Time series by hour, day or month",
+            responses=TOTAL_HEADER)
+async def by_period(
+    q: Annotated[ByPeriodQuery, Query()], scope: READ, response: Response
+) -> ByPeriodOut:
+    owner, today = scope.acting_owner, scope.now.date()
+    contract = scope.meter.contract_for(owner, q.product)
     limit = params.MAX_HOUR_RANGE_DAYS if q.period_type is PeriodType.HOUR else None
     start, end = params.date_range(
         q.start_date or (contract.term(today).start if contract else today), q.end_date or today,
         "start_date", "end_date", limit or params.MAX_RANGE_DAYS,
     )
-    scope = OWNER_SCOPE if q.leaf_user_id is None else user_scope(q.leaf_user_id)
+    scope_key = OWNER_SCOPE if q.leaf_user_id is None else user_scope(q.leaf_user_id)
     series = [] if contract is None else figures.by_period(
-        call.meter, contract, scope, q.period_type, start, end, call.now)
+        scope.meter, contract, scope_key, q.period_type, start, end, scope.now)
     periods = [PeriodOut(period_start=p.start, area_added=convert(p.added_m2, q.unit),
                          total_area=convert(p.total_m2, q.unit), unit=q.unit)
                for p in page_of(series, q.page - 1, q.page_size)]
-    return Reply(ByPeriodOut(
+    set_total(response, len(series))
+    return ByPeriodOut(
         api_owner=owner, product=q.product, contract_id=_id(contract),
         leaf_user_id=q.leaf_user_id, period_type=q.period_type, start_date=start,
         end_date=end, page=q.page, page_size=q.page_size, total=len(series), periods=periods,
-    ), total=len(series))
+    )
 
 
-async def top_users(call: Call) -> Reply:
-    q: TopUsersQuery = call.query
-    owner = _owner(call)
-    contract = call.meter.contract_for(owner, q.product)
-    day = q.date_ or call.now.date()
+@router.get("/top-users", response_model=TopUsersOut, summary="Leaf users ranked by unique area",
+            responses=TOTAL_HEADER)
+async def top_users(
+    q: Annotated[TopUsersQuery, Query()], scope: READ, response: Response
+) -> TopUsersOut:
+    owner = scope.acting_owner
+    contract = scope.meter.contract_for(owner, q.product)
+    day = q.date_ or scope.now.date()
     params.date_range(day, day, "date", "date")
-    ranked = [] if contract is None else figures.top_users(call.meter, contract, day)
+    ranked = [] if contract is None else figures.top_users(scope.meter, contract, day)
     first = (q.page - 1) * q.page_size
     users = [TopUserOut(rank=first + i + 1, leaf_user_id=u.leaf_user_id,
                         total_area=convert(u.total_m2, q.unit), share_percent=u.share_percent,
                         unit=q.unit)
              for i, u in enumerate(page_of(ranked, q.page - 1, q.page_size))]
     term = contract.term(day) if contract else None
-    return Reply(TopUsersOut(
+    set_total(response, len(ranked))
+    return TopUsersOut(
         api_owner=owner, product=q.product, contract_id=_id(contract),
         term_start=term.start if term else None,
         term_end=term.end if term else None, page=q.page,
         page_size=q.page_size, total=len(ranked), users=users,
-    ), total=len(ranked))
+    )
 
 
 def _area(m2: float | None, unit: Unit) -> float | None:
@@ -165,19 +178,20 @@ def quota_check_out(v: figures.QuotaVerdict, unit: Unit) -> QuotaCheckOut:
     )
 
 
-async def check(call: Call) -> Reply:
+@router.post("/check", response_model=CheckOut,
+             summary="Pre-flight: area a geometry would add, quota verdict")
+async def check(body: CheckIn, q: Annotated[CheckQuery, Query()], scope: CHECK) -> CheckOut:
     """Nothing is sent anywhere: a check reads the unions and changes nothing."""
-    body: CheckIn = call.body
-    unit: Unit = call.query.unit
+    unit: Unit = q.unit
     try:
-        geom = normalize_geometry(body.geometry, max_vertices=call.api.settings.max_vertices)
+        geom = normalize_geometry(body.geometry, max_vertices=scope.api.settings.max_vertices)
     except (GeometryError, ValueError, TypeError) as exc:
         raise bad_parameter("geometry", f"geometry: {exc}") from None
-    day = day_of(body.timestamp) if body.timestamp else call.now.date()
-    owner = _owner(call)
-    r = figures.check(call.meter, owner, body.leaf_user_id, body.product, geom, day,
+    day = day_of(body.timestamp) if body.timestamp else scope.now.date()
+    owner = scope.acting_owner
+    r = figures.check(scope.meter, owner, body.leaf_user_id, body.product, geom, day,
                       body.field_id)
-    return Reply(CheckOut(
+    return CheckOut(
         api_owner=owner, leaf_user_id=body.leaf_user_id, product=body.product,
         contract_id=_id(r.contract),
         area_added_user=convert(r.user_m2, unit), area_added_owner=convert(r.owner_m2, unit),
@@ -187,18 +201,19 @@ async def check(call: Call) -> Reply:
         footprint=convert(r.footprint_m2, unit), blocked_by=r.blocked_by,
         quotas=[quota_check_out(v, unit) for v in r.verdicts], field_id=body.field_id,
         field_clip=r.field_clip,
-    ))
+    )
 
 
-async def plan(call: Call) -> Reply:
-    q: PlanQuery = call.query
-    owner = _owner(call)
-    contract = call.meter.contract_for(owner, q.product)
+@router.get("/plan", response_model=PlanOut,
+            summary="Term utilisation, projection and recommendations")
+async def plan(q: Annotated[PlanQuery, Query()], scope: READ) -> PlanOut:
+    owner = scope.acting_owner
+    contract = scope.meter.contract_for(owner, q.product)
     if contract is None:
-        return Reply(_no_plan(owner, q))
-    p = figures.plan(call.meter, contract, call.now.date())
+        return _no_plan(owner, q)
+    p = figures.plan(scope.meter, contract, scope.now.date())
     u = p.usage
-    return Reply(PlanOut(
+    return PlanOut(
         api_owner=owner, product=q.product, contract_id=contract.contract_id,
         term_start=u.term.start, term_end=u.term.end, days_elapsed=p.days_elapsed,
         days_remaining=p.days_remaining, used=convert(u.used_m2, q.unit),
@@ -212,7 +227,7 @@ async def plan(call: Call) -> Reply:
         projected_term_total_low=convert(p.projected_low_m2, q.unit),
         projected_term_total_high=convert(p.projected_high_m2, q.unit),
         active_days=p.projection.active_days, confidence=p.confidence,
-    ))
+    )
 
 
 def _no_plan(owner: str, q: PlanQuery) -> PlanOut:
@@ -226,19 +241,3 @@ def _no_plan(owner: str, q: PlanQuery) -> PlanOut:
         unit=q.unit, footprint=0.0, projected_term_total_low=0.0,
         projected_term_total_high=0.0, active_days=0, confidence=figures.Confidence.LOW,
     )
-
-
-ENDPOINTS = [
-    Endpoint("GET", "/usage/summary", "Totals per product for a period", summary, SummaryOut,
-             SummaryQuery),
-    Endpoint("GET", "/usage/details", "Usage records, newest first", details, DetailsOut,
-             DetailsQuery, paged=True),
-    Endpoint("GET", "/usage/by-period", "Time series by hour, day or month", by_period,
-             ByPeriodOut, ByPeriodQuery, paged=True),
-    Endpoint("GET", "/usage/top-users", "Leaf users ranked by unique area", top_users,
-             TopUsersOut, TopUsersQuery, paged=True),
-    Endpoint("POST", "/usage/check", "Pre-flight: area a geometry would add, quota verdict",
-             check, CheckOut, CheckQuery, CheckIn, bucket="check"),
-    Endpoint("GET", "/usage/plan", "Term utilisation, projection and recommendations", plan,
-             PlanOut, PlanQuery),
-]

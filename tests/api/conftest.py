@@ -1,5 +1,6 @@
-"""API tests: views through aiohttp's test client on the whole app (`create_app`), reading
-the state its real ingest and metering agents wrote (tests/support/agents.py)."""
+"""API tests: the whole app's FastAPI application (`create_app`), served by the worker's
+own uvicorn service on a free port and called over HTTP, reading the state its real ingest
+and metering agents wrote (tests/support/agents.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp import ClientSession
 from pydantic import BaseModel
 from pydantic.alias_generators import to_camel
 from shapely.geometry import box, mapping
@@ -18,9 +19,10 @@ from aggregates.meter import Meter
 from schemas.codec import dumps
 from schemas.internal import QuotaMessage
 from streams.api.auth import fingerprint, new_owner_key
-from streams.api.core import API_KEY, Api
+from streams.api.deps import Api
 from streams.api.keys import create_message
 from streams.api.routing import LocalOnly
+from streams.api.server import ApiServer
 from streams.app import create_app
 from streams.replay import TOPIC_OF_TYPE
 from streams.settings import Settings
@@ -144,11 +146,17 @@ async def world(feed: Feed) -> Feed:
 
 
 @pytest.fixture
-async def client(world: Feed) -> AsyncIterator[TestClient[Any, Any]]:
-    """The app's own web views and Api, on a single worker that owns every partition."""
-    web_app = world.rt.app.web.web_app  # type: ignore[attr-defined]
-    api: Api = web_app[API_KEY]
+async def client(world: Feed) -> AsyncIterator[ClientSession]:
+    """The app's own routes and Api, on a single worker that owns every partition."""
+    app = world.rt.api
+    assert app is not None
+    api: Api = app.state.api
     api.locator = LocalOnly()
     api.clock = lambda: NOW
-    async with TestClient(TestServer(web_app)) as c:
-        yield c
+    server = ApiServer(app, "127.0.0.1", 0)
+    await server.start()
+    try:
+        async with ClientSession(base_url=f"http://127.0.0.1:{server.port}") as c:
+            yield c
+    finally:
+        await server.stop()

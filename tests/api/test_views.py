@@ -1,12 +1,13 @@
-"""Every endpoint through the Faust web app: values, auth, isolation, limits, bad input."""
+"""Every endpoint over HTTP: values, auth, isolation, limits, bad input, docs."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp import ClientSession
 from shapely.geometry import box as shapely_box
 
 from aggregates import geodesic_area_m2
@@ -16,7 +17,7 @@ from aggregates.products import Product
 from schemas.units import M2_PER_UNIT, Unit
 from tests.api.conftest import ADMIN, OTHER, OWNER, T0, Feed, sq
 
-Client = TestClient[Any, Any]
+Client = ClientSession
 FILE = contract_id_for(OWNER, Product.OPERATIONS_FILE)
 OTHER_FILE = contract_id_for(OTHER, Product.OPERATIONS_FILE)
 SQUARE = {"type": "Polygon", "coordinates": [[[0, 0], [0.001, 0], [0.001, 0.001], [0, 0.001],
@@ -39,7 +40,7 @@ async def get(client: Client, path: str, token: str, **params: Any) -> Any:
 async def test_contracts_list_pages_and_counts(client: Client, world: Feed) -> None:
     key = await world.key_for(OWNER)
     status, body, headers = await get(client, "/billing/contracts", key, size=2)
-    assert status == 200 and headers["X-Total-Count"] == "4"
+    assert status == 200 and headers["X-Total-Count"] == "4", body
     assert [c["product"] for c in body] == ["FIELDS_BOUNDARY", "AUDIT_FIELDS_BOUNDARY"]
     status, body, _ = await get(client, "/billing/contracts", key, page=1, size=2)
     assert [c["product"] for c in body] == ["OPERATIONS_FILE", "UNIFIED_AREA"]
@@ -444,6 +445,7 @@ async def test_bad_bodies_and_unknown_paths(client: Client, world: Feed) -> None
         assert resp.status == 404 and resp.content_type == "application/json", path
     resp = await client.delete("/usage/plan", headers=bearer(key))
     assert resp.status == 405 and resp.content_type == "application/json"
+    assert resp.headers["Allow"] == "GET"
 
 
 async def test_openapi_covers_every_endpoint(client: Client) -> None:
@@ -459,9 +461,24 @@ async def test_openapi_covers_every_endpoint(client: Client) -> None:
         ("PUT", "/billing/contracts/{contractId}/quota"), ("GET", "/usage/summary"),
         ("GET", "/usage/details"), ("GET", "/usage/by-period"), ("GET", "/usage/top-users"),
         ("POST", "/usage/check"), ("GET", "/usage/plan"), ("GET", "/metrics"),
-        ("GET", "/openapi.json"), ("POST", "/admin/api-keys"),
+        ("GET", "/health"), ("GET", "/ready"), ("POST", "/admin/api-keys"),
     }
     assert operations == expected
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            assert "422" not in op["responses"], (method, path)  # invalid input is a 400
+
+
+async def test_docs_work_offline(client: Client) -> None:
+    """Swagger UI's page and assets come from this server, none from elsewhere."""
+    resp = await client.get("/docs")
+    page = await resp.text()
+    assert resp.status == 200 and "/openapi.json" in page
+    assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", page)
+    assert assets and all(a.startswith("/docs/static/") for a in assets), assets
+    for asset in assets:
+        got = await client.get(asset)
+        assert got.status == 200 and len(await got.read()) > 0, asset
 
 
 # ---- restart ------------------------------------------------------------------------
