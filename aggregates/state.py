@@ -44,6 +44,9 @@ class Kind(StrEnum):
     NOTICED = "n"  # when a FIELDS_BOUNDARY term's start was first seen passed, on a tick
     JOURNAL = "j"  # an owner's writes of one message: open with before-images, or closed
     RECORD = "r"  # a usage record, filed by event time for /usage/details (history.py)
+    WEBHOOK = "w"  # an owner's webhook endpoint (aggregates/webhooks.py); Meter ignores it
+    DELIVERY = "y"  # a webhook message still owed to an endpoint
+    DELIVERY_LOG = "g"  # one attempt of a webhook delivery, for the delivery log
 
 
 Write = tuple[str, bytes | None]  # a key and its new value; None deletes it
