@@ -47,6 +47,37 @@ class ApiKeyMessage(BaseModel):
     now: datetime
 
 
+class WebhookEndpointMessage(BaseModel):
+    """An owner registered a webhook endpoint (url and secret) or removed one (neither)."""
+
+    kind: Literal["webhook_endpoint"] = "webhook_endpoint"
+    api_owner: str
+    endpoint_id: str
+    url: str | None = None
+    secret: str | None = None
+    now: datetime
+
+
+class WebhookAttemptMessage(BaseModel):
+    """A worker tried to deliver a webhook message once; the owner's metering partition
+    records the result, so retries survive the worker."""
+
+    kind: Literal["webhook_attempt"] = "webhook_attempt"
+    api_owner: str
+    endpoint_id: str
+    message_id: str
+    attempt: int = Field(ge=1)
+    status: int | None
+    error: str | None
+    at: datetime
+
+
 MeteringMessage = Annotated[
-    EventMessage | TickMessage | QuotaMessage | ApiKeyMessage, Field(discriminator="kind")
+    EventMessage
+    | TickMessage
+    | QuotaMessage
+    | ApiKeyMessage
+    | WebhookEndpointMessage
+    | WebhookAttemptMessage,
+    Field(discriminator="kind"),
 ]

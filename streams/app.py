@@ -3,7 +3,7 @@ timer, guard and web view to it. Nothing in streams/ imports this module."""
 
 from __future__ import annotations
 
-from streams import faust_guards, ingest, metering, ticks, web
+from streams import faust_guards, ingest, metering, ticks, web, webhook_delivery
 from streams.runtime import Runtime, build_runtime
 from streams.settings import Settings
 
@@ -15,4 +15,5 @@ def create_app(settings: Settings | None = None) -> Runtime:
     metering.register(rt)
     ticks.register(rt)
     web.register(rt)
+    webhook_delivery.register(rt)
     return rt

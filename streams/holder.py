@@ -112,6 +112,10 @@ class MeterHolder:
         """Each assigned metering partition: is its state built from a recovered table."""
         return {p: p in self._serving for p in sorted(self._assigned)}
 
+    def serving(self) -> list[int]:
+        """The metering partitions whose state is built from a recovered table."""
+        return sorted(self._serving)
+
     def meters(self) -> list[Meter]:
         return [self._states[p].meter for p in sorted(self._serving)]
 
@@ -123,8 +127,8 @@ class MeterHolder:
         started = time.perf_counter()
         self._repair(partition)
         items = ((_text(k), v) for k, v in self._partition_items(partition))
-        meter = self._build(items, resend_from=offset, read=self._reader(partition),
-                            scan=partial(self._scan, partition))
+        meter = self._build(items, resend_from=offset, read=self.reader(partition),
+                            scan=partial(self.scan, partition))
         log.info(
             "partition %d rebuilt: %d owners, %d scopes in %.2fs",
             partition,
@@ -139,7 +143,7 @@ class MeterHolder:
         Meter and any later rebuild start from the state its replay must see. Called
         while the partition's first message is processed: the writes go to its changelog
         partition and that message's ack waits for them."""
-        undo = repairs((_text(k), v) for k, v in self._journals(partition))
+        undo = repairs(self.prefixed(partition, JOURNAL_PREFIX))
         for k, v in undo:
             if v is None:
                 self._table.pop(k, None)
@@ -149,21 +153,22 @@ class MeterHolder:
             log.warning("partition %d: undid %d writes of messages a crash cut short",
                         partition, len(undo))
 
-    def _journals(self, partition: int) -> Iterator[tuple[Any, bytes]]:
-        """The journal records sort together: RocksDB seeks to them."""
+    def prefixed(self, partition: int, prefix: str) -> Iterator[tuple[str, bytes]]:
+        """The records of one kind sort together (journals, webhook deliveries): RocksDB
+        seeks to them."""
         store = self._table.data
         if hasattr(store, "_db_for_partition"):
-            prefix = JOURNAL_PREFIX.encode()
-            for raw, value in store._db_for_partition(partition).items(from_key=prefix):
-                if not raw.startswith(prefix):
+            start = prefix.encode()
+            for raw, value in store._db_for_partition(partition).items(from_key=start):
+                if not raw.startswith(start):
                     return
-                yield raw, value
+                yield _text(raw), value
             return
         for raw, value in self._partition_items(partition):
-            if _text(raw).startswith(JOURNAL_PREFIX):
-                yield raw, value
+            if _text(raw).startswith(prefix):
+                yield _text(raw), value
 
-    def _reader(self, partition: int) -> Callable[[str], bytes | None]:
+    def reader(self, partition: int) -> Callable[[str], bytes | None]:
         """Reads of the partition's own store, the one its writes go to: RocksDB's get
         on that partition's database, without Faust's search of every partition.
 
@@ -176,7 +181,7 @@ class MeterHolder:
             return lambda k: _value(store._db_for_partition(partition).get(k.encode()))
         return lambda k: _value(store.get(k))
 
-    def _scan(self, partition: int, lo: str, hi: str) -> Iterator[str]:
+    def scan(self, partition: int, lo: str, hi: str) -> Iterator[str]:
         """Keys in [lo, hi) of the partition's store, last first: RocksDB seeks, so a
         page of `/usage/details` costs its own records, not the owner's history."""
         store = self._table.data

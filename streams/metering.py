@@ -33,6 +33,8 @@ from schemas.internal import (
     MeteringMessage,
     QuotaMessage,
     TickMessage,
+    WebhookAttemptMessage,
+    WebhookEndpointMessage,
 )
 from schemas.outputs import DailySnapshotOut, QuotaAlertOut, UsageRecordOut
 from streams.acks import Ack
@@ -42,10 +44,18 @@ from streams.faust_guards import processed_ack
 from streams.holder import PartitionState
 from streams.runtime import ALERTS_TOPIC, DAILY_TOPIC, DEAD_LETTER_TOPIC, RECORDS_TOPIC, Runtime
 from streams.topics import partition_of
+from streams.webhooks import attempt_outcome, endpoint_outcome, owed_for, retry_policy
 
 log = logging.getLogger(__name__)
 
-Message = EventMessage | TickMessage | QuotaMessage | ApiKeyMessage
+Message = (
+    EventMessage
+    | TickMessage
+    | QuotaMessage
+    | ApiKeyMessage
+    | WebhookEndpointMessage
+    | WebhookAttemptMessage
+)
 _messages: TypeAdapter[Message] = TypeAdapter(MeteringMessage)
 
 
@@ -95,6 +105,7 @@ async def _meter_one(rt: Runtime, record: Any) -> list[UsageRecord]:
     records, state.pending.records = state.pending.records, []  # a rebuild's, sent once
     try:
         outcome = _handle(rt, state.meter, message, record)
+        outcome.writes += _owed(rt, outcome, record.partition)
     except Exception as exc:  # noqa: BLE001 - one input must not stop metering
         await _failed(rt, record, exc)
         return records
@@ -115,6 +126,8 @@ def _handle(rt: Runtime, meter: Meter, message: Message, record: Any) -> Outcome
     partition, seq = record.partition, record.offset
     if isinstance(message, ApiKeyMessage):
         return key_outcome(message)  # API keys live in the owner's partition of the table
+    if isinstance(message, WebhookEndpointMessage | WebhookAttemptMessage):
+        return _webhook(rt, message, partition)
     if isinstance(message, TickMessage):
         rt.metrics.pieces.set(sum(m.bounded.piece_count for m in rt.holder.meters()))
         return meter.tick(
@@ -129,6 +142,22 @@ def _handle(rt: Runtime, meter: Meter, message: Message, record: Any) -> Outcome
     with rt.metrics.latency.time():
         arrived = datetime.fromtimestamp(record.timestamp, UTC)
         return meter.apply(to_domain(message), arrived, seq, message.source)
+
+
+def _webhook(
+    rt: Runtime, message: WebhookEndpointMessage | WebhookAttemptMessage, partition: int
+) -> Outcome:
+    """Webhook records live in the owner's partition of the table, as API keys do."""
+    scan = partial(rt.holder.scan, partition)
+    if isinstance(message, WebhookEndpointMessage):
+        return endpoint_outcome(message, scan)
+    return attempt_outcome(message, rt.holder.reader(partition), scan,
+                           retry_policy(rt.settings))
+
+
+def _owed(rt: Runtime, outcome: Outcome, partition: int) -> list[Write]:
+    """Webhook deliveries of the message's alerts and final days, journalled with it."""
+    return owed_for(outcome, rt.holder.reader(partition), partial(rt.holder.scan, partition))
 
 
 async def _failed(rt: Runtime, record: Any, exc: Exception) -> None:

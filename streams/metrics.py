@@ -68,5 +68,17 @@ class Metrics:
             registry=r,
         )
 
+        self.webhook_backlog = Gauge(
+            "acreage_webhook_backlog",
+            "Webhook deliveries this worker's partitions still owe (due, in flight or "
+            "waiting for a retry).",
+            registry=r,
+        )
+        self.webhook_failures = Counter(
+            "acreage_webhook_failures",
+            "Webhook attempts that failed: no answer, or an answer other than 2xx.",
+            registry=r,
+        )
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -125,6 +125,28 @@ class Settings(BaseSettings):
         "(pieces, versions, records) goes through. Faust's default is 2 GB per partition.",
     )
 
+    webhook_retry_base_seconds: float = Field(
+        5.0, gt=0, description="A webhook delivery's first retry waits about this long; each "
+        "further failure doubles the wait (jittered to 75-125 %)."
+    )
+    webhook_retry_cap_seconds: float = Field(
+        3600.0, gt=0, description="The longest wait between two attempts of a delivery."
+    )
+    webhook_give_up_hours: float = Field(
+        72.0, gt=0, description="A delivery still failing this long after its event is "
+        "dropped, and logged as gave_up in the delivery log."
+    )
+    webhook_timeout_seconds: float = Field(
+        10.0, gt=0, description="A receiver that has not answered by then counts as a failure."
+    )
+    webhook_poll_seconds: float = Field(
+        0.5, gt=0, description="How often a worker looks for deliveries that are due."
+    )
+    webhook_per_endpoint: int = Field(
+        4, ge=1, description="Requests in flight to one endpoint at most, so a slow or dead "
+        "receiver holds at most this many of a worker's requests, never all of them."
+    )
+
     def bootstrap_servers(self) -> list[str]:
         """`broker` as Faust's consumer reads it (any of `;`/`,` between URLs, scheme
         optional, port 9092 by default), so every client of ours, the CLI's included,

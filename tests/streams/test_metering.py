@@ -21,6 +21,7 @@ from streams.metrics import Metrics
 from streams.runtime import RECORDS_TOPIC
 from streams.settings import Settings
 from tests.streams.test_decode import decode, event
+from tests.support.tables import scan_of
 
 WAIT = timedelta(minutes=10)
 WRITTEN = datetime(2026, 3, 1, 12, tzinfo=UTC)  # when the record reached the log
@@ -123,7 +124,9 @@ async def test_a_usage_record_leaves_only_once_the_state_behind_it_is_durable() 
         settings=Settings(),
         metrics=Metrics(),
         state=table,
-        holder=SimpleNamespace(state_for=lambda partition, offset: state),
+        holder=SimpleNamespace(state_for=lambda partition, offset: state,
+                               reader=lambda partition: table.get,
+                               scan=lambda partition, lo, hi: scan_of(table)(lo, hi)),
         outputs={RECORDS_TOPIC: records},
         changelog=ChangelogAcks(table, stopping=lambda: False),  # type: ignore[arg-type]
         record_sends=DurableAcks(lambda: False, "usage record send"),
