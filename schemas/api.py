@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, HttpUrl
 from pydantic.alias_generators import to_camel
 
 from aggregates.products import Product
@@ -435,3 +435,47 @@ class ReadyOut(Snake):
     assigned: int = Field(description="Partitions this worker owns.")
     lag: dict[str, int] = Field(description="Group-wide lag: metering and inputs.")
     not_ready: list[NotReadyOut]
+
+
+# ---- /webhooks -----------------------------------------------------------------------
+
+OWNER_DOC = "Admin key only: the API owner to act for."
+
+
+class WebhookIn(Camel):
+    url: HttpUrl = Field(description="Where alerts and final days are POSTed (http or https).")
+    api_owner: str | None = Field(None, min_length=1, max_length=320, description=OWNER_DOC)
+
+
+class WebhooksQuery(Camel):
+    api_owner: str | None = Field(None, min_length=1, max_length=320, description=OWNER_DOC)
+
+
+class DeliveriesQuery(WebhooksQuery):
+    limit: int = Field(50, ge=1, le=200, description="Most recent attempts to return.")
+
+
+class WebhookOut(Camel):
+    id: str
+    url: str
+    created_at: datetime
+
+
+class WebhookCreatedOut(WebhookOut):
+    secret: str = Field(
+        description="whsec_…: the signing secret (Standard Webhooks), shown only here."
+    )
+
+
+class DeliveryOut(Camel):
+    """One attempt to deliver one message to one endpoint."""
+
+    message_id: str = Field(description="Sent as webhook-id; the same for every attempt.")
+    event_type: str = Field(description="quota.alert or usage.day.final.")
+    endpoint_id: str
+    attempt: int = Field(description="1 for the first attempt.")
+    status_code: int | None = Field(description="The receiver's HTTP status; null: no answer.")
+    error: str | None = Field(description="Why no answer came back (refused, timeout, …).")
+    at: datetime
+    outcome: str = Field(description="delivered, retrying or gave_up.")
+    next_retry_at: datetime | None = Field(description="When a retrying delivery is tried next.")

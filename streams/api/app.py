@@ -14,11 +14,12 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 from fastapi_offline import FastAPIOffline
 
-from streams.api import admin, billing, errors, usage
+from streams.api import admin, billing, errors, usage, webhooks
 from streams.api.deps import Api
 from streams.api.routing import Forwarded
 
-ROUTERS: tuple[APIRouter, ...] = (billing.router, usage.router, admin.router)
+ROUTERS: tuple[APIRouter, ...] = (billing.router, usage.router, admin.router,
+                                  webhooks.router)
 DESCRIPTION = (
     "Spatially unique area processed (SPEC §6). Areas are in `unit` (acres by default; "
     "1 acre = 4046.8564224 m²). Errors are JSON `{error, message, parameter}`."

@@ -39,3 +39,4 @@ def date_range(
 
 ContractId = Annotated[str, Path(alias="contractId", max_length=256)]
 LeafUserId = Annotated[str, Path(alias="leafUserId", max_length=256)]
+WebhookId = Annotated[str, Path(alias="webhookId", max_length=64)]

@@ -462,6 +462,8 @@ async def test_openapi_covers_every_endpoint(client: Client) -> None:
         ("GET", "/usage/details"), ("GET", "/usage/by-period"), ("GET", "/usage/top-users"),
         ("POST", "/usage/check"), ("GET", "/usage/plan"), ("GET", "/metrics"),
         ("GET", "/health"), ("GET", "/ready"), ("POST", "/admin/api-keys"),
+        ("POST", "/webhooks"), ("GET", "/webhooks"), ("GET", "/webhooks/deliveries"),
+        ("DELETE", "/webhooks/{webhookId}"),
     }
     assert operations == expected
     for path, ops in doc["paths"].items():
