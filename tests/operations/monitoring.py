@@ -21,9 +21,6 @@ ALERT_TESTS = DEPLOY / "prometheus" / "alerts.test.yml"
 SCRAPE_CONFIG = DEPLOY / "prometheus" / "prometheus.yml"
 DASHBOARD = DEPLOY / "grafana" / "acreage.json"
 
-# Named by the webhook alert and panel before webhooks (issue 10) export them.
-PROPOSED = frozenset({"acreage_webhook_backlog", "acreage_webhook_failures_total"})
-
 METRIC_NAME = re.compile(r"\bacreage_[a-z0-9_]+")
 # Grafana's variables, replaced by what Grafana would put there, so Prometheus can parse.
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__range": "6h", "$instance": ".*"}

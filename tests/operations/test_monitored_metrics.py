@@ -1,13 +1,11 @@
 """The alerts and the dashboard name only metrics a worker exports: a renamed metric
-fails here rather than leaving a silent alert or an empty panel. The proposed webhook
-metrics are the documented exception until webhooks export them."""
+fails here rather than leaving a silent alert or an empty panel."""
 
 from __future__ import annotations
 
 import json
 
 from tests.operations.monitoring import (
-    PROPOSED,
     dashboard,
     exported_metrics,
     referenced_metrics,
@@ -42,15 +40,10 @@ def test_the_exposition_is_read_with_its_suffixes() -> None:
 def test_alert_rules_name_only_exported_metrics() -> None:
     named = referenced_metrics(json.dumps(rules()))
     assert named >= WATCHED
-    assert named - PROPOSED <= exported_metrics(), named - PROPOSED - exported_metrics()
+    assert named <= exported_metrics(), named - exported_metrics()
 
 
 def test_the_dashboard_names_only_exported_metrics() -> None:
     named = referenced_metrics(json.dumps(dashboard()))
     assert named >= SHOWN
-    assert named - PROPOSED <= exported_metrics(), named - PROPOSED - exported_metrics()
-
-
-def test_the_proposed_webhook_metrics_are_not_exported_yet() -> None:
-    """Once webhooks export them, drop them from PROPOSED and the README's caveat."""
-    assert not PROPOSED & exported_metrics()
+    assert named <= exported_metrics(), named - exported_metrics()
