@@ -93,7 +93,7 @@ class Attempt:
 
     @property
     def succeeded(self) -> bool:
-        return self.status is not None and 200 <= self.status < 300
+        return delivered(self.status)
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,11 @@ class LogEntry:
     at: datetime
     outcome: DeliveryState
     next_retry_at: datetime | None
+
+
+def delivered(status: int | None) -> bool:
+    """Standard Webhooks: only a 2xx answer delivers; a redirect is a failure."""
+    return status is not None and 200 <= status < 300
 
 
 # ---- messages ---------------------------------------------------------------------------

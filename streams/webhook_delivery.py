@@ -26,7 +26,14 @@ import aiohttp
 from standardwebhooks import Webhook
 
 from aggregates.state import SEP, Kind, ReadKey
-from aggregates.webhooks import Delivery, Endpoint, decode_delivery, decode_endpoint, endpoint_key
+from aggregates.webhooks import (
+    Delivery,
+    Endpoint,
+    decode_delivery,
+    decode_endpoint,
+    delivered,
+    endpoint_key,
+)
 from schemas.codec import dumps
 from schemas.internal import WebhookAttemptMessage
 from streams.runtime import Runtime
@@ -91,7 +98,7 @@ class Courier:
         try:
             at = datetime.now(UTC)
             status, error = await post(endpoint, d, at, self.rt.settings.webhook_timeout_seconds)
-            if not (status is not None and 200 <= status < 300):
+            if not delivered(status):
                 self.rt.metrics.webhook_failures.inc()
             result = WebhookAttemptMessage(
                 api_owner=d.api_owner, endpoint_id=d.endpoint_id, message_id=d.message_id,
