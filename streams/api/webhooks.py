@@ -17,7 +17,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from aggregates.state import ReadKey, Scan
-from aggregates.webhooks import Endpoint, endpoint_key, endpoints, recent
+from aggregates.webhooks import Endpoint, endpoint_key, endpoints, log_keys, recent
 from schemas.api import (
     DeliveriesQuery,
     DeliveryOut,
@@ -79,7 +79,7 @@ async def deliveries(
                          error=e.error, at=e.at, outcome=e.outcome.value,
                          next_retry_at=e.next_retry_at)
              for e in recent(scope.acting_owner, scan, read, q.limit)]
-    set_total(response, len(found))
+    set_total(response, sum(1 for _ in log_keys(scope.acting_owner, scan)))
     return found
 
 

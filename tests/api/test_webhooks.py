@@ -79,6 +79,7 @@ async def test_an_alert_is_owed_to_every_endpoint_of_its_owner(
     resp = await client.get("/webhooks/deliveries", headers=bearer(ADMIN),
                             params={"apiOwner": OWNER})
     assert resp.status == 200 and await resp.json() == []  # nothing attempted yet
+    assert resp.headers["X-Total-Count"] == "0"
     await client.delete(f"/webhooks/{first['id']}", headers=bearer(ADMIN),
                         params={"apiOwner": OWNER})
     assert {d.endpoint_id for d in owed(world) if d.event_type == ALERT_EVENT} == {

@@ -177,6 +177,7 @@ def deliveries(worker: Worker) -> list[dict[str, Any]]:
     reply = admin(worker, "GET", "/webhooks/deliveries", params={"apiOwner": OWNER,
                                                                   "limit": 200})
     assert reply.status_code == 200, reply.text
+    assert int(reply.headers["X-Total-Count"]) == len(reply.json())  # all of them kept
     return list(reply.json())
 
 
