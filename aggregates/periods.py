@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
 
 
 def day_of(ts: datetime) -> date:
@@ -54,3 +55,46 @@ def term_for(contract_start: date, day: date) -> Term:
 def day_end(day: date) -> datetime:
     """The instant a day closes, from which the finalisation grace period runs."""
     return datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)
+
+
+class Calendar(StrEnum):
+    """Calendar periods of whole UTC days. A week is an ISO week: Monday to Sunday."""
+
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+    QUARTER = "quarter"
+    YEAR = "year"
+
+
+def period_start(day: date, period: Calendar) -> date:
+    """First day of the calendar period holding `day`."""
+    if period is Calendar.WEEK:
+        return day - timedelta(days=day.weekday())
+    if period is Calendar.MONTH:
+        return day.replace(day=1)
+    if period is Calendar.QUARTER:
+        return day.replace(month=day.month - (day.month - 1) % 3, day=1)
+    if period is Calendar.YEAR:
+        return day.replace(month=1, day=1)
+    return day
+
+
+def period_last_day(day: date, period: Calendar) -> date:
+    """Last day of the calendar period holding `day` (periods are whole days, inclusive)."""
+    start = period_start(day, period)
+    if period is Calendar.WEEK:
+        return start + timedelta(days=6)
+    if period is Calendar.MONTH:
+        return _add_months(start, 1) - timedelta(days=1)
+    if period is Calendar.QUARTER:
+        return _add_months(start, 3) - timedelta(days=1)
+    if period is Calendar.YEAR:
+        return start.replace(month=12, day=31)
+    return day
+
+
+def _add_months(first: date, months: int) -> date:
+    """The first of the month `months` after `first`, itself a first of a month."""
+    index = first.month - 1 + months
+    return first.replace(year=first.year + index // 12, month=index % 12 + 1)
