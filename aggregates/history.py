@@ -72,12 +72,18 @@ class UsageHistory:
 
     def __init__(self) -> None:
         self._lists: dict[_Index, _Ordered] = {}
+        self._users: dict[str, set[str]] = {}
 
     def add(self, record: UsageRecord) -> None:
         owner, user, kind = record.api_owner, record.leaf_user_id, record.type
         at = (record.timestamp, record.event_id)
         for index in _filters(owner, user, kind):
             self._lists.setdefault(index, _Ordered()).add(at, record)
+        self._users.setdefault(owner, set()).add(user)
+
+    def users(self, api_owner: str) -> set[str]:
+        """Every Leaf user with a usage record, counted or not."""
+        return self._users.get(api_owner, set())
 
     def select(
         self,
@@ -126,6 +132,7 @@ class StoredHistory:
     def __init__(self, scan: Scan, read: ReadKey) -> None:
         self._scan, self._read = scan, read
         self._days: dict[_Index, dict[int, int]] = {}
+        self._users: dict[str, set[str]] = {}
         # a rebuild's records counted once each, by owner, user, type and UTC day, and
         # spread over the four filters when first read (`_spread`)
         self._restored: dict[tuple[str, str, str, str], int] = {}
@@ -150,6 +157,12 @@ class StoredHistory:
         for index in _filters(owner, user, kind):
             days = self._days.setdefault(index, {})
             days[day] = days.get(day, 0) + n
+        self._users.setdefault(owner, set()).add(user)
+
+    def users(self, api_owner: str) -> set[str]:
+        """Every Leaf user with a usage record, counted or not."""
+        self._spread()
+        return self._users.get(api_owner, set())
 
     def select(
         self,

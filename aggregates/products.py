@@ -23,6 +23,15 @@ class Product(StrEnum):
 
 
 BOUNDARY_TYPES = frozenset({"fieldBoundaryCreated", "fieldBoundaryUpdated", "fieldBoundaryDeleted"})
+# Every event type metering accepts (schemas.events.EventType, in SPEC §5's order).
+EVENT_TYPES = (
+    "fieldBoundaryCreated",
+    "fieldBoundaryUpdated",
+    "fieldBoundaryDeleted",
+    "providerFileProcessingFinished",
+    "operationProcessingFinished",
+    "satelliteImageProcessingFinished",
+)
 
 
 def products_for(event_type: str, provider: str | None = None) -> tuple[Product, ...]:

@@ -23,7 +23,7 @@ from aggregates.contracts import OWNER_SCOPE, Contract, user_scope
 from aggregates.geometry import clip_to
 from aggregates.live import LiveUnion
 from aggregates.pages import Window
-from aggregates.periods import Term
+from aggregates.periods import Calendar, Term, period_last_day, period_start
 from aggregates.products import Product
 from aggregates.records import ProductArea
 from aggregates.snapshots import CHANGE_EPSILON_M2, figures_for, is_closed
@@ -38,13 +38,16 @@ __all__ = [
     "DayConsumption",
     "DayUsage",
     "FieldClip",
+    "PeriodProjection",
     "PeriodType",
     "PeriodUsage",
     "Plan",
     "ProductSummary",
     "Projection",
     "QuotaVerdict",
+    "Span",
     "UserTotal",
+    "added_by_day",
     "billable_by_day",
     "by_period",
     "check",
@@ -54,9 +57,11 @@ __all__ = [
     "find_contract",
     "leaf_users",
     "owner_contracts",
+    "period_projection",
     "plan",
     "preview_live",
     "projection",
+    "span_bounds",
     "summary",
     "top_users",
     "user_totals",
@@ -68,11 +73,36 @@ OVERLAP_RATIO = 0.10
 
 
 class PeriodType(StrEnum):
-    """Buckets of /usage/by-period."""
+    """Buckets of /usage/by-period: an hour, or a calendar period (`Calendar`)."""
 
     HOUR = "hour"
     DAY = "day"
+    WEEK = "week"
     MONTH = "month"
+    QUARTER = "quarter"
+    YEAR = "year"
+
+
+class Span(StrEnum):
+    """The period of a summary: a calendar period, or the contract term."""
+
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+    QUARTER = "quarter"
+    YEAR = "year"
+    TERM = "term"
+
+
+def span_bounds(span: Span, day: date, contract: Contract | None) -> tuple[date, date]:
+    """First and last day of the span holding `day`; without a contract a term is the day."""
+    if span is Span.TERM:
+        if contract is None:
+            return day, day
+        term = contract.term(day)
+        return term.start, term.last_day
+    period = Calendar(span.value)
+    return period_start(day, period), period_last_day(day, period)
 
 
 # ---- contracts ---------------------------------------------------------------------
@@ -236,7 +266,7 @@ def summary(meter: Meter, api_owner: str, start: date, end: date) -> list[Produc
     for contract in owner_contracts(meter, api_owner):
         users = leaf_users(meter, contract)
         users_added = sum(
-            m2 for u in users for m2 in _added_by_day(meter, contract, user_scope(u), start, end)
+            m2 for u in users for m2 in added_by_day(meter, contract, user_scope(u), start, end)
         )
         last = end.toordinal()
         term = contract.term(end).index if contract.product.period_bounded else 0
@@ -244,14 +274,14 @@ def summary(meter: Meter, api_owner: str, start: date, end: date) -> list[Produc
         out.append(
             ProductSummary(
                 contract, contract_usage(meter, contract, end),
-                sum(_added_by_day(meter, contract, OWNER_SCOPE, start, end)), users_added,
+                sum(added_by_day(meter, contract, OWNER_SCOPE, start, end)), users_added,
                 total[last].total_m2, len(users),
             )
         )
     return out
 
 
-def _added_by_day(
+def added_by_day(
     meter: Meter, contract: Contract, scope: str, start: date, end: date
 ) -> Iterator[float]:
     """What each day of [start, end] with area added in `scope`, in day order, each day
@@ -287,31 +317,30 @@ def by_period(
     end: date,
     now: datetime,
 ) -> Sequence[PeriodUsage]:
-    """Days come from the ledgers (as snapshots do); months and hours are built from days.
+    """Days come from the ledgers (as snapshots do); longer periods and hours from days.
 
-    A month is the sum of its days. An hour is a share of its day (see `_Hours`), so the
-    hours of a day sum to that day, and hour, day and month series of one scope end on
-    the same total.
+    A week (ISO, from Monday), month, quarter or year is the sum of its days within
+    [start, end] and starts on its calendar first day, even when the range starts later.
+    An hour is a share of its day (see `_Hours`), so the hours of a day sum to that day,
+    and every series of one scope ends on the same total.
     """
     days = daily_series(meter, contract, scope, start, end, now)
-    if period_type is PeriodType.DAY:
-        return [PeriodUsage(_midnight(d.day), d.added_m2, d.total_m2) for d in days]
-    if period_type is PeriodType.MONTH:
-        return _months(days)
-    return _Hours(meter, contract, scope, days)
+    if period_type is PeriodType.HOUR:
+        return _Hours(meter, contract, scope, days)
+    return _calendar(days, Calendar(period_type.value))
 
 
 def _midnight(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
-def _months(days: list[DayUsage]) -> list[PeriodUsage]:
-    months: dict[date, list[DayUsage]] = defaultdict(list)
+def _calendar(days: list[DayUsage], period: Calendar) -> list[PeriodUsage]:
+    buckets: dict[date, list[DayUsage]] = defaultdict(list)
     for d in days:
-        months[d.day.replace(day=1)].append(d)
+        buckets[period_start(d.day, period)].append(d)
     return [
-        PeriodUsage(_midnight(m), sum(d.added_m2 for d in ds), ds[-1].total_m2)
-        for m, ds in months.items()
+        PeriodUsage(_midnight(first), sum(d.added_m2 for d in ds), ds[-1].total_m2)
+        for first, ds in buckets.items()
     ]
 
 
@@ -775,3 +804,46 @@ def _exceed_day(usage: ContractUsage, per_day: float, elapsed: int) -> date | No
     days_to_quota = math.ceil(round((quota - usage.used_m2) / per_day, 6))
     day = usage.term.start + timedelta(days=elapsed - 1 + days_to_quota)
     return day if day <= usage.term.last_day else None
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodProjection:
+    """The billable area a range will have added by its period's last day, at the rate
+    `plan` carries to the term's end, and that plan beside it."""
+
+    plan: Plan
+    last_day: date
+    added_m2: float
+    days_remaining: int
+
+    def _projected(self, rate_m2: float) -> float:
+        return self.added_m2 + rate_m2 * self.days_remaining
+
+    @property
+    def projected_m2(self) -> float:
+        return self._projected(self.plan.projection.rate_m2)
+
+    @property
+    def projected_low_m2(self) -> float:
+        p = self.plan.projection
+        return self._projected(min(p.rate_m2, p.mean_m2))
+
+    @property
+    def projected_high_m2(self) -> float:
+        p = self.plan.projection
+        return self._projected(max(p.rate_m2, p.mean_m2))
+
+
+def period_projection(
+    meter: Meter, contract: Contract, start: date, last_day: date, today: date
+) -> PeriodProjection:
+    """What [start, last_day] added up to today, plus the plan's rate for each later day.
+
+    Days after today count at the rate; days up to today count as they are, so a period
+    that is over projects exactly what it added. AUDIT's figures are signed.
+    """
+    through = min(last_day, today)
+    days = [start + timedelta(days=i) for i in range((through - start).days + 1)]
+    remaining = max(0, (last_day - max(today, start - timedelta(days=1))).days)
+    return PeriodProjection(plan(meter, contract, today), last_day,
+                            sum(billable_by_day(meter, contract, days)), remaining)

@@ -85,7 +85,9 @@ def test_the_stored_history_answers_as_the_one_in_memory_and_so_does_its_rebuild
         _, o, parts = split_key(k)
         rebuilt.restore(o, parts)
     want = list(memory.select(owner, leaf_user_id=user, event_type=kind, start=start, end=end))
+    assert memory.users(owner) == {r.leaf_user_id for r in all_ if r.api_owner == owner}
     for history in (stored, rebuilt):
+        assert history.users(owner) == memory.users(owner)
         got = history.select(owner, leaf_user_id=user, event_type=kind, start=start, end=end)
         assert len(got) == len(want)
         assert list(got) == want

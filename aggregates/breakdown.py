@@ -1,0 +1,74 @@
+"""One owner's usage over a date range, broken down by product, Leaf user and event type,
+with the newest records of the range.
+
+Areas come from the ledgers' day totals (as `usage.summary` reads them), counts from the
+usage history's per-day counts, and the newest records are one page of that history, so
+a breakdown never reads every record of its range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING
+
+from aggregates.contracts import user_scope
+from aggregates.products import EVENT_TYPES, Product
+from aggregates.records import UsageRecord
+from aggregates.usage import ProductSummary, added_by_day, leaf_users, owner_contracts, summary
+
+if TYPE_CHECKING:
+    from aggregates.meter import Meter
+
+__all__ = ["Breakdown", "TypeCount", "UserUsage", "breakdown"]
+
+
+@dataclass(frozen=True, slots=True)
+class UserUsage:
+    """What one Leaf user's unions grew by in the range, per product, and their records."""
+
+    leaf_user_id: str
+    added_m2: dict[Product, float]
+    events: int
+
+
+@dataclass(frozen=True, slots=True)
+class TypeCount:
+    """Usage records of one event type in the range, counted or not."""
+
+    event_type: str
+    events: int
+
+
+@dataclass(frozen=True, slots=True)
+class Breakdown:
+    products: list[ProductSummary]
+    users: list[UserUsage]
+    event_types: list[TypeCount]
+    events: int
+    recent: list[UsageRecord]
+
+
+def breakdown(meter: Meter, api_owner: str, start: date, end: date, recent: int) -> Breakdown:
+    """Users (those with area added or a record in the range) come largest first by what their
+    UNIFIED_AREA union grew by, ties by id; their per-product figures sum to the product
+    summaries' `users_added_m2`, their events to the range's."""
+    contracts = owner_contracts(meter, api_owner)
+    names = {u for c in contracts for u in leaf_users(meter, c)} | meter.records.users(api_owner)
+    users = [
+        UserUsage(
+            u,
+            {c.product: sum(added_by_day(meter, c, user_scope(u), start, end)) for c in contracts},
+            len(meter.records.select(api_owner, leaf_user_id=u, start=start, end=end)),
+        )
+        for u in sorted(names)
+    ]
+    users = [u for u in users if u.events or any(u.added_m2.values())]
+    users.sort(key=lambda u: (-u.added_m2.get(Product.UNIFIED_AREA, 0.0), u.leaf_user_id))
+    types = [
+        TypeCount(t, len(meter.records.select(api_owner, event_type=t, start=start, end=end)))
+        for t in EVENT_TYPES
+    ]
+    newest = meter.records.select(api_owner, start=start, end=end)
+    return Breakdown(summary(meter, api_owner, start, end), users,
+                     [t for t in types if t.events], len(newest), list(newest[:recent]))
