@@ -13,7 +13,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, HttpUrl
 from pydantic.alias_generators import to_camel
 
 from aggregates.products import Product
-from aggregates.usage import Confidence, FieldClip, PeriodType
+from aggregates.usage import Confidence, FieldClip, PeriodType, Span
 from schemas.units import Unit
 
 MAX_PAGE_SIZE = 100
@@ -29,6 +29,22 @@ PROJECTION_DOC = (
     "added on each of the last 30 days up to today (idle days and days before the contract "
     "count as 0; the 3 largest and 3 smallest days are dropped, the other 24 averaged), so "
     "up to 3 bursty days such as an import do not set the pace for the term."
+)
+START_DOC = (
+    "First day (UTC). A date-time means the UTC day it falls in (no offset: UTC)."
+)
+END_DOC = (
+    "Last day, included (UTC). A date-time means the whole UTC day it falls in: "
+    "2026-03-31T00:00:00 and 2026-03-31T23:59:59Z both end the range with 31 March; "
+    "2026-03-31T23:00:00-05:00 is 1 April in UTC."
+)
+PERIOD_DOC = (
+    "Calendar period (UTC days; a week is an ISO week from Monday) or the contract term "
+    "holding end_date. Without start_date the range starts on its first day; projections "
+    "run to its last day."
+)
+PROJECTIONS_DOC = (
+    "Add each product's projection to the last day of `period` (at /usage/plan's rate)."
 )
 
 
@@ -90,21 +106,25 @@ class UsageQuery(Snake):
 
 
 class SummaryQuery(UsageQuery):
-    start_date: date | None = Field(None, description="Defaults from `period`.")
-    end_date: date | None = Field(None, description="Defaults to today.")
-    period: str = Field(
-        "term",
-        pattern="^(term|month|week|day)$",
-        description="Range ending today when dates are not given: current term, month, "
-        "7 days or today.",
+    start_date: datetime | date | None = Field(
+        None, description=START_DOC + " Defaults to the first day of `period`."
     )
+    end_date: datetime | date | None = Field(None, description=END_DOC + " Defaults to today.")
+    period: Span = Field(Span.TERM, description=PERIOD_DOC)
+    include_projections: bool = Field(False, description=PROJECTIONS_DOC)
+
+
+class UsageBreakdownQuery(SummaryQuery):
+    recent: int = Field(10, ge=0, le=MAX_PAGE_SIZE, description="Newest records to list.")
+    page: int = Field(1, ge=1, le=MAX_PAGE, description="One-based page of users.")
+    page_size: int = Field(50, ge=1, le=MAX_PAGE_SIZE)
 
 
 class DetailsQuery(UsageQuery):
     type: str | None = Field(None, description="Event type, e.g. fieldBoundaryCreated.")
     leaf_user_id: str | None = Field(None, alias="leafUserId")
-    start_date: date | None = None
-    end_date: date | None = None
+    start_date: datetime | date | None = Field(None, description=START_DOC)
+    end_date: datetime | date | None = Field(None, description=END_DOC)
     page: int = Field(1, ge=1, le=MAX_PAGE, description="One-based page.")
     page_size: int = Field(50, ge=1, le=MAX_PAGE_SIZE)
 
@@ -113,8 +133,10 @@ class ByPeriodQuery(UsageQuery):
     period_type: PeriodType = PeriodType.DAY
     product: Product = Product.UNIFIED_AREA
     leaf_user_id: str | None = Field(None, alias="leafUserId", description="A user's scope.")
-    start_date: date | None = Field(None, description="Defaults to the current term's start.")
-    end_date: date | None = Field(None, description="Defaults to today.")
+    start_date: datetime | date | None = Field(
+        None, description=START_DOC + " Defaults to the current term's start."
+    )
+    end_date: datetime | date | None = Field(None, description=END_DOC + " Defaults to today.")
     page: int = Field(1, ge=1, le=MAX_PAGE)
     page_size: int = Field(50, ge=1, le=MAX_PAGE_SIZE)
 
@@ -230,6 +252,28 @@ class ApiKeyOut(Camel):
 # ---- /usage responses ----------------------------------------------------------------
 
 
+class ProjectionOut(Snake):
+    """Where a product's range is heading: its period's end, and the term's (/usage/plan)."""
+
+    period_end: date = Field(description="Last day of `period` holding end_date.")
+    days_remaining: int = Field(description="Days after today up to period_end.")
+    daily_average: float = Field(description=PROJECTION_DOC)
+    projected_area_added: float = Field(
+        description="Billable area (sum over Leaf users) the range will have added by "
+        "period_end: what it added up to today plus daily_average per remaining day."
+    )
+    projected_area_added_low: float = Field(
+        description="The same at the lower of daily_average and the plain 30-day mean."
+    )
+    projected_area_added_high: float = Field(
+        description="The same at the higher of the two."
+    )
+    projected_term_total: float = Field(description="As /usage/plan: billable area at term end.")
+    will_exceed_limit: bool = Field(description="projected_term_total is above the quota.")
+    projected_exceed_date: date | None
+    confidence: Confidence
+
+
 class ProductSummaryOut(Snake):
     product: Product
     contract_id: str
@@ -242,12 +286,16 @@ class ProductSummaryOut(Snake):
     percent_used: float | None = Field(description="used / quota, in percent.")
     leaf_users: int
     unit: Unit
+    projection: ProjectionOut | None = Field(
+        None, description="With include_projections=true only."
+    )
 
 
 class SummaryOut(Snake):
     api_owner: str
     start_date: date
     end_date: date
+    period: Span
     products: list[ProductSummaryOut]
     unit: Unit
 
@@ -279,6 +327,39 @@ class DetailsOut(Snake):
     page_size: int
     total: int
     records: list[RecordOut]
+
+
+class UserBreakdownOut(Snake):
+    leaf_user_id: str
+    area_added: dict[Product, float] = Field(
+        description="What the user's union of each product grew by in the range; summed "
+        "over users, a product's figure is its leaf_users_area_added."
+    )
+    events: int = Field(description="The user's usage records in the range, counted or not.")
+    unit: Unit
+
+
+class EventTypeOut(Snake):
+    type: str
+    events: int = Field(description="Usage records of this type in the range, counted or not.")
+
+
+class UsageBreakdownOut(Snake):
+    api_owner: str
+    start_date: date
+    end_date: date
+    period: Span
+    products: list[ProductSummaryOut] = Field(description="As /usage/summary.")
+    events: int = Field(description="Usage records in the range (as /usage/details counts).")
+    event_types: list[EventTypeOut] = Field(description="Types with records in the range.")
+    page: int
+    page_size: int
+    total: int = Field(description="Leaf users with area added or a record in the range.")
+    users: list[UserBreakdownOut] = Field(
+        description="This page of users, largest UNIFIED_AREA added first."
+    )
+    recent: list[RecordOut] = Field(description="The range's newest records, newest first.")
+    unit: Unit
 
 
 class PeriodOut(Snake):

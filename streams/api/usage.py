@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
 from aggregates import GeometryError, normalize_geometry
 from aggregates import usage as figures
+from aggregates.breakdown import breakdown
 from aggregates.contracts import OWNER_SCOPE, Contract, user_scope
 from aggregates.periods import day_of
 from aggregates.records import UsageRecord
@@ -22,10 +23,12 @@ from schemas.api import (
     CheckQuery,
     DetailsOut,
     DetailsQuery,
+    EventTypeOut,
     PeriodOut,
     PlanOut,
     PlanQuery,
     ProductSummaryOut,
+    ProjectionOut,
     QuotaCheckOut,
     RecordOut,
     SummaryOut,
@@ -33,10 +36,13 @@ from schemas.api import (
     TopUserOut,
     TopUsersOut,
     TopUsersQuery,
+    UsageBreakdownOut,
+    UsageBreakdownQuery,
+    UserBreakdownOut,
 )
 from schemas.units import Unit, convert
 from streams.api import params, wording
-from streams.api.deps import CHECK, READ
+from streams.api.deps import CHECK, READ, Scope
 from streams.api.errors import ERROR_RESPONSES, bad_parameter
 from streams.api.paging import TOTAL_HEADER, page_of, set_total
 
@@ -47,18 +53,48 @@ def _id(contract: Contract | None) -> str | None:
     return None if contract is None else contract.contract_id
 
 
-def _summary_range(q: SummaryQuery, today: date, contract: Contract | None) -> tuple[date, date]:
-    end = q.end_date or today
-    defaults = {
-        "day": end,
-        "week": end - timedelta(days=6),
-        "month": end.replace(day=1),
-        "term": contract.term(end).start if contract else end,
-    }
-    return params.date_range(q.start_date or defaults[q.period], end, "start_date", "end_date")
+def _summary_range(
+    q: SummaryQuery, today: date, contract: Contract | None
+) -> tuple[date, date, date]:
+    """The range asked for, and the last day of its `period` (where projections end)."""
+    end = params.day(q.end_date, today)
+    first, last = figures.span_bounds(q.period, end, contract)
+    start, end = params.date_range(params.day(q.start_date, first), end, "start_date",
+                                   "end_date")
+    return start, end, last
 
 
-def product_summary_out(s: figures.ProductSummary, unit: Unit) -> ProductSummaryOut:
+def projection_out(p: figures.PeriodProjection, unit: Unit) -> ProjectionOut:
+    return ProjectionOut(
+        period_end=p.last_day, days_remaining=p.days_remaining,
+        daily_average=convert(p.plan.daily_average_m2, unit),
+        projected_area_added=convert(p.projected_m2, unit),
+        projected_area_added_low=convert(p.projected_low_m2, unit),
+        projected_area_added_high=convert(p.projected_high_m2, unit),
+        projected_term_total=convert(p.plan.projected_m2, unit),
+        will_exceed_limit=p.plan.will_exceed, projected_exceed_date=p.plan.exceed_on,
+        confidence=p.plan.confidence,
+    )
+
+
+def _summaries_out(
+    scope: Scope, q: SummaryQuery, found: list[figures.ProductSummary],
+    span: tuple[date, date, date],
+) -> list[ProductSummaryOut]:
+    """Each product's summary over [start, end], with its projection to `last` when asked
+    for."""
+    today, (start, _, last) = scope.now.date(), span
+    return [
+        product_summary_out(s, q.unit, figures.period_projection(
+            scope.meter, s.contract, start, last, today,
+        ) if q.include_projections else None)
+        for s in found
+    ]
+
+
+def product_summary_out(
+    s: figures.ProductSummary, unit: Unit, projection: figures.PeriodProjection | None = None
+) -> ProductSummaryOut:
     quota = s.usage.quota_m2
     return ProductSummaryOut(
         product=s.contract.product, contract_id=s.contract.contract_id,
@@ -68,6 +104,7 @@ def product_summary_out(s: figures.ProductSummary, unit: Unit) -> ProductSummary
         quota=None if quota is None else convert(quota, unit),
         used=convert(s.usage.used_m2, unit), percent_used=s.usage.percent_used,
         leaf_users=s.leaf_users, unit=unit,
+        projection=None if projection is None else projection_out(projection, unit),
     )
 
 
@@ -75,11 +112,39 @@ def product_summary_out(s: figures.ProductSummary, unit: Unit) -> ProductSummary
 async def summary(q: Annotated[SummaryQuery, Query()], scope: READ) -> SummaryOut:
     owner = scope.acting_owner
     unified = scope.meter.contract_for(owner, figures.Product.UNIFIED_AREA)
-    start, end = _summary_range(q, scope.now.date(), unified)
+    span = _summary_range(q, scope.now.date(), unified)
+    start, end, _ = span
     found = figures.summary(scope.meter, owner, start, end)
     return SummaryOut(
-        api_owner=owner, start_date=start, end_date=end,
-        products=[product_summary_out(s, q.unit) for s in found], unit=q.unit,
+        api_owner=owner, start_date=start, end_date=end, period=q.period,
+        products=_summaries_out(scope, q, found, span), unit=q.unit,
+    )
+
+
+@router.get("/breakdown", response_model=UsageBreakdownOut,
+            summary="By product, Leaf user and event type, newest records",
+            responses=TOTAL_HEADER)
+async def usage_breakdown(
+    q: Annotated[UsageBreakdownQuery, Query()], scope: READ, response: Response
+) -> UsageBreakdownOut:
+    owner = scope.acting_owner
+    unified = scope.meter.contract_for(owner, figures.Product.UNIFIED_AREA)
+    span = _summary_range(q, scope.now.date(), unified)
+    start, end, _ = span
+    found = breakdown(scope.meter, owner, start, end, q.recent)
+    users = [
+        UserBreakdownOut(leaf_user_id=u.leaf_user_id, events=u.events, unit=q.unit,
+                         area_added={p: convert(m2, q.unit) for p, m2 in u.added_m2.items()})
+        for u in page_of(found.users, q.page - 1, q.page_size)
+    ]
+    set_total(response, len(found.users))
+    return UsageBreakdownOut(
+        api_owner=owner, start_date=start, end_date=end, period=q.period,
+        products=_summaries_out(scope, q, found.products, span), events=found.events,
+        event_types=[EventTypeOut(type=t.event_type, events=t.events)
+                     for t in found.event_types],
+        page=q.page, page_size=q.page_size, total=len(found.users), users=users,
+        recent=[record_out(r, q.unit) for r in found.recent], unit=q.unit,
     )
 
 
@@ -103,18 +168,21 @@ def record_out(r: UsageRecord, unit: Unit) -> RecordOut:
 async def details(
     q: Annotated[DetailsQuery, Query()], scope: READ, response: Response
 ) -> DetailsOut:
-    if q.start_date and q.end_date:
-        params.date_range(q.start_date, q.end_date, "start_date", "end_date")
+    today = scope.now.date()
+    start = None if q.start_date is None else params.day(q.start_date, today)
+    end = None if q.end_date is None else params.day(q.end_date, today)
+    if start and end:
+        params.date_range(start, end, "start_date", "end_date")
     found = scope.meter.records.select(scope.acting_owner, event_type=q.type,
-                                       leaf_user_id=q.leaf_user_id, start=q.start_date,
-                                       end=q.end_date)
+                                       leaf_user_id=q.leaf_user_id, start=start, end=end)
     page = [record_out(r, q.unit) for r in page_of(found, q.page - 1, q.page_size)]
     set_total(response, len(found))
     return DetailsOut(api_owner=scope.acting_owner, page=q.page, page_size=q.page_size,
                       total=len(found), records=page)
 
 
-@router.get("/by-period", response_model=ByPeriodOut, summary="Time series by hour, day or month",
+@router.get("/by-period", response_model=ByPeriodOut,
+            summary="Time series by hour, day, week, month, quarter or year",
             responses=TOTAL_HEADER)
 async def by_period(
     q: Annotated[ByPeriodQuery, Query()], scope: READ, response: Response
@@ -123,8 +191,9 @@ async def by_period(
     contract = scope.meter.contract_for(owner, q.product)
     limit = params.MAX_HOUR_RANGE_DAYS if q.period_type is PeriodType.HOUR else None
     start, end = params.date_range(
-        q.start_date or (contract.term(today).start if contract else today), q.end_date or today,
-        "start_date", "end_date", limit or params.MAX_RANGE_DAYS,
+        params.day(q.start_date, contract.term(today).start if contract else today),
+        params.day(q.end_date, today), "start_date", "end_date",
+        limit or params.MAX_RANGE_DAYS,
     )
     scope_key = OWNER_SCOPE if q.leaf_user_id is None else user_scope(q.leaf_user_id)
     series = [] if contract is None else figures.by_period(

@@ -5,6 +5,7 @@ and metering agents wrote (tests/support/agents.py)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -145,10 +146,10 @@ async def world(feed: Feed) -> Feed:
     return feed
 
 
-@pytest.fixture
-async def client(world: Feed) -> AsyncIterator[ClientSession]:
+@asynccontextmanager
+async def serve(feed: Feed) -> AsyncIterator[ClientSession]:
     """The app's own routes and Api, on a single worker that owns every partition."""
-    app = world.rt.api
+    app = feed.rt.api
     assert app is not None
     api: Api = app.state.api
     api.locator = LocalOnly()
@@ -160,3 +161,9 @@ async def client(world: Feed) -> AsyncIterator[ClientSession]:
             yield c
     finally:
         await server.stop()
+
+
+@pytest.fixture
+async def client(world: Feed) -> AsyncIterator[ClientSession]:
+    async with serve(world) as c:
+        yield c
