@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
-from aggregates.contracts import user_scope
 from aggregates.products import EVENT_TYPES, Product
 from aggregates.records import UsageRecord
-from aggregates.usage import ProductSummary, added_by_day, leaf_users, owner_contracts, summary
+from aggregates.usage import ProductSummary, owner_contracts, product_summary, users_added
 
 if TYPE_CHECKING:
     from aggregates.meter import Meter
@@ -50,15 +49,19 @@ class Breakdown:
 
 
 def breakdown(meter: Meter, api_owner: str, start: date, end: date, recent: int) -> Breakdown:
-    """Users (those with area added or a record in the range) come largest first by what their
-    UNIFIED_AREA union grew by, ties by id; their per-product figures sum to the product
-    summaries' `users_added_m2`, their events to the range's."""
-    contracts = owner_contracts(meter, api_owner)
-    names = {u for c in contracts for u in leaf_users(meter, c)} | meter.records.users(api_owner)
+    """Users (those with area added or a record in the range) come largest first by what
+    their UNIFIED_AREA union grew by, ties by id; their per-product figures are the ones
+    the product summaries sum, their events sum to the range's."""
+    products, added = [], {}
+    for contract in owner_contracts(meter, api_owner):
+        by_user = users_added(meter, contract, start, end)
+        products.append(product_summary(meter, contract, start, end, by_user))
+        added[contract.product] = by_user
+    names = {u for by_user in added.values() for u in by_user} | meter.records.users(api_owner)
     users = [
         UserUsage(
             u,
-            {c.product: sum(added_by_day(meter, c, user_scope(u), start, end)) for c in contracts},
+            {p: by_user.get(u, 0.0) for p, by_user in added.items()},
             len(meter.records.select(api_owner, leaf_user_id=u, start=start, end=end)),
         )
         for u in sorted(names)
@@ -70,5 +73,5 @@ def breakdown(meter: Meter, api_owner: str, start: date, end: date, recent: int)
         for t in EVENT_TYPES
     ]
     newest = meter.records.select(api_owner, start=start, end=end)
-    return Breakdown(summary(meter, api_owner, start, end), users,
-                     [t for t in types if t.events], len(newest), list(newest[:recent]))
+    return Breakdown(products, users, [t for t in types if t.events], len(newest),
+                     list(newest[:recent]))

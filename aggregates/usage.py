@@ -60,11 +60,13 @@ __all__ = [
     "period_projection",
     "plan",
     "preview_live",
+    "product_summary",
     "projection",
     "span_bounds",
     "summary",
     "top_users",
     "user_totals",
+    "users_added",
 ]
 
 USER_PREFIX = user_scope("")
@@ -262,23 +264,32 @@ def summary(meter: Meter, api_owner: str, start: date, end: date) -> list[Produc
     and product took 0.3-1.5 s over a term for 50 users and 3 products (bench.api_reads),
     all of it on the event loop.
     """
-    out = []
-    for contract in owner_contracts(meter, api_owner):
-        users = leaf_users(meter, contract)
-        users_added = sum(
-            m2 for u in users for m2 in added_by_day(meter, contract, user_scope(u), start, end)
-        )
-        last = end.toordinal()
-        term = contract.term(end).index if contract.product.period_bounded else 0
-        total = figures_for(meter.by_day(contract.contract_id, term, OWNER_SCOPE), [last])
-        out.append(
-            ProductSummary(
-                contract, contract_usage(meter, contract, end),
-                sum(added_by_day(meter, contract, OWNER_SCOPE, start, end)), users_added,
-                total[last].total_m2, len(users),
-            )
-        )
-    return out
+    return [
+        product_summary(meter, c, start, end, users_added(meter, c, start, end))
+        for c in owner_contracts(meter, api_owner)
+    ]
+
+
+def users_added(meter: Meter, contract: Contract, start: date, end: date) -> dict[str, float]:
+    """What each Leaf user's union of the contract grew by in [start, end]."""
+    return {
+        u: sum(added_by_day(meter, contract, user_scope(u), start, end))
+        for u in leaf_users(meter, contract)
+    }
+
+
+def product_summary(
+    meter: Meter, contract: Contract, start: date, end: date, by_user: dict[str, float]
+) -> ProductSummary:
+    """One product's summary, given what `users_added` found for the same range."""
+    last = end.toordinal()
+    term = contract.term(end).index if contract.product.period_bounded else 0
+    total = figures_for(meter.by_day(contract.contract_id, term, OWNER_SCOPE), [last])
+    return ProductSummary(
+        contract, contract_usage(meter, contract, end),
+        sum(added_by_day(meter, contract, OWNER_SCOPE, start, end)), sum(by_user.values()),
+        total[last].total_m2, len(by_user),
+    )
 
 
 def added_by_day(
@@ -835,15 +846,25 @@ class PeriodProjection:
 
 
 def period_projection(
-    meter: Meter, contract: Contract, start: date, last_day: date, today: date
+    meter: Meter,
+    contract: Contract,
+    start: date,
+    last_day: date,
+    today: date,
+    known: tuple[date, float] | None = None,
 ) -> PeriodProjection:
     """What [start, last_day] added up to today, plus the plan's rate for each later day.
 
     Days after today count at the rate; days up to today count as they are, so a period
-    that is over projects exactly what it added. AUDIT's figures are signed.
+    that is over projects exactly what it added. AUDIT's figures are signed. `known` is
+    (day, billable area [start, day] added) when the caller has summed it already (a
+    summary's `users_added_m2`): it is used when that day is the one needed.
     """
     through = min(last_day, today)
-    days = [start + timedelta(days=i) for i in range((through - start).days + 1)]
+    if known is not None and known[0] == through:
+        added = known[1]
+    else:
+        days = [start + timedelta(days=i) for i in range((through - start).days + 1)]
+        added = sum(billable_by_day(meter, contract, days))
     remaining = max(0, (last_day - max(today, start - timedelta(days=1))).days)
-    return PeriodProjection(plan(meter, contract, today), last_day,
-                            sum(billable_by_day(meter, contract, days)), remaining)
+    return PeriodProjection(plan(meter, contract, today), last_day, added, remaining)

@@ -76,11 +76,16 @@ class Reads:
                 "start_date": start.isoformat(),
                 "end_date": (start + timedelta(days=30)).isoformat()}, {}
 
-    def summary(self) -> Request:
-        return {"period": "term"}, {}
+    def summary(self, **extra: str) -> Request:
+        return {"period": "term", **extra}, {}
+
+    def breakdown(self, period: str, **extra: str) -> Request:
+        """A range ending on a random day; users paged, the newest records listed."""
+        return {"period": period, "end_date": self._day(), "recent": "20",
+                "page": str(1 + self.rng.randrange(USERS // 50 + 1)), **extra}, {}
 
     def by_period(self, period: str) -> Request:
-        pages = {"day": DAYS // 50 + 1, "month": 1}[period]
+        pages = {"day": DAYS // 50 + 1, "week": DAYS // 7 // 50 + 1}.get(period, 1)
         return {"period_type": period, "product": self.rng.choice(PRODUCTS).value,
                 "page": str(1 + self.rng.randrange(pages)), **self._scope()}, {}
 
@@ -138,9 +143,17 @@ def run_reads(meter: Meter, args: argparse.Namespace) -> None:
         ("details, user+type+30 days", "/usage/details", reads.details_filtered),
         ("by-period hour, up to 31 days", "/usage/by-period", reads.by_hour),
         ("by-period day, the term", "/usage/by-period", lambda: reads.by_period("day")),
+        ("by-period week, the term", "/usage/by-period", lambda: reads.by_period("week")),
         ("by-period month, the term", "/usage/by-period", lambda: reads.by_period("month")),
+        ("by-period quarter, the term", "/usage/by-period",
+         lambda: reads.by_period("quarter")),
         ("top-users", "/usage/top-users", reads.top_users),
         ("summary, the term", "/usage/summary", reads.summary),
+        ("summary, the term, projections", "/usage/summary",
+         lambda: reads.summary(include_projections="true")),
+        ("breakdown, a month", "/usage/breakdown", lambda: reads.breakdown("month")),
+        ("breakdown, the term, projections", "/usage/breakdown",
+         lambda: reads.breakdown("term", include_projections="true")),
         ("consumption", "/billing/contracts/{contractId}/consumption", reads.consumption),
     ]
     worst: list[tuple[float, str]] = []

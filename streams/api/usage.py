@@ -82,11 +82,11 @@ def _summaries_out(
     span: tuple[date, date, date],
 ) -> list[ProductSummaryOut]:
     """Each product's summary over [start, end], with its projection to `last` when asked
-    for."""
-    today, (start, _, last) = scope.now.date(), span
+    for, which reuses what the summary summed when the projection needs that range."""
+    today, (start, end, last) = scope.now.date(), span
     return [
         product_summary_out(s, q.unit, figures.period_projection(
-            scope.meter, s.contract, start, last, today,
+            scope.meter, s.contract, start, last, today, (end, s.users_added_m2),
         ) if q.include_projections else None)
         for s in found
     ]

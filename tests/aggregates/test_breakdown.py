@@ -67,6 +67,9 @@ def test_breakdown_sums_equal_the_summary(
     for s in found.products:
         by_users = sum(u.added_m2[s.contract.product] for u in found.users)
         assert by_users == pytest.approx(s.users_added_m2, abs=1e-6)
+        # the billable area a projection sums is what the summary summed
+        summed = period_projection(h.meter, s.contract, start, end, end)
+        assert summed.added_m2 == pytest.approx(s.users_added_m2, abs=1e-6)
     in_range = [e for e in events if start <= (T0 + timedelta(days=e[2], hours=0)).date() <= end]
     assert found.events == len(in_range) == sum(t.events for t in found.event_types)
     assert sum(u.events for u in found.users) == found.events
