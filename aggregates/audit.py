@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from types import MappingProxyType
 
 import shapely
 from shapely.geometry.base import BaseGeometry
@@ -130,8 +131,8 @@ class AuditDays:
     def scopes(self, contract_id: str) -> set[str]:
         return {s for (c, s) in self.days if c == contract_id}
 
-    def by_day(self, contract_id: str, scope: str) -> dict[int, float]:
-        return dict(self.days.get((contract_id, scope), {}))
+    def by_day(self, contract_id: str, scope: str) -> Mapping[int, float]:
+        return MappingProxyType(self.days.get((contract_id, scope), {}))
 
     def total_m2(self, api_owner: str, scope: str) -> float:
         union = self.live.get((api_owner, scope))

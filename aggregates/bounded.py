@@ -8,7 +8,7 @@ Leaf-user scopes of a term are indexed, since billing sums them (SPEC §3).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import ItemsView
+from collections.abc import ItemsView, Mapping
 from dataclasses import dataclass, field
 
 from shapely.geometry.base import BaseGeometry
@@ -60,9 +60,9 @@ class BoundedUnions:
         """Every scope that ever held area under a contract, in any term."""
         return set(self._scopes.get(contract_id, ()))
 
-    def by_day(self, lkey: LedgerKey) -> dict[int, float]:
+    def by_day(self, lkey: LedgerKey) -> Mapping[int, float]:
         ledger = self._ledgers.get(lkey)
-        return ledger.area_by_day() if ledger else {}
+        return ledger.day_area if ledger else {}
 
     def total_m2(self, lkey: LedgerKey) -> float:
         ledger = self._ledgers.get(lkey)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import partial
@@ -126,8 +126,9 @@ class Meter:
             return self.audit.scopes(contract_id)
         return self.bounded.scopes(contract_id)
 
-    def by_day(self, contract_id: str, term: int, scope: str) -> dict[int, float]:
-        """m² attributed to each ordinal day; AUDIT has signed deltas over all terms."""
+    def by_day(self, contract_id: str, term: int, scope: str) -> Mapping[int, float]:
+        """m² attributed to each ordinal day, read-only and in no order; AUDIT has signed
+        deltas over all terms."""
         if self.contracts[contract_id].product is Product.AUDIT_FIELDS_BOUNDARY:
             return self.audit.by_day(contract_id, scope)
         return self.bounded.by_day((contract_id, term, scope))

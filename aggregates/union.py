@@ -1,8 +1,9 @@
 """Unique area of one scope and term, kept as disjoint day-stamped pieces."""
 
 from array import array
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import NamedTuple
 
 import numpy as np
@@ -169,6 +170,11 @@ class UniqueAreaLedger:
     def area_by_day(self) -> dict[int, float]:
         """m² attributed to each day; the values sum to total_m2."""
         return dict(sorted(self._day_area.items()))
+
+    @property
+    def day_area(self) -> Mapping[int, float]:
+        """`area_by_day` unsorted and uncopied: the API sums it per user and product."""
+        return MappingProxyType(self._day_area)
 
     def preview(self, geom: BaseGeometry, day: int = 0) -> float:
         """What add(geom, day) would return, without changing anything (quota checks)."""

@@ -720,9 +720,9 @@ def billable_by_day(meter: Meter, contract: Contract, days: list[date]) -> list[
     added: dict[int, float] = defaultdict(float)
     for term, ordinals in by_term.items():
         for user in users:
-            for day, m2 in meter.by_day(contract.contract_id, term, user_scope(user)).items():
-                if day in ordinals:
-                    added[day] += m2
+            by_day = meter.by_day(contract.contract_id, term, user_scope(user))
+            for day in ordinals & by_day.keys():  # each day gets its users in user order
+                added[day] += by_day[day]
     return [added.get(d.toordinal(), 0.0) for d in days]
 
 
@@ -864,7 +864,6 @@ def period_projection(
     if known is not None and known[0] == through:
         added = known[1]
     else:
-        days = [start + timedelta(days=i) for i in range((through - start).days + 1)]
-        added = sum(billable_by_day(meter, contract, days))
+        added = sum(users_added(meter, contract, start, through).values())
     remaining = max(0, (last_day - max(today, start - timedelta(days=1))).days)
     return PeriodProjection(plan(meter, contract, today), last_day, added, remaining)
