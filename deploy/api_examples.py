@@ -129,6 +129,21 @@ def main(base: str, admin: str) -> int:
             None,
         ),
         (
+            "GET /usage/summary: a week to a date-time end_date, with projections",
+            "GET",
+            f"/usage/summary?period=week&end_date={today}T23:59:59Z&include_projections=true"
+            "&unit=hectares",
+            owner_key,
+            None,
+        ),
+        (
+            "GET /usage/breakdown",
+            "GET",
+            "/usage/breakdown?period=month&recent=1&unit=hectares",
+            owner_key,
+            None,
+        ),
+        (
             "GET /usage/details",
             "GET",
             "/usage/details?page_size=2&type=operationProcessingFinished",
@@ -143,6 +158,13 @@ def main(base: str, admin: str) -> int:
             None,
         ),
         (
+            "GET /usage/by-period: ISO weeks",
+            "GET",
+            "/usage/by-period?period_type=week&product=UNIFIED_AREA&unit=hectares",
+            owner_key,
+            None,
+        ),
+        (
             "GET /usage/top-users",
             "GET",
             "/usage/top-users?product=FIELDS_BOUNDARY&unit=hectares",
@@ -153,6 +175,13 @@ def main(base: str, admin: str) -> int:
         ("GET /usage/plan", "GET", "/usage/plan?product=UNIFIED_AREA&unit=acres", owner_key, None),
         ("401 without a key", "GET", "/billing/contracts", None, None),
         ("400 naming the parameter", "GET", "/usage/details?page_size=500", owner_key, None),
+        (
+            "400 for a date-time that is not one",
+            "GET",
+            "/usage/breakdown?end_date=2026-03-31T25:00:00",
+            owner_key,
+            None,
+        ),
     ]
     out = [f"##### POST /admin/api-keys\n```\n{line}\n{shown}\n```"]
     for title, method, path, key, body in calls:
