@@ -47,7 +47,6 @@ __all__ = [
     "QuotaVerdict",
     "Span",
     "UserTotal",
-    "added_by_day",
     "billable_by_day",
     "by_period",
     "check",
@@ -273,7 +272,7 @@ def summary(meter: Meter, api_owner: str, start: date, end: date) -> list[Produc
 def users_added(meter: Meter, contract: Contract, start: date, end: date) -> dict[str, float]:
     """What each Leaf user's union of the contract grew by in [start, end]."""
     return {
-        u: sum(added_by_day(meter, contract, user_scope(u), start, end))
+        u: sum(_added_by_day(meter, contract, user_scope(u), start, end))
         for u in leaf_users(meter, contract)
     }
 
@@ -287,12 +286,12 @@ def product_summary(
     total = figures_for(meter.by_day(contract.contract_id, term, OWNER_SCOPE), [last])
     return ProductSummary(
         contract, contract_usage(meter, contract, end),
-        sum(added_by_day(meter, contract, OWNER_SCOPE, start, end)), sum(by_user.values()),
+        sum(_added_by_day(meter, contract, OWNER_SCOPE, start, end)), sum(by_user.values()),
         total[last].total_m2, len(by_user),
     )
 
 
-def added_by_day(
+def _added_by_day(
     meter: Meter, contract: Contract, scope: str, start: date, end: date
 ) -> Iterator[float]:
     """What each day of [start, end] with area added in `scope`, in day order, each day
