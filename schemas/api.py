@@ -6,10 +6,10 @@ what is documented cannot drift apart.
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, HttpUrl
 from pydantic.alias_generators import to_camel
 
 from aggregates.products import Product
@@ -48,6 +48,20 @@ PROJECTIONS_DOC = (
 )
 
 
+def _has_utc_day(value: datetime | date) -> datetime | date:
+    """A date-time names its UTC day, which 0001-01-01T00:00:00+01:00 does not have."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("the date-time has no UTC day") from None
+    return value
+
+
+# A date, or a date-time standing for the UTC day it falls in.
+Day = Annotated[datetime | date, AfterValidator(_has_utc_day)]
+
+
 class Camel(BaseModel):
     """camelCase on the wire (the platform's billing API), snake_case in Python."""
 
@@ -83,14 +97,14 @@ class ContractsQuery(BillingQuery):
 
 
 class ConsumptionQuery(BillingQuery):
-    timestamp: datetime | date | None = Field(None, description="Day to summarise (UTC); today.")
+    timestamp: Day | None = Field(None, description="Day to summarise (UTC); today.")
     page: int = Field(0, ge=0, le=MAX_PAGE, description="Zero-based page of leafUsers.")
     size: int = Field(20, ge=1, le=MAX_PAGE_SIZE)
 
 
 class BreakdownQuery(BillingQuery):
-    start_time: datetime | date | None = Field(None, description="First day; term start.")
-    end_time: datetime | date | None = Field(None, description="Last day; today.")
+    start_time: Day | None = Field(None, description="First day; term start.")
+    end_time: Day | None = Field(None, description="Last day; today.")
     page: int = Field(0, ge=0, le=MAX_PAGE, description="Zero-based page of days.")
     size: int = Field(31, ge=1, le=MAX_PAGE_SIZE)
 
@@ -106,10 +120,10 @@ class UsageQuery(Snake):
 
 
 class SummaryQuery(UsageQuery):
-    start_date: datetime | date | None = Field(
+    start_date: Day | None = Field(
         None, description=START_DOC + " Defaults to the first day of `period`."
     )
-    end_date: datetime | date | None = Field(None, description=END_DOC + " Defaults to today.")
+    end_date: Day | None = Field(None, description=END_DOC + " Defaults to today.")
     period: Span = Field(Span.TERM, description=PERIOD_DOC)
     include_projections: bool = Field(False, description=PROJECTIONS_DOC)
 
@@ -123,8 +137,8 @@ class UsageBreakdownQuery(SummaryQuery):
 class DetailsQuery(UsageQuery):
     type: str | None = Field(None, description="Event type, e.g. fieldBoundaryCreated.")
     leaf_user_id: str | None = Field(None, alias="leafUserId")
-    start_date: datetime | date | None = Field(None, description=START_DOC)
-    end_date: datetime | date | None = Field(None, description=END_DOC)
+    start_date: Day | None = Field(None, description=START_DOC)
+    end_date: Day | None = Field(None, description=END_DOC)
     page: int = Field(1, ge=1, le=MAX_PAGE, description="One-based page.")
     page_size: int = Field(50, ge=1, le=MAX_PAGE_SIZE)
 
@@ -133,10 +147,10 @@ class ByPeriodQuery(UsageQuery):
     period_type: PeriodType = PeriodType.DAY
     product: Product = Product.UNIFIED_AREA
     leaf_user_id: str | None = Field(None, alias="leafUserId", description="A user's scope.")
-    start_date: datetime | date | None = Field(
+    start_date: Day | None = Field(
         None, description=START_DOC + " Defaults to the current term's start."
     )
-    end_date: datetime | date | None = Field(None, description=END_DOC + " Defaults to today.")
+    end_date: Day | None = Field(None, description=END_DOC + " Defaults to today.")
     page: int = Field(1, ge=1, le=MAX_PAGE)
     page_size: int = Field(50, ge=1, le=MAX_PAGE_SIZE)
 

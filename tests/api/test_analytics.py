@@ -10,7 +10,7 @@ import pytest
 from aggregates import geodesic_area_m2
 from aggregates.products import Product
 from tests.api.conftest import ADMIN, OTHER, OWNER, Feed, serve, sq
-from tests.api.test_views import Client, get
+from tests.api.test_views import FILE, Client, get
 
 RANGE = {"start_date": "2026-03-01", "end_date": "2026-03-10", "unit": "m2"}
 
@@ -150,6 +150,11 @@ async def test_projections_are_the_plans(client: Client, world: Feed) -> None:
                         "end_date": "2026-03-31T23:59:59Z"}, "start_date"),
     ("/usage/by-period", {"period_type": "week", "end_date": "9999-12-31T00:00:00"},
      "end_date"),
+    # no UTC day: the instant lies before 0001-01-01 or after 9999-12-31 in UTC
+    ("/usage/summary", {"end_date": "0001-01-01T00:00:00+01:00"}, "end_date"),
+    ("/usage/details", {"start_date": "9999-12-31T23:00:00-05:00"}, "start_date"),
+    (f"/billing/contracts/{FILE}/consumption/api-owner",
+     {"startTime": "0001-01-01T00:00:00+01:00"}, "startTime"),
 ])
 async def test_bad_analytics_parameters_are_400_naming_them(
     client: Client, world: Feed, path: str, params: dict[str, str], parameter: str
