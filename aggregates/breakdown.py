@@ -41,6 +41,9 @@ class TypeCount:
 
 @dataclass(frozen=True, slots=True)
 class Breakdown:
+    """Every figure of one range; `users` whole, for the API to page, since their order
+    depends on all of them."""
+
     products: list[ProductSummary]
     users: list[UserUsage]
     event_types: list[TypeCount]
