@@ -162,6 +162,11 @@ class SnapshotBook:
             if emitted.seq > sent_up_to(self._contracts[cid].api_owner)
         ]
 
+    def revision(self, contract_id: str, scope: str, day: date) -> int | None:
+        """The revision of the last snapshot sent for a day; None if none was."""
+        emitted = self._emitted.get((contract_id, scope, day.toordinal()))
+        return None if emitted is None else emitted.revision
+
     def restore(self, kind: Kind, parts: list[str], value: bytes) -> bool:
         if kind is not Kind.SNAPSHOT:
             return False
