@@ -109,6 +109,15 @@ class BreakdownQuery(BillingQuery):
     size: int = Field(31, ge=1, le=MAX_PAGE_SIZE)
 
 
+class ReportQuery(BillingQuery):
+    timestamp: datetime | date | None = Field(
+        None, description="A day of the term to report (UTC); today."
+    )
+    leaf_user_id: str | None = Field(
+        None, min_length=1, description="One Leaf user's line instead of the whole report."
+    )
+
+
 class UsageQuery(Snake):
     unit: Unit = Field(Unit.ACRES, description=UNIT_DOC)
     api_owner: str | None = Field(
@@ -254,6 +263,32 @@ class ConsumptionOut(Camel):
     leaf_users_total_area: float = Field(description="Sum over every Leaf user's total.")
     overlap_area: float = Field(description="Sum of user totals minus the owner total.")
     quota: float | None
+    unit: Unit
+
+
+class ReportLineOut(Camel):
+    scope: str = Field(description="api-owner or leaf-user.")
+    leaf_user_id: str | None = Field(description="null on the API owner's line.")
+    unique_area: float = Field(description="Unique area in the term (AUDIT: live).")
+    share_of_owner_percent: float = Field(
+        description="Of the API owner's unique area; users' shares add up to more than "
+        "100 % by the area several of them processed."
+    )
+    events: int = Field(description="Usage records of the term that metered the product.")
+    first_activity: datetime | None
+    last_activity: datetime | None
+    unit: Unit
+
+
+class TermReportOut(Camel):
+    """The CSM report of one contract term: the API owner's line, then every Leaf user
+    with area or events in the term, largest unique area first."""
+
+    contract_id: str
+    api_owner: str
+    product: Product
+    term: TermOut
+    lines: list[ReportLineOut]
     unit: Unit
 
 

@@ -32,6 +32,7 @@ MEDIA_TYPE = "text/csv"
 CONTENT_TYPE = "text/csv; charset=utf-8; header=present"
 FORMULA_LEADS = frozenset("=+-@\t\r'")
 CHUNK_CHARS = 64 * 1024
+PRODUCT_IDS = tuple(p.value for p in Product)  # an enum's .value costs a lookup a row
 
 Cell = str | float | int | None
 Row = Sequence[Cell]
@@ -89,7 +90,7 @@ def consumption_row(contract: Contract, d: ScopeDay, unit: Unit) -> Row:
 
 
 def records_header(unit: Unit) -> list[str]:
-    per_product = [_in(f"{p.value}_{who}", unit) for p in Product for who in ("user", "owner")]
+    per_product = [_in(f"{p}_{who}", unit) for p in PRODUCT_IDS for who in ("user", "owner")]
     return ["event_id", "type", "timestamp", "leaf_user_id", "status", "counted", "reason",
             "products", _in("area_added_user", unit), _in("area_added_owner", unit),
             *per_product]
@@ -99,8 +100,8 @@ def record_row(r: UsageRecord, unit: Unit) -> Row:
     """`products` joined by `;`; then each product's pair, empty where the event did not
     measure that product."""
     per_product: list[Cell] = []
-    for p in Product:
-        area = r.by_product.get(p.value)
+    for p in PRODUCT_IDS:
+        area = r.by_product.get(p)
         if area is None:
             per_product += [None, None]
         else:

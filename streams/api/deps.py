@@ -32,6 +32,7 @@ from aggregates.meter import Meter
 from schemas.codec import JSONDecodeError, loads
 from streams.api.auth import Principal, identify, unauthorized
 from streams.api.errors import ApiError, bad_parameter, not_found
+from streams.api.exports import is_export
 from streams.api.keys import TableKeys
 from streams.api.routing import (
     FORWARDED,
@@ -152,10 +153,12 @@ async def route(
         if worker is not None:
             if forwarded:
                 raise rebalancing()
-            raise Forwarded(await forward(api.rt.app.http_client, worker, request, body))
+            raise Forwarded(await forward(api.rt.app.http_client, worker, request, body,
+                                          is_export(request)))
     elif not forwarded and not _holds(api.meters, contract_id or ""):
         for worker in api.locator.other_workers():
-            response = await forward(api.rt.app.http_client, worker, request, body)
+            response = await forward(api.rt.app.http_client, worker, request, body,
+                                     is_export(request))
             if response.status_code != 404:
                 raise Forwarded(response)
         # served here: 404, or 503 if it may be in a partition still recovering

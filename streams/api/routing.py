@@ -8,20 +8,26 @@ Faust's own `route_req` drops request bodies and response headers, so forwarding
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 import aiohttp
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from yarl import URL
 
 from streams.api.errors import ApiError
 from streams.topics import partition_of
 
 FORWARDED = "X-Acreage-Forwarded"
-KEPT_RESPONSE_HEADERS = ("X-Total-Count", "Retry-After", "WWW-Authenticate")
+KEPT_RESPONSE_HEADERS = (
+    "X-Total-Count", "Retry-After", "WWW-Authenticate", "Content-Disposition",
+)
 HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection"}
 FORWARD_TIMEOUT = aiohttp.ClientTimeout(total=60)
+# An export of a million records streams for longer than a minute; a stalled worker is
+# still given up on within one.
+EXPORT_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
 
 
 class Locator(Protocol):
@@ -97,21 +103,37 @@ class Forwarded(Exception):
 
 
 async def forward(
-    session: aiohttp.ClientSession, worker: URL, request: Request, body: bytes
+    session: aiohttp.ClientSession, worker: URL, request: Request, body: bytes,
+    export: bool = False,
 ) -> Response:
-    """Replay the request on `worker`, marked so it is served there and not sent on."""
+    """Replay the request on `worker`, marked so it is served there and not sent on.
+
+    A CSV answer to an `export` request is relayed chunk by chunk as it arrives, never
+    held whole; anything else (an export's errors too) is read whole, so a 404 can be
+    tried on another worker."""
     headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
     headers[FORWARDED] = "1"
     path = (request.scope.get("raw_path") or request.url.path.encode()).decode("latin-1")
     target = path + (f"?{request.url.query}" if request.url.query else "")
     url = URL(f"http://{worker.host}:{worker.port}{target}", encoded=True)
     try:
-        async with session.request(
-            request.method, url, headers=headers, data=body or None, timeout=FORWARD_TIMEOUT
-        ) as resp:
-            kept = {h: resp.headers[h] for h in KEPT_RESPONSE_HEADERS if h in resp.headers}
+        resp = await session.request(request.method, url, headers=headers, data=body or None,
+                                     timeout=EXPORT_TIMEOUT if export else FORWARD_TIMEOUT)
+        kept = {h: resp.headers[h] for h in KEPT_RESPONSE_HEADERS if h in resp.headers}
+        if export and resp.status == 200 and resp.content_type == "text/csv":
+            kept["Content-Type"] = resp.headers["Content-Type"]
+            return StreamingResponse(_relay(resp), status_code=200, headers=kept)
+        async with resp:
             return Response(await resp.read(), status_code=resp.status,
                             media_type=resp.content_type, headers=kept)
     except (TimeoutError, aiohttp.ClientError, RuntimeError) as exc:
         # RuntimeError: the worker is stopping and its client session is closed.
         raise rebalancing() from exc
+
+
+async def _relay(resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    """A failure here comes after the first bytes went out: it ends the connection
+    before the last chunk, so the client sees a failed transfer, not a cut file."""
+    async with resp:
+        async for chunk in resp.content.iter_any():
+            yield chunk
