@@ -23,6 +23,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from inspect import signature
 from typing import Any, cast, get_args, get_type_hints
 
 from fastapi import Response
@@ -117,6 +118,8 @@ def call_ms(runner: asyncio.Runner, meter: Meter, route: APIRoute, request: Requ
     arguments: dict[str, Any] = {PATH_ARGUMENTS[k]: v for k, v in path.items()}
     if route.dependant.response_param_name:
         arguments[route.dependant.response_param_name] = Response()
+    if "csv" in signature(route.endpoint).parameters:
+        arguments["csv"] = False  # what Accept: application/json gives
     reply = runner.run(route.endpoint(q=query_model.model_validate(query), scope=scope,
                                       **arguments))
     body = render.dump_json(reply, by_alias=True)

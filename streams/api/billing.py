@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
 from aggregates import usage
 from aggregates.contracts import OWNER_SCOPE, Contract, user_scope
+from aggregates.exports import ReportLine, TermReport, TermTally, record_days, scope_days
+from aggregates.exports import term_report as build_report
 from aggregates.periods import Term
 from aggregates.usage import ContractUsage, DayUsage
+from schemas import exports
 from schemas.api import (
     BillingQuery,
     BreakdownQuery,
@@ -19,8 +23,11 @@ from schemas.api import (
     ContractsQuery,
     DayOut,
     QuotaIn,
+    ReportLineOut,
+    ReportQuery,
     ScopeDayOut,
     TermOut,
+    TermReportOut,
 )
 from schemas.codec import dumps
 from schemas.internal import QuotaMessage
@@ -28,6 +35,7 @@ from schemas.units import Unit, convert, to_m2
 from streams.api import params
 from streams.api.deps import ADMIN, READ, Scope
 from streams.api.errors import ERROR_RESPONSES, not_found
+from streams.api.exports import ALSO_CSV, CSV, CSV_ONLY, CsvResponse, csv_response, tally
 from streams.api.paging import TOTAL_HEADER, page_of, set_total
 from streams.api.params import ContractId, LeafUserId
 
@@ -113,38 +121,143 @@ async def consumption(
     )
 
 
-def _breakdown(
-    scope: Scope, contract: Contract, scope_key: str, q: BreakdownQuery, response: Response
-) -> list[DayOut]:
+def _range(scope: Scope, contract: Contract, q: BreakdownQuery) -> tuple[date, date]:
     today = scope.now.date()
-    start, end = params.date_range(
+    return params.date_range(
         params.day(q.start_time, contract.term(today).start), params.day(q.end_time, today),
         "startTime", "endTime",
     )
+
+
+def _breakdown(
+    scope: Scope, contract: Contract, scope_key: str, q: BreakdownQuery, response: Response
+) -> list[DayOut]:
+    start, end = _range(scope, contract, q)
     days = usage.daily_series(scope.meter, contract, scope_key, start, end, scope.now)
     set_total(response, len(days))
     return [day_out(d, q.unit) for d in page_of(days, q.page, q.size)]
 
 
+def _breakdown_csv(
+    scope: Scope, contract: Contract, leaf_user_id: str | None, q: BreakdownQuery
+) -> CsvResponse:
+    """Every day of the range, whatever `page` and `size` say."""
+    start, end = _range(scope, contract, q)
+    days = scope_days(scope.meter, contract, leaf_user_id, start, end, scope.now)
+    name = "api-owner" if leaf_user_id is None else "leaf-user"
+    return csv_response(exports.consumption_header(q.unit),
+                        (exports.consumption_row(contract, d, q.unit) for d in days),
+                        f"consumption-{contract.contract_id}-{name}.csv",
+                        (end - start).days + 1)
+
+
 @router.get("/{contractId}/consumption/api-owner", response_model=list[DayOut],
-            summary="Daily breakdown of the API owner's scope", responses=TOTAL_HEADER)
+            summary="Daily breakdown of the API owner's scope (CSV with Accept: text/csv)",
+            responses=ALSO_CSV)
 async def owner_breakdown(
     contract_id: ContractId, q: Annotated[BreakdownQuery, Query()], scope: READ,
-    response: Response,
-) -> list[DayOut]:
-    return _breakdown(scope, the_contract(scope, contract_id), OWNER_SCOPE, q, response)
+    response: Response, csv: CSV,
+) -> list[DayOut] | Response:
+    contract = the_contract(scope, contract_id)
+    if csv:
+        return _breakdown_csv(scope, contract, None, q)
+    return _breakdown(scope, contract, OWNER_SCOPE, q, response)
+
+
+@router.get("/{contractId}/consumption/api-owner.csv", response_class=CsvResponse,
+            summary="Daily breakdown of the API owner's scope, every day, as CSV",
+            responses=CSV_ONLY)
+async def owner_breakdown_csv(
+    contract_id: ContractId, q: Annotated[BreakdownQuery, Query()], scope: READ,
+) -> Response:
+    return _breakdown_csv(scope, the_contract(scope, contract_id), None, q)
+
+
+def _user_of(scope: Scope, contract: Contract, leaf_user_id: str) -> str:
+    if leaf_user_id not in usage.leaf_users(scope.meter, contract):
+        raise not_found("Leaf user")
+    return leaf_user_id
 
 
 @router.get("/{contractId}/consumption/leaf-user/{leafUserId}", response_model=list[DayOut],
-            summary="Daily breakdown of one Leaf user's scope", responses=TOTAL_HEADER)
+            summary="Daily breakdown of one Leaf user's scope (CSV with Accept: text/csv)",
+            responses=ALSO_CSV)
 async def user_breakdown(
     contract_id: ContractId, leaf_user_id: LeafUserId,
-    q: Annotated[BreakdownQuery, Query()], scope: READ, response: Response,
-) -> list[DayOut]:
+    q: Annotated[BreakdownQuery, Query()], scope: READ, response: Response, csv: CSV,
+) -> list[DayOut] | Response:
     contract = the_contract(scope, contract_id)
-    if leaf_user_id not in usage.leaf_users(scope.meter, contract):
-        raise not_found("Leaf user")
-    return _breakdown(scope, contract, user_scope(leaf_user_id), q, response)
+    user = _user_of(scope, contract, leaf_user_id)
+    if csv:
+        return _breakdown_csv(scope, contract, user, q)
+    return _breakdown(scope, contract, user_scope(user), q, response)
+
+
+@router.get("/{contractId}/consumption/leaf-user/{leafUserId}/daily.csv",
+            response_class=CsvResponse,
+            summary="Daily breakdown of one Leaf user's scope, every day, as CSV",
+            responses=CSV_ONLY)
+async def user_breakdown_csv(
+    contract_id: ContractId, leaf_user_id: LeafUserId,
+    q: Annotated[BreakdownQuery, Query()], scope: READ,
+) -> Response:
+    contract = the_contract(scope, contract_id)
+    return _breakdown_csv(scope, contract, _user_of(scope, contract, leaf_user_id), q)
+
+
+async def _term_report(scope: Scope, contract_id: str, q: ReportQuery) -> TermReport:
+    """The term's usage records are read once, the loop handed back between batches."""
+    contract = the_contract(scope, contract_id)
+    day = params.day(q.timestamp, scope.now.date())
+    params.date_range(day, day, "timestamp", "timestamp")
+    user = None if q.leaf_user_id is None else _user_of(scope, contract, q.leaf_user_id)
+    term = contract.term(day)
+    start, end = record_days(term)
+    records = scope.meter.records.select(contract.api_owner, leaf_user_id=user, start=start,
+                                         end=end)
+    found = await tally(records, TermTally(contract.product.value))
+    return build_report(scope.meter, contract, term, found, user)
+
+
+def report_line_out(line: ReportLine, unit: Unit) -> ReportLineOut:
+    a = line.activity
+    return ReportLineOut(
+        scope="api-owner" if line.leaf_user_id is None else "leaf-user",
+        leaf_user_id=line.leaf_user_id, unique_area=convert(line.unique_m2, unit),
+        share_of_owner_percent=line.share_percent, events=a.events, first_activity=a.first,
+        last_activity=a.last, unit=unit,
+    )
+
+
+def _report_csv(r: TermReport, unit: Unit) -> CsvResponse:
+    name = f"report-{r.contract.contract_id}-term{r.term.index}.csv"
+    return csv_response(exports.report_header(unit), exports.report_rows(r, unit), name,
+                        len(r.lines))
+
+
+@router.get("/{contractId}/report", response_model=TermReportOut,
+            summary="A term's report: the API owner's and each Leaf user's unique area, "
+            "share, events and first and last activity (CSV with Accept: text/csv)",
+            responses=ALSO_CSV)
+async def term_report(
+    contract_id: ContractId, q: Annotated[ReportQuery, Query()], scope: READ, csv: CSV,
+) -> TermReportOut | Response:
+    r = await _term_report(scope, contract_id, q)
+    if csv:
+        return _report_csv(r, q.unit)
+    return TermReportOut(
+        contract_id=r.contract.contract_id, api_owner=r.contract.api_owner,
+        product=r.contract.product, term=term_out(r.term),
+        lines=[report_line_out(line, q.unit) for line in r.lines], unit=q.unit,
+    )
+
+
+@router.get("/{contractId}/report.csv", response_class=CsvResponse,
+            summary="A term's report as CSV", responses=CSV_ONLY)
+async def term_report_csv(
+    contract_id: ContractId, q: Annotated[ReportQuery, Query()], scope: READ,
+) -> Response:
+    return _report_csv(await _term_report(scope, contract_id, q), q.unit)
 
 
 @router.put("/{contractId}/quota", response_model=ContractOut, status_code=202,

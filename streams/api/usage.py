@@ -11,9 +11,11 @@ from aggregates import GeometryError, normalize_geometry
 from aggregates import usage as figures
 from aggregates.breakdown import breakdown
 from aggregates.contracts import OWNER_SCOPE, Contract, user_scope
+from aggregates.pages import Window
 from aggregates.periods import day_of
 from aggregates.records import UsageRecord
 from aggregates.usage import PeriodType
+from schemas import exports
 from schemas.api import (
     AreaPairOut,
     ByPeriodOut,
@@ -44,6 +46,7 @@ from schemas.units import Unit, convert
 from streams.api import params, wording
 from streams.api.deps import CHECK, READ, Scope
 from streams.api.errors import ERROR_RESPONSES, bad_parameter
+from streams.api.exports import ALSO_CSV, CSV, CSV_ONLY, CsvResponse, csv_response
 from streams.api.paging import TOTAL_HEADER, page_of, set_total
 
 router = APIRouter(prefix="/usage", tags=["usage"], responses=ERROR_RESPONSES)
@@ -163,22 +166,42 @@ def record_out(r: UsageRecord, unit: Unit) -> RecordOut:
     )
 
 
-@router.get("/details", response_model=DetailsOut, summary="Usage records, newest first",
-            responses=TOTAL_HEADER)
-async def details(
-    q: Annotated[DetailsQuery, Query()], scope: READ, response: Response
-) -> DetailsOut:
+def _records(scope: Scope, q: DetailsQuery) -> Window[UsageRecord]:
     today = scope.now.date()
     start = None if q.start_date is None else params.day(q.start_date, today)
     end = None if q.end_date is None else params.day(q.end_date, today)
     if start and end:
         params.date_range(start, end, "start_date", "end_date")
-    found = scope.meter.records.select(scope.acting_owner, event_type=q.type,
-                                       leaf_user_id=q.leaf_user_id, start=start, end=end)
+    return scope.meter.records.select(scope.acting_owner, event_type=q.type,
+                                      leaf_user_id=q.leaf_user_id, start=start, end=end)
+
+
+def _records_csv(scope: Scope, q: DetailsQuery) -> CsvResponse:
+    """Every page of the filter, newest first, read from the table as it is sent."""
+    found = _records(scope, q)
+    rows = (exports.record_row(r, q.unit) for r in found)
+    return csv_response(exports.records_header(q.unit), rows, "usage-details.csv", len(found))
+
+
+@router.get("/details", response_model=DetailsOut,
+            summary="Usage records, newest first (CSV of every page with Accept: text/csv)",
+            responses=ALSO_CSV)
+async def details(
+    q: Annotated[DetailsQuery, Query()], scope: READ, response: Response, csv: CSV,
+) -> DetailsOut | Response:
+    if csv:
+        return _records_csv(scope, q)
+    found = _records(scope, q)
     page = [record_out(r, q.unit) for r in page_of(found, q.page - 1, q.page_size)]
     set_total(response, len(found))
     return DetailsOut(api_owner=scope.acting_owner, page=q.page, page_size=q.page_size,
                       total=len(found), records=page)
+
+
+@router.get("/details.csv", response_class=CsvResponse,
+            summary="Usage records, every page, newest first, as CSV", responses=CSV_ONLY)
+async def details_csv(q: Annotated[DetailsQuery, Query()], scope: READ) -> Response:
+    return _records_csv(scope, q)
 
 
 @router.get("/by-period", response_model=ByPeriodOut,

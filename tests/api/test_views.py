@@ -465,6 +465,11 @@ async def test_openapi_covers_every_endpoint(client: Client) -> None:
         ("GET", "/health"), ("GET", "/ready"), ("POST", "/admin/api-keys"),
         ("POST", "/webhooks"), ("GET", "/webhooks"), ("GET", "/webhooks/deliveries"),
         ("DELETE", "/webhooks/{webhookId}"),
+        ("GET", "/billing/contracts/{contractId}/report"),
+        ("GET", "/billing/contracts/{contractId}/report.csv"),
+        ("GET", "/billing/contracts/{contractId}/consumption/api-owner.csv"),
+        ("GET", "/billing/contracts/{contractId}/consumption/leaf-user/{leafUserId}/daily.csv"),
+        ("GET", "/usage/details.csv"),
     }
     assert operations == expected
     for path, ops in doc["paths"].items():
