@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-unit test-integration lint promtool bench bench-engine bench-peer bench-state bench-takeover bench-pipeline bench-api broker-fetch clean soak
+.PHONY: run test test-unit test-integration lint promtool bench bench-engine bench-peer bench-state bench-takeover bench-pipeline bench-api bench-exports broker-fetch clean soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,7 +42,7 @@ lint: $(STAMP)
 soak: $(STAMP) broker-fetch
 	$(PY) -m tests.soak --runs $(or $(RUNS),10)
 
-bench: bench-engine bench-peer bench-state bench-pipeline bench-api
+bench: bench-engine bench-peer bench-state bench-pipeline bench-api bench-exports
 
 ## bench-engine: the scale section stores 1M pieces, as issue 9's goal says (minutes);
 ## PIECES=200000 for a quick run.
@@ -67,6 +67,9 @@ bench-pipeline: $(STAMP) broker-fetch
 
 bench-api: $(STAMP)
 	$(PY) -m bench.api_reads
+
+bench-exports: $(STAMP)
+	$(PY) -m bench.exports --records $(or $(RECORDS),200000)
 
 clean:
 	rm -rf .data .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -7,6 +7,8 @@ the tests run in file order and the last one restarts the workers.
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import subprocess
 import sys
 import time
@@ -23,6 +25,7 @@ from hypothesis import strategies as st
 from schemathesis import checks
 
 from aggregates.contracts import OWNER_SCOPE
+from schemas.exports import original_text
 from streams.topics import partition_of
 from tests.support.kafka import (
     ROOT,
@@ -232,6 +235,40 @@ def test_integration_usage_details_has_one_record_per_event(cluster: Cluster) ->
         0, "/usage/details", key, type="satelliteImageProcessingFinished", page_size=100
     ).json()
     assert sum(r["status"] == "FAILED" for r in failed["records"]) == cluster.farm.failed
+
+
+def test_integration_exports_are_the_same_from_either_worker(cluster: Cluster) -> None:
+    """One worker holds the owner; the other relays its CSV as it streams."""
+    key = cluster.keys["farm"]
+    ids = {
+        v["eventId"]
+        for _, v in read_topic(cluster.broker.bootstrap, "usage.records")
+        if v["apiOwner"] == cluster.farm.owner
+    }
+    contract = cluster.get(0, "/billing/contracts", key, unit="m2",
+                           product="UNIFIED_AREA").json()[0]
+    for path in ("/usage/details.csv", f"/billing/contracts/{contract['contractId']}/report"):
+        bodies = []
+        for i in (0, 1):
+            resp = requests.get(cluster.url(i) + path, params={"unit": "m2"}, timeout=60,
+                                headers={"Authorization": f"Bearer {key}", "Accept": "text/csv"})
+            assert resp.status_code == 200, resp.text
+            assert resp.headers["Content-Type"].startswith("text/csv")
+            assert resp.headers["Transfer-Encoding"] == "chunked"
+            bodies.append(resp.content)
+        assert bodies[0] == bodies[1], path
+        rows = list(csv.DictReader(io.StringIO(bodies[0].decode(), newline="")))
+        if path == "/usage/details.csv":
+            assert sorted(original_text(r["event_id"]) for r in rows) == sorted(ids)
+        else:
+            assert close(float(rows[0]["uniqueArea_m2"]), contract["footprint"])
+            users = sum(float(r["uniqueArea_m2"]) for r in rows[1:])
+            assert close(users, contract["used"])
+    for i in (0, 1):
+        resp = requests.get(cluster.url(i) + "/usage/details.csv", timeout=60,
+                            headers={"Authorization": "Bearer nope", "Accept": "text/csv"})
+        assert resp.status_code == 401 and resp.headers["Content-Type"].startswith(
+            "application/json")
 
 
 def test_integration_no_key_reveals_another_owner(cluster: Cluster) -> None:
