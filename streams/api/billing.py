@@ -35,7 +35,15 @@ from schemas.units import Unit, convert, to_m2
 from streams.api import params
 from streams.api.deps import ADMIN, READ, Scope
 from streams.api.errors import ERROR_RESPONSES, not_found
-from streams.api.exports import ALSO_CSV, CSV, CSV_ONLY, CsvResponse, csv_response, tally
+from streams.api.exports import (
+    ALSO_CSV,
+    CSV,
+    CSV_ONLY,
+    LIST_ALSO_CSV,
+    CsvResponse,
+    csv_response,
+    tally,
+)
 from streams.api.paging import TOTAL_HEADER, page_of, set_total
 from streams.api.params import ContractId, LeafUserId
 
@@ -153,7 +161,7 @@ def _breakdown_csv(
 
 @router.get("/{contractId}/consumption/api-owner", response_model=list[DayOut],
             summary="Daily breakdown of the API owner's scope (CSV with Accept: text/csv)",
-            responses=ALSO_CSV)
+            responses=LIST_ALSO_CSV)
 async def owner_breakdown(
     contract_id: ContractId, q: Annotated[BreakdownQuery, Query()], scope: READ,
     response: Response, csv: CSV,
@@ -181,7 +189,7 @@ def _user_of(scope: Scope, contract: Contract, leaf_user_id: str) -> str:
 
 @router.get("/{contractId}/consumption/leaf-user/{leafUserId}", response_model=list[DayOut],
             summary="Daily breakdown of one Leaf user's scope (CSV with Accept: text/csv)",
-            responses=ALSO_CSV)
+            responses=LIST_ALSO_CSV)
 async def user_breakdown(
     contract_id: ContractId, leaf_user_id: LeafUserId,
     q: Annotated[BreakdownQuery, Query()], scope: READ, response: Response, csv: CSV,

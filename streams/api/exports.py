@@ -20,6 +20,7 @@ from fastapi.responses import StreamingResponse
 from aggregates.exports import TermTally
 from aggregates.records import UsageRecord
 from schemas import exports
+from streams.api.errors import ERROR_RESPONSES
 from streams.api.paging import TOTAL, TOTAL_HEADER
 
 # Records read between two hand-backs of the loop while a term report is tallied.
@@ -27,13 +28,19 @@ TALLY_BATCH = 500
 CSV_RANGES = frozenset({"text/csv", "text/*"})
 JSON_RANGES = frozenset({"application/json", "application/*", "*/*"})
 CSV_SCHEMA = {"schema": {"type": "string"}}
+ERROR_REF = "#/components/schemas/ErrorOut"
 # OpenAPI of a JSON route that also answers CSV, and of a `.csv` route
 ALSO_CSV: dict[int | str, dict[str, Any]] = {
-    200: {**TOTAL_HEADER[200], "content": {exports.MEDIA_TYPE: CSV_SCHEMA}},
+    200: {"content": {exports.MEDIA_TYPE: CSV_SCHEMA}},
 }
+LIST_ALSO_CSV: dict[int | str, dict[str, Any]] = {200: {**TOTAL_HEADER[200], **ALSO_CSV[200]}}
+# (FastAPI would document a `.csv` route's errors as CSV, its response class's type.)
 CSV_ONLY: dict[int | str, dict[str, Any]] = {
     200: {**TOTAL_HEADER[200], "description": "RFC 4180 CSV with a header row, in UTF-8.",
           "content": {exports.MEDIA_TYPE: CSV_SCHEMA}},
+    **{status: {**{k: v for k, v in error.items() if k != "model"},
+                "content": {"application/json": {"schema": {"$ref": ERROR_REF}}}}
+       for status, error in ERROR_RESPONSES.items()},
 }
 
 

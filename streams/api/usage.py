@@ -46,7 +46,7 @@ from schemas.units import Unit, convert
 from streams.api import params, wording
 from streams.api.deps import CHECK, READ, Scope
 from streams.api.errors import ERROR_RESPONSES, bad_parameter
-from streams.api.exports import ALSO_CSV, CSV, CSV_ONLY, CsvResponse, csv_response
+from streams.api.exports import CSV, CSV_ONLY, LIST_ALSO_CSV, CsvResponse, csv_response
 from streams.api.paging import TOTAL_HEADER, page_of, set_total
 
 router = APIRouter(prefix="/usage", tags=["usage"], responses=ERROR_RESPONSES)
@@ -185,7 +185,7 @@ def _records_csv(scope: Scope, q: DetailsQuery) -> CsvResponse:
 
 @router.get("/details", response_model=DetailsOut,
             summary="Usage records, newest first (CSV of every page with Accept: text/csv)",
-            responses=ALSO_CSV)
+            responses=LIST_ALSO_CSV)
 async def details(
     q: Annotated[DetailsQuery, Query()], scope: READ, response: Response, csv: CSV,
 ) -> DetailsOut | Response:
