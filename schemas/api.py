@@ -110,9 +110,7 @@ class BreakdownQuery(BillingQuery):
 
 
 class ReportQuery(BillingQuery):
-    timestamp: datetime | date | None = Field(
-        None, description="A day of the term to report (UTC); today."
-    )
+    timestamp: Day | None = Field(None, description="A day of the term to report (UTC); today.")
     leaf_user_id: str | None = Field(
         None, min_length=1, description="One Leaf user's line instead of the whole report."
     )

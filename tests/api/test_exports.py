@@ -197,6 +197,7 @@ async def test_another_owners_exports_are_404_json(client: Client, world: Feed) 
     (f"/billing/contracts/{FILE}/consumption/api-owner.csv",
      {"startTime": "2026-03-05", "endTime": "2026-03-01"}, "startTime"),
     (f"{REPORT}.csv", {"timestamp": "yesterday"}, "timestamp"),
+    (f"{REPORT}.csv", {"timestamp": "0001-01-01T00:00:00+01:00"}, "timestamp"),
 ])
 async def test_a_bad_filter_is_400_json_naming_it(
     client: Client, world: Feed, path: str, params: dict[str, str], parameter: str
