@@ -105,8 +105,19 @@ class RateLimitFilter(logging.Filter):
             )
 
 
+FLOW_CONTROL_LOGGER = "faust.transport.producer"
+
+
 def logging_config(level: str, burst: int = 5, window: float = 60.0) -> dict[str, Any]:
-    """dictConfig for the worker; `level` takes Faust's names (warn, info, ...)."""
+    """dictConfig for the worker; `level` takes Faust's names (warn, info, ...).
+
+    Faust's producer buffer logs a warning each time more than 100 table writes wait to
+    be sent, then an info line once they were: that wait is Faust's own backpressure on
+    the agents, and one event writes tens of records, so every busy second of a replay
+    warned though nothing was wrong. Those two records are all that logger writes; they
+    show only at debug level.
+    """
+    root = _LEVELS.get(level.lower(), level.upper())
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -119,5 +130,6 @@ def logging_config(level: str, burst: int = 5, window: float = 60.0) -> dict[str
                 "filters": ["ratelimit"],
             }
         },
-        "root": {"handlers": ["stderr"], "level": _LEVELS.get(level.lower(), level.upper())},
+        "loggers": {FLOW_CONTROL_LOGGER: {"level": "DEBUG" if root == "DEBUG" else "ERROR"}},
+        "root": {"handlers": ["stderr"], "level": root},
     }

@@ -21,6 +21,7 @@ from collections.abc import Callable, Set
 from dataclasses import dataclass
 from typing import Any, cast
 
+from aiokafka.errors import CoordinatorLoadInProgressError, GroupCoordinatorNotAvailableError
 from faust.exceptions import ConsumerNotStarted
 from faust.tables.manager import TableManager
 from faust.types import TP
@@ -165,7 +166,8 @@ class PartitionWatch(Service):
         try:
             offsets = await self.reader.read()
         except Exception as exc:  # noqa: BLE001 - a broker outage must not end the watch
-            log.warning("lag reading failed, keeping the last values: %r", exc)
+            log.log(_level_of(exc, first=self.offsets is None),
+                    "lag reading failed, keeping the last values: %r", exc)
             self.read_ok = False
             metrics.lag_read_ok.set(0)
             self.detector.forget()
@@ -214,6 +216,14 @@ class PartitionWatch(Service):
         self.rt.metrics.stall_heals.inc()
         DEADLINE.fail(EXIT_STALL)
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _level_of(exc: Exception, *, first: bool) -> int:
+    """A fresh broker elects the group's coordinator only as the first worker joins, so
+    the first readings of a clean start fail with these: expected, not a fault. Once a
+    reading succeeded, or with any other error, the failure is a warning."""
+    starting = isinstance(exc, GroupCoordinatorNotAvailableError | CoordinatorLoadInProgressError)
+    return logging.INFO if first and starting else logging.WARNING
 
 
 def register(rt: Runtime) -> PartitionWatch:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from aiokafka.errors import GroupCoordinatorNotAvailableError
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
@@ -231,3 +233,17 @@ def test_recovery_progress_counts_changelogs_not_read_yet_as_zero() -> None:
     watch = watch_of(FakeReader(), {P0}, [0.0])
     watch.rt.app.tables.recovery.active_offsets = {TP("c", 0): 120, TP("c", 1): None}
     assert watch.recovered() == 120
+
+
+async def test_no_coordinator_yet_is_info_before_the_first_reading_and_a_warning_after(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A fresh broker elects the group coordinator as the worker joins: expected at start."""
+    reading = offsets({P0: 100}, {P0: 40})
+    starting = GroupCoordinatorNotAvailableError("no coordinator yet")
+    watch = watch_of(FakeReader(starting, OSError("down"), reading, starting), None, [0.0])
+    caplog.set_level(logging.INFO, logger=watchdog.__name__)
+    for _ in range(4):
+        await watch.check()
+    levels = [r.levelname for r in caplog.records if r.name == watchdog.__name__]
+    assert levels == ["INFO", "WARNING", "WARNING"]
