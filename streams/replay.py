@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -109,33 +110,60 @@ def _feature_collection(path: Path, text: str) -> dict[str, Any]:
     return collection
 
 
+IN_FLIGHT = 500  # sends not yet acknowledged by the broker before the replay waits
+PROGRESS_SECONDS = 10.0  # a log line this often when stderr is not a terminal
+
+
 async def publish(events: list[dict[str, Any]], bootstrap: list[str]) -> None:
+    """Waits for the broker every IN_FLIGHT sends: memory stays bounded and a replay
+    goes only as fast as the broker takes it (what the worker then does with the
+    burst is its own backpressure)."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
+    progress = Progress(len(events))
     try:
-        total = len(events)
-        step = max(1, total // 50)
+        pending: list[asyncio.Future[Any]] = []
         for n, event in enumerate(events, 1):
             topic = TOPIC_OF_TYPE.get(str(event.get("type")), "events.field-boundaries")
-            await producer.send(topic, dumps(event), key=str(event.get("apiOwner", "")).encode())
-            if n % step == 0 or n == total:
-                _progress(n, total)
-        await producer.flush()
+            key = str(event.get("apiOwner", "")).encode()
+            pending.append(await producer.send(topic, dumps(event), key=key))
+            if len(pending) >= IN_FLIGHT:
+                await asyncio.gather(*pending)
+                pending = []
+            progress.show(n)
+        await asyncio.gather(*pending)
     finally:
         await producer.stop()
-    if sys.stderr.isatty():
-        sys.stderr.write("\n")
+    progress.done()
 
 
-def _progress(done: int, total: int) -> None:
-    """Only on a terminal: in a log the bar is noise, and an error after it would not
-    start a line of its own."""
-    if not sys.stderr.isatty():
-        return
-    width = 40
-    filled = width * done // total
-    sys.stderr.write(f"\rreplay [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-    sys.stderr.flush()
+class Progress:
+    """A bar on a terminal; in a log, one line every PROGRESS_SECONDS, since a bar there
+    is noise and an error after it would not start a line of its own."""
+
+    def __init__(self, total: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.total = total
+        self._tty = sys.stderr.isatty()
+        self._clock = clock
+        self._last = clock()
+        self._step = max(1, total // 50)
+
+    def show(self, done: int) -> None:
+        if self._tty:
+            if done % self._step == 0 or done == self.total:
+                width = 40
+                filled = width * done // self.total
+                sys.stderr.write(
+                    f"\rreplay [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total}"
+                )
+                sys.stderr.flush()
+        elif self._clock() - self._last >= PROGRESS_SECONDS:
+            self._last = self._clock()
+            print(f"replay: {done}/{self.total} events sent", file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        if self._tty:
+            sys.stderr.write("\n")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -188,3 +188,17 @@ def test_status_table_and_json() -> None:
 def test_status_flags_parse() -> None:
     args = cli._parser().parse_args(["status", "--json"])
     assert args == argparse.Namespace(command="status", json=True, timeout=10.0, broker=None)
+
+
+def test_replay_progress_in_a_log_is_one_line_every_ten_seconds(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    now = [0.0]
+    progress = replay.Progress(1000, clock=lambda: now[0])
+    for done in range(1, 1001):
+        now[0] = done * 0.05  # 20 events a second: 50 s in all
+        progress.show(done)
+    progress.done()
+    assert capsys.readouterr().err.splitlines() == [
+        f"replay: {n}/1000 events sent" for n in (200, 400, 600, 800, 1000)
+    ]
