@@ -4,6 +4,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# On a terminal, Ctrl-C signals its whole foreground process group, make included, and
+# GNU make re-raises SIGINT on itself once its recipe ended ("*** [run] Interrupt",
+# status 130), even when the recipe exited 0. So the script runs again as a job of its
+# own (`set -m`) that holds the terminal: Ctrl-C reaches only that job, which stops
+# everything and exits 0, and make exits 0 with it.
+if [[ -t 0 && -z "${ACREAGE_RUN_JOB:-}" ]]; then
+  set -m
+  ACREAGE_RUN_JOB=1 bash "$0" "$@"
+  exit $?
+fi
+
 DATA="${ACREAGE_RUN_DIR:-.data}"
 KAFKA_PORT="${ACREAGE_KAFKA_PORT:-9092}"
 SHARED="${ACREAGE_SHARED_DIR:-../shared}"
