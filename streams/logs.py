@@ -105,18 +105,17 @@ class RateLimitFilter(logging.Filter):
             )
 
 
-FLOW_CONTROL_LOGGER = "faust.transport.producer"
+# Loggers that report only how loaded the worker is, not faults: Faust's producer buffer
+# (a warning each time more than 100 table writes wait to be sent: Faust's own
+# backpressure, and one event writes tens of records) and mode's timers (a warning when
+# the 1 s commit took longer than 1 s because it waited for those writes). On a busy
+# replay both warned every second though nothing was wrong; lag shows the same load.
+LOAD_LOGGERS = ("faust.transport.producer", "mode.timers")
 
 
 def logging_config(level: str, burst: int = 5, window: float = 60.0) -> dict[str, Any]:
-    """dictConfig for the worker; `level` takes Faust's names (warn, info, ...).
-
-    Faust's producer buffer logs a warning each time more than 100 table writes wait to
-    be sent, then an info line once they were: that wait is Faust's own backpressure on
-    the agents, and one event writes tens of records, so every busy second of a replay
-    warned though nothing was wrong. Those two records are all that logger writes; they
-    show only at debug level.
-    """
+    """dictConfig for the worker; `level` takes Faust's names (warn, info, ...). The
+    LOAD_LOGGERS show at info level and below."""
     root = _LEVELS.get(level.lower(), level.upper())
     return {
         "version": 1,
@@ -130,6 +129,7 @@ def logging_config(level: str, burst: int = 5, window: float = 60.0) -> dict[str
                 "filters": ["ratelimit"],
             }
         },
-        "loggers": {FLOW_CONTROL_LOGGER: {"level": "DEBUG" if root == "DEBUG" else "ERROR"}},
+        "loggers": {name: {"level": root if root in ("INFO", "DEBUG") else "ERROR"}
+                    for name in LOAD_LOGGERS},
         "root": {"handlers": ["stderr"], "level": root},
     }

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from streams.logs import FLOW_CONTROL_LOGGER, RateLimitFilter, logging_config
+from streams.logs import RateLimitFilter, logging_config
 
 
 class Clock:
@@ -102,7 +102,8 @@ def test_the_worker_logging_config_installs_the_filter() -> None:
     assert config["filters"]["ratelimit"] == {"()": RateLimitFilter, "burst": 2, "window": 30.0}
 
 
-def test_faust_producer_flow_control_shows_only_at_debug_level() -> None:
-    """Demoted, not lost: the producer buffer's backpressure waits are a debug matter."""
-    assert logging_config("debug")["loggers"][FLOW_CONTROL_LOGGER]["level"] == "DEBUG"
-    assert logging_config("warn")["loggers"][FLOW_CONTROL_LOGGER]["level"] == "ERROR"
+def test_load_reports_show_at_info_level_only() -> None:
+    """Demoted, not lost: Faust's backpressure waits and late commits are not faults."""
+    for name in ("faust.transport.producer", "mode.timers"):
+        assert logging_config("info")["loggers"][name]["level"] == "INFO"
+        assert logging_config("warn")["loggers"][name]["level"] == "ERROR"
