@@ -194,6 +194,13 @@ class ApiKeyIn(Camel):
     api_owner: str = Field(min_length=1, max_length=320)
 
 
+class ApiKeysQuery(Camel):
+    api_owner: str | None = Field(
+        None, min_length=1, max_length=320,
+        description="Admin key only: the API owner whose keys these are.",
+    )
+
+
 class CheckIn(Snake):
     geometry: dict[str, Any] = Field(description="GeoJSON Polygon or MultiPolygon, WGS84.")
     product: Product
@@ -293,7 +300,21 @@ class TermReportOut(Camel):
 class ApiKeyOut(Camel):
     api_owner: str
     api_key: str = Field(description="Shown once; only its sha256 is stored.")
+    key_id: str = Field(description="What the key is listed and revoked by.")
     created_at: datetime
+
+
+class ApiKeyInfo(Camel):
+    """A key as listed: never its secret, nor its whole sha256."""
+
+    key_id: str = Field(description="The first 16 hex digits of the key's sha256.")
+    api_owner: str
+    created_at: datetime
+    last_used_at: datetime | None = Field(
+        description="Reported at most once a minute per worker: at most a minute older "
+        "than the key's true last use; null if never used."
+    )
+    revoked_at: datetime | None = Field(description="null while the key works.")
 
 
 # ---- /usage responses ----------------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from aggregates.api_keys import KeyAction
 from schemas.events import EventEnvelope
 
 
@@ -38,12 +39,13 @@ class QuotaMessage(BaseModel):
 
 
 class ApiKeyMessage(BaseModel):
-    """An admin created or revoked an owner's API key; only its sha256 travels."""
+    """An owner's API key was created, revoked or used; only its sha256 travels. A
+    worker reports a key's use at most once a minute (streams/api/keys.py)."""
 
     kind: Literal["api_key"] = "api_key"
     api_owner: str
     key_sha256: str
-    revoke: bool = False
+    action: KeyAction = KeyAction.CREATE
     now: datetime
 
 

@@ -38,9 +38,15 @@ def _parser() -> Parser:
     broker.add_argument("action", choices=["fetch", "start", "stop", "status"])
     broker.add_argument("--data-dir", default=".data/kafka")
     broker.add_argument("--port", default="9092")
-    keys = sub.add_parser("keys", help="API keys: create --owner X prints a new owner key")
-    keys.add_argument("action", choices=["create"])
-    keys.add_argument("--owner", required=True, help="the apiOwner the key is for")
+    keys = sub.add_parser(
+        "keys", help="an owner's API keys: create (prints a new key once), list, revoke"
+    )
+    keys.add_argument("action", choices=["create", "list", "revoke"])
+    keys.add_argument("--owner", required=True, help="the apiOwner the keys are of")
+    keys.add_argument("--key-id", help="revoke: the key's id, as `list` shows it")
+    keys.add_argument("--json", action="store_true", help="list: machine-readable output")
+    keys.add_argument("--timeout", type=float, default=10.0,
+                      help="revoke: seconds to wait for a worker to write it")
     _broker_flag(keys)
     replay = sub.add_parser("replay", help="publish events from GeoJSON or JSONL to Kafka")
     add_arguments(replay)
@@ -75,9 +81,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "broker":
         return _broker(args)
     if args.command == "keys":
-        from streams.api.keys import create_from_cli
-
-        return create_from_cli(_settings(args), args.owner)
+        return _keys(args)
     if args.command == "status":
         from streams.status import run_status
 
@@ -85,6 +89,20 @@ def _run(args: argparse.Namespace) -> int:
     from streams.replay import run
 
     return run(args, _settings(args))
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from streams import keys_cli
+    from streams.cli_errors import EXIT_USAGE, CliError
+
+    settings = _settings(args)
+    if args.action == "create":
+        return keys_cli.create(settings, args.owner)
+    if args.action == "list":
+        return keys_cli.list_keys(settings, args.owner, args.json)
+    if not args.key_id:
+        raise CliError("keys revoke needs --key-id (see acreage keys list)", EXIT_USAGE)
+    return keys_cli.revoke(settings, args.owner, args.key_id, args.timeout)
 
 
 def _quiet_libraries() -> None:

@@ -125,7 +125,7 @@ def _handle(rt: Runtime, meter: Meter, message: Message, record: Any) -> Outcome
     and alert exactly as the first pass did, or the same event gets a different record."""
     partition, seq = record.partition, record.offset
     if isinstance(message, ApiKeyMessage):
-        return key_outcome(message)  # API keys live in the owner's partition of the table
+        return key_outcome(message, rt.state.get)  # in the owner's partition of the table
     if isinstance(message, WebhookEndpointMessage | WebhookAttemptMessage):
         return _webhook(rt, message, partition)
     if isinstance(message, TickMessage):

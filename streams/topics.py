@@ -24,6 +24,11 @@ def metering_topic(app_id: str) -> str:
     return f"{app_id}-metering"
 
 
+def changelog_topic(app_id: str) -> str:
+    """The state table's changelog, by the name Faust gives it."""
+    return f"{app_id}-state-changelog"
+
+
 def consumed_topics(app_id: str) -> frozenset[str]:
     """What the worker's consumer group reads and is measured on: lag, /ready, `status`."""
     return frozenset({*TOPIC_TYPES, metering_topic(app_id)})
@@ -36,7 +41,7 @@ def internal_topics(app_id: str) -> dict[str, tuple[int | None, dict[str, str]]]
     (minutes), so every worker creates them before its consumer joins."""
     return {
         metering_topic(app_id): (None, {}),
-        f"{app_id}-state-changelog": (None, COMPACTED),
+        changelog_topic(app_id): (None, COMPACTED),
         f"{app_id}-__assignor-__leader": (1, {}),
     }
 

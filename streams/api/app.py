@@ -18,8 +18,9 @@ from streams.api import admin, billing, errors, usage, webhooks
 from streams.api.deps import Api
 from streams.api.routing import Forwarded
 
-ROUTERS: tuple[APIRouter, ...] = (billing.router, usage.router, admin.router,
-                                  webhooks.router)
+ROUTERS: tuple[APIRouter, ...] = (
+    billing.router, usage.router, admin.router, admin.keys_router, webhooks.router
+)
 DESCRIPTION = (
     "Spatially unique area processed (SPEC §6). Areas are in `unit` (acres by default; "
     "1 acre = 4046.8564224 m²). Errors are JSON `{error, message, parameter}`."

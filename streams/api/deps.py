@@ -4,7 +4,8 @@
 2. `route`: the API owner acted for, and the worker holding its partition: a request
    for an owner held elsewhere is forwarded there and its answer returned as it is;
    503 with Retry-After while partitions move or recover;
-3. `verify`: on the owner's worker, the owner key's hash must be in the keys table;
+3. `verify`: on the owner's worker, the owner key's hash must be in the keys table,
+   not revoked; its use is reported at most once a minute;
 4. `rate_limit`: per key with the `limits` library; 429 with Retry-After;
 5. `Scope` (`READ`, `CHECK`, `ADMIN`): the routed, verified caller with the Meter it
    reads and the request's time, which is all a handler sees.
@@ -28,12 +29,13 @@ from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
+from aggregates.api_keys import KeyAction, KeyRecord
 from aggregates.meter import Meter
-from schemas.codec import JSONDecodeError, loads
+from schemas.codec import JSONDecodeError, dumps, loads
 from streams.api.auth import Principal, identify, unauthorized
 from streams.api.errors import ApiError, bad_parameter, not_found
 from streams.api.exports import is_export
-from streams.api.keys import TableKeys
+from streams.api.keys import TableKeys, UseReports, command
 from streams.api.routing import (
     FORWARDED,
     Forwarded,
@@ -62,8 +64,16 @@ class Meters(Protocol):
 
 
 class Keys(Protocol):
+    """An owner's keys as its worker's table holds them (streams.api.keys.TableKeys)."""
+
     def exists(self, api_owner: str, sha256: str) -> bool:
-        """Whether the owner's key with this hash is stored."""
+        """Whether the owner's key with this hash is stored and not revoked."""
+
+    def record(self, api_owner: str, sha256: str) -> KeyRecord | None: ...
+
+    def of(self, api_owner: str) -> list[KeyRecord]: ...
+
+    def find(self, api_owner: str, key_id: str) -> KeyRecord | None: ...
 
 
 class Limiter:
@@ -99,6 +109,7 @@ class Api:
     meters: Meters
     send: Callable[[str, bytes], Awaitable[None]]
     limiter: Limiter = field(default_factory=Limiter)
+    uses: UseReports = field(default_factory=UseReports)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     @classmethod
@@ -107,7 +118,8 @@ class Api:
             await rt.metering.send(key=api_owner.encode(), value=value)
 
         locator = TableLocator(rt.app, rt.state, rt.settings.partitions)
-        return cls(rt, locator, TableKeys(rt.state), rt.holder, send)
+        keys = TableKeys(rt.state.get, rt.holder.scan, rt.settings.partitions)
+        return cls(rt, locator, keys, rt.holder, send)
 
     @property
     def settings(self) -> Any:
@@ -187,16 +199,21 @@ def _holds(meters: Meters, contract_id: str) -> bool:
         return False
 
 
-def verify(
+async def verify(
     principal: Annotated[Principal, Depends(authenticate)],
     target: Annotated[Target, Depends(route)],
     api: Annotated[Api, Depends(api_of)],
 ) -> Principal:
-    """On the owner's worker (`route` ran first): an owner key's hash must be stored."""
-    if principal.owner is not None and not api.keys.exists(
-        principal.owner, principal.fingerprint
-    ):
+    """On the owner's worker (`route` ran first): an owner key's hash must be stored and
+    not revoked. Its use is reported at most once a minute (streams/api/keys.py)."""
+    if principal.owner is None:
+        return principal
+    if not api.keys.exists(principal.owner, principal.fingerprint):
         raise unauthorized("invalid key")
+    now = api.clock()
+    if api.uses.due(principal.owner, principal.fingerprint, now):
+        used = command(principal.owner, principal.fingerprint, now, KeyAction.USED)
+        await api.send(principal.owner, dumps(used.model_dump(mode="json")))
     return principal
 
 

@@ -1,97 +1,103 @@
-"""Owner API keys in the state table: written in-stream, read by the owner's worker.
+"""Owner API keys in the state table: changed in-stream, read by the owner's worker.
 
-A key record lives under `k␟apiOwner␟sha256` in the owner's partition of the state table,
+A key record (aggregates/api_keys.py) lives in the owner's partition of the state table,
 so it is replicated by the changelog and survives restarts like every metering record.
+Every request with an owner key is verified on the owner's worker (streams/api/routing.py),
+the one whose metering agent writes that partition: a revocation holds on every worker
+as soon as that agent has written it.
+
+Last use is not written per request. Each worker remembers when it last reported a key's
+use and reports it again, as a command on the metering topic, only once USE_REPORT
+has passed: at most one table write per key per minute per worker, and a `lastUsedAt`
+at most a minute older than the key's true last use.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 
+from aggregates.api_keys import (
+    KeyAction,
+    KeyRecord,
+    changed,
+    decode,
+    encode,
+    owner_range,
+    record_key,
+)
 from aggregates.meter import Outcome
-from aggregates.state import Kind, dump, key
+from aggregates.state import split_key
+from schemas.api import ApiKeyInfo
 from schemas.internal import ApiKeyMessage
+from streams.topics import partition_of
+
+USE_REPORT = timedelta(minutes=1)
+
+Read = Callable[[str], bytes | None]
+Scan = Callable[[int, str, str], Iterator[str]]  # a partition's keys in [lo, hi)
 
 
-def key_record(api_owner: str, sha256: str) -> str:
-    return key(Kind.API_KEY, api_owner, sha256)
+def key_outcome(message: ApiKeyMessage, read: Read) -> Outcome:
+    """The metering agent's whole job for a key command: at most one table write."""
+    where = record_key(message.api_owner, message.key_sha256)
+    raw = read(where)
+    current = None if raw is None else decode(message.key_sha256, raw)
+    after = changed(message.action, message.key_sha256, message.now, current)
+    return Outcome(writes=[] if after is None else [(where, encode(after))])
 
 
-def key_outcome(message: ApiKeyMessage) -> Outcome:
-    """The metering agent's whole job for a key command: one table write (or delete)."""
-    value = None if message.revoke else dump({"createdAt": message.now.isoformat()})
-    return Outcome(writes=[(key_record(message.api_owner, message.key_sha256), value)])
-
-
-def create_message(api_owner: str, sha256: str, now: datetime) -> ApiKeyMessage:
-    return ApiKeyMessage(api_owner=api_owner, key_sha256=sha256, now=now)
+def command(api_owner: str, sha256: str, now: datetime,
+            action: KeyAction = KeyAction.CREATE) -> ApiKeyMessage:
+    return ApiKeyMessage(api_owner=api_owner, key_sha256=sha256, action=action, now=now)
 
 
 class TableKeys:
-    """Looks keys up in the worker's own partitions of the state table."""
+    """Reads keys from the worker's own partitions of the state table."""
 
-    def __init__(self, table: Any) -> None:
-        self._table = table
+    def __init__(self, read: Read, scan: Scan, partitions: int) -> None:
+        self._read = read
+        self._scan = scan
+        self._partitions = partitions
+
+    def record(self, api_owner: str, sha256: str) -> KeyRecord | None:
+        raw = self._read(record_key(api_owner, sha256))
+        return None if raw is None else decode(sha256, raw)
 
     def exists(self, api_owner: str, sha256: str) -> bool:
-        return self._table.get(key_record(api_owner, sha256)) is not None
+        """Only an active key: a revoked one keeps its record, to be listed."""
+        found = self.record(api_owner, sha256)
+        return found is not None and found.active
+
+    def of(self, api_owner: str) -> list[KeyRecord]:
+        """The owner's keys, oldest first (then by id, for keys of the same instant)."""
+        lo, hi = owner_range(api_owner)
+        partition = partition_of(api_owner, self._partitions)
+        shas = [split_key(k)[2][0] for k in self._scan(partition, lo, hi)]
+        found = [r for sha in shas if (r := self.record(api_owner, sha)) is not None]
+        return sorted(found, key=lambda r: (r.created_at, r.key_id))
+
+    def find(self, api_owner: str, key_id: str) -> KeyRecord | None:
+        return next((r for r in self.of(api_owner) if r.key_id == key_id), None)
 
 
-# ---- `acreage keys create` ---------------------------------------------------------------
+class UseReports:
+    """When this worker last reported each key's use; memory only, one entry per key
+    it has verified. A restarted worker reports each key's next use at once."""
+
+    def __init__(self, every: timedelta = USE_REPORT) -> None:
+        self._every = every
+        self._reported: dict[tuple[str, str], datetime] = {}
+
+    def due(self, api_owner: str, sha256: str, now: datetime) -> bool:
+        """True when this use is to be reported, and notes it as reported."""
+        last = self._reported.get((api_owner, sha256))
+        if last is not None and now - last < self._every:
+            return False
+        self._reported[(api_owner, sha256)] = now
+        return True
 
 
-def create_from_cli(settings: Any, api_owner: str) -> int:
-    """Sends the same message POST /admin/api-keys sends, for an owner that endpoint
-    would accept; prints the key once."""
-    import asyncio
-    from datetime import UTC
-
-    from aiokafka.errors import KafkaError
-    from pydantic import ValidationError
-
-    from schemas.api import ApiKeyIn
-    from streams.api.auth import fingerprint, new_owner_key
-    from streams.cli_errors import CliError, broker_error
-
-    try:
-        ApiKeyIn.model_validate({"apiOwner": api_owner})
-    except ValidationError as exc:
-        raise CliError(f"--owner {api_owner!r}: {exc.errors()[0]['msg']}") from exc
-    token = new_owner_key(api_owner)
-    message = create_message(api_owner, fingerprint(token), datetime.now(UTC))
-    servers = settings.bootstrap_servers()
-    try:
-        asyncio.run(_send(servers, settings.app_id, api_owner, message))
-    except (KafkaError, OSError) as exc:
-        raise broker_error(servers, exc) from exc
-    print(token)
-    return 0
-
-
-async def _send(
-    bootstrap: list[str], app_id: str, api_owner: str, message: ApiKeyMessage
-) -> None:
-    """Only into an existing metering topic: auto-creating it would get the wrong partitions."""
-    from aiokafka import AIOKafkaProducer
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    from schemas.codec import dumps
-    from streams.cli_errors import CliError
-    from streams.topics import metering_topic
-
-    topic = metering_topic(app_id)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        if topic not in set(await admin.list_topics()):
-            raise CliError(f"topic {topic} not found: start a worker first")
-    finally:
-        await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        await producer.send_and_wait(topic, dumps(message.model_dump(mode="json")),
-                                     key=api_owner.encode())
-    finally:
-        await producer.stop()
+def info(api_owner: str, record: KeyRecord) -> ApiKeyInfo:
+    return ApiKeyInfo(key_id=record.key_id, api_owner=api_owner, created_at=record.created_at,
+                      last_used_at=record.last_used_at, revoked_at=record.revoked_at)

@@ -21,7 +21,7 @@ from schemas.codec import dumps
 from schemas.internal import QuotaMessage
 from streams.api.auth import fingerprint, new_owner_key
 from streams.api.deps import Api
-from streams.api.keys import create_message
+from streams.api.keys import command
 from streams.api.routing import LocalOnly
 from streams.api.server import ApiServer
 from streams.app import create_app
@@ -83,7 +83,7 @@ class Feed:
     async def key_for(self, owner: str) -> str:
         """A new key, created in-stream as `acreage keys create` creates it."""
         token = new_owner_key(owner)
-        await self.send(owner, create_message(owner, fingerprint(token), NOW))
+        await self.send(owner, command(owner, fingerprint(token), NOW))
         return token
 
     async def set_quota(self, contract_id: str, quota_m2: float, now: datetime = NOW) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
 import subprocess
 import sys
 import time
@@ -26,6 +27,7 @@ from schemathesis import checks
 
 from aggregates.contracts import OWNER_SCOPE
 from schemas.exports import original_text
+from streams.api.auth import fingerprint
 from streams.topics import partition_of
 from tests.support.kafka import (
     ROOT,
@@ -150,6 +152,49 @@ def test_integration_cli_creates_a_working_key(cluster: Cluster) -> None:
     assert out.returncode == 0, out.stderr
     key = out.stdout.strip()
     assert wait_until(lambda: cluster.get(1, "/usage/plan", key).status_code == 200, 30, 0.5)
+
+
+def acreage(c: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI with the workers' own settings (ACREAGE_BROKER among them)."""
+    return subprocess.run([sys.executable, "-m", "streams.cli", *args],
+                          env=c.workers[0].env(), cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_integration_keys_listed_and_revoked_from_the_cli_and_the_api(cluster: Cluster) -> None:
+    """A revoked key gets 401 on every worker as soon as the revocation is confirmed."""
+    owner = cluster.rival.owner
+    made = acreage(cluster, "keys", "create", "--owner", owner)
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip()
+    assert wait_until(lambda: cluster.get(0, "/usage/plan", key).status_code == 200, 30, 0.5)
+    assert cluster.get(1, "/usage/plan", key).status_code == 200
+
+    def listed() -> dict[str, Any] | None:
+        out = acreage(cluster, "keys", "list", "--owner", owner, "--json")
+        assert out.returncode == 0, out.stderr
+        rows = {r["keyId"]: r for r in json.loads(out.stdout)}
+        assert key not in out.stdout and all(len(k) == 16 for k in rows)
+        mine = [r for k, r in rows.items() if fingerprint(key).startswith(k)]
+        return mine[0] if mine and mine[0]["lastUsedAt"] else None
+
+    row = wait_until(listed, 30, 1.0)
+    assert row and row["revokedAt"] is None, row
+    revoked = acreage(cluster, "keys", "revoke", "--owner", owner, "--key-id", row["keyId"])
+    assert revoked.returncode == 0, revoked.stderr
+    assert f"{row['keyId']} of {owner} revoked at " in revoked.stdout
+    assert [cluster.get(i, "/usage/plan", key).status_code for i in (0, 1)] == [401, 401]
+    listing = cluster.get(1, "/api-keys", ADMIN, apiOwner=owner)
+    assert listing.status_code == 200
+    assert {r["keyId"]: r["revokedAt"] is not None for r in listing.json()}[row["keyId"]]
+
+    spare = create_key(cluster, 1, owner)
+    spare_id = fingerprint(spare)[:16]
+    resp = requests.delete(f"{cluster.url(1)}/api-keys/{spare_id}", timeout=60,
+                           headers={"Authorization": f"Bearer {spare}"})
+    assert resp.status_code == 200 and resp.json()["revokedAt"], resp.text
+    assert [cluster.get(i, "/usage/plan", spare).status_code for i in (0, 1)] == [401, 401]
+    assert cluster.get(0, "/usage/plan", cluster.keys["rival"]).status_code == 200
 
 
 def test_integration_metering_partition_is_the_routing_partition(cluster: Cluster) -> None:

@@ -59,6 +59,11 @@ CASES = [
     (["keys", "create", "--owner", ""], "--owner '': String should have at least 1"),
     (["keys", "create", "--owner", "x" * 321], "at most 320 characters"),
     (["keys", "create", "--owner", "o", "--broker", DOWN], f"broker {DOWN} did not answer"),
+    (["keys", "list", "--owner", "o", "--broker", DOWN], f"broker {DOWN} did not answer"),
+    (["keys", "revoke", "--owner", "o", "--key-id", "ab", "--broker", DOWN],
+     f"broker {DOWN} did not answer"),
+    (["keys", "revoke", "--owner", "o"], "keys revoke needs --key-id"),
+    (["keys", "list", "--owner", ""], "--owner '': String should have at least 1"),
     (["replay", "{tmp}/ok.jsonl", "--broker", DOWN], f"broker {DOWN} did not answer"),
     (["status", "--broker", DOWN], f"broker {DOWN} did not answer"),
 ]
@@ -111,7 +116,10 @@ def test_help_is_not_an_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert exit_.value.code == 0 and "--json" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command", [["keys", "create", "--owner", "o"], ["replay", "x.jsonl"]])
+@pytest.mark.parametrize("command", [
+    ["keys", "create", "--owner", "o"], ["keys", "list", "--owner", "o"],
+    ["keys", "revoke", "--owner", "o", "--key-id", "ab"], ["replay", "x.jsonl"],
+])
 def test_keys_and_replay_read_the_workers_broker_setting(
     command: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
