@@ -119,6 +119,13 @@ class MeterHolder:
     def meters(self) -> list[Meter]:
         return [self._states[p].meter for p in sorted(self._serving)]
 
+    def all_served(self) -> dict[int, Meter]:
+        """The Meter of every partition assigned here, for a read across all owners;
+        NotReady while any of them recovers, as the read would miss its owners."""
+        if self._assigned - self._serving:
+            raise NotReady(min(self._assigned - self._serving))
+        return {p: self._states[p].meter for p in sorted(self._serving)}
+
     # ---- building -------------------------------------------------------------------
 
     def _rebuild(self, partition: int, offset: int) -> PartitionState:

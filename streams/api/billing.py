@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from aggregates import usage
 from aggregates.contracts import OWNER_SCOPE, Contract, user_scope
 from aggregates.exports import ReportLine, TermReport, TermTally, record_days, scope_days
 from aggregates.exports import term_report as build_report
+from aggregates.meter import Meter
 from aggregates.periods import Term
 from aggregates.usage import ContractUsage, DayUsage
 from schemas import exports
@@ -33,8 +34,9 @@ from schemas.codec import dumps
 from schemas.internal import QuotaMessage
 from schemas.units import Unit, convert, to_m2
 from streams.api import params
-from streams.api.deps import ADMIN, READ, Scope
+from streams.api.deps import ADMIN, READ, READ_ANY, Everyone, Scope
 from streams.api.errors import ERROR_RESPONSES, not_found
+from streams.api.everyone import gather, local_share, share_response
 from streams.api.exports import (
     ALSO_CSV,
     CSV,
@@ -85,15 +87,38 @@ def the_contract(scope: Scope, contract_id: str) -> Contract:
 
 
 @router.get("", response_model=list[ContractOut], summary="List contracts",
+            description="An owner's contracts in product order. The admin key without "
+            "`apiOwner` lists every owner's, ordered by apiOwner, then contractId.",
             responses=TOTAL_HEADER)
 async def list_contracts(
-    q: Annotated[ContractsQuery, Query()], scope: READ, response: Response
-) -> list[ContractOut]:
+    q: Annotated[ContractsQuery, Query()], scope: READ_ANY, request: Request,
+    response: Response,
+) -> Any:
+    if isinstance(scope, Everyone):
+        return await _everyones_contracts(q, scope, request, response)
     found = usage.owner_contracts(scope.meter, scope.acting_owner, q.product)
     items = [contract_out(usage.contract_usage(scope.meter, c, scope.now.date()), q.unit)
              for c in found]
     set_total(response, len(items))
     return page_of(items, q.page, q.size)
+
+
+async def _everyones_contracts(
+    q: ContractsQuery, everyone: Everyone, request: Request, response: Response
+) -> Any:
+    """This worker's share when another worker asks for it, else every worker's."""
+    def rows_of(meter: Meter) -> list[dict[str, Any]]:
+        found = [c for c in meter.contracts.values() if q.product in (None, c.product)]
+        return [contract_out(usage.contract_usage(meter, c, everyone.now.date()), q.unit)
+                .model_dump(mode="json", by_alias=True) for c in found]
+
+    share = local_share(everyone, rows_of)
+    if everyone.forwarded:
+        return share_response(share)
+    rows = sorted(await gather(everyone, request, share, "apiOwner"),
+                  key=lambda r: (r["apiOwner"], r["contractId"]))
+    set_total(response, len(rows))
+    return page_of(rows, q.page, q.size)
 
 
 @router.get("/{contractId}", response_model=ContractOut,

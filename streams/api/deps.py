@@ -62,6 +62,9 @@ class Meters(Protocol):
     def meter_with_contract(self, contract_id: str) -> Meter | None:
         """The local Meter holding the contract; NotReady when it may be recovering."""
 
+    def all_served(self) -> dict[int, Meter]:
+        """Every local partition's Meter; NotReady while one of them recovers."""
+
 
 class Keys(Protocol):
     """An owner's keys as its worker's table holds them (streams.api.keys.TableKeys)."""
@@ -157,7 +160,7 @@ async def route(
     owner = named if principal.is_admin else principal.owner
     contract_id = request.path_params.get("contractId")
     if owner is None and contract_id is None:
-        raise bad_parameter(OWNER_PARAMETER, "the admin key must name the apiOwner to act for")
+        return Target(None, None)  # the admin for every owner: `scoped` decides
     forwarded = FORWARDED in request.headers
     body = await request.body()
     if owner is not None:
@@ -250,8 +253,33 @@ def rate_limited(bucket: str) -> Callable[..., Principal]:
     return rate_limit
 
 
+@dataclass(frozen=True)
+class Everyone:
+    """The admin, naming no owner, on a route that reads every owner's state: there is
+    no one Meter; each worker reads its own partitions (streams/api/everyone.py)."""
+
+    api: Api
+    now: datetime
+    forwarded: bool  # asked by another worker for this worker's share only
+
+
 def scoped(bucket: str, *, admin_only: bool = False) -> Callable[..., Scope]:
     """The dependency giving a route its `Scope`: routed, verified, counted in `bucket`."""
+    either = scoped_or_everyone(bucket, admin_only=admin_only)
+
+    def scope(chosen: Scope | Everyone = Depends(either)) -> Scope:  # a default: see below
+        if isinstance(chosen, Everyone):
+            raise bad_parameter(OWNER_PARAMETER,
+                                "the admin key must name the apiOwner to act for")
+        return chosen
+
+    return scope
+
+
+def scoped_or_everyone(
+    bucket: str, *, admin_only: bool = False
+) -> Callable[..., Scope | Everyone]:
+    """`scoped`, except that the admin naming no owner (and no contract) gets `Everyone`."""
     limited = rate_limited(bucket)
 
     # A default, not Annotated: FastAPI resolves annotations in the module's globals,
@@ -261,12 +289,15 @@ def scoped(bucket: str, *, admin_only: bool = False) -> Callable[..., Scope]:
         target: Annotated[Target, Depends(route)],
         api: Annotated[Api, Depends(api_of)],
         principal: Principal = Depends(limited),
-    ) -> Scope:
+    ) -> Scope | Everyone:
         if admin_only and not principal.is_admin:
             raise ApiError(403, "forbidden", "this endpoint needs the admin key")
         if not principal.is_admin and target.named not in (None, principal.owner):
             raise not_found("API owner")
-        meter = _meter(api.meters, target.owner, request.path_params.get("contractId"))
+        contract_id = request.path_params.get("contractId")
+        if target.owner is None and contract_id is None:
+            return Everyone(api, api.clock(), FORWARDED in request.headers)
+        meter = _meter(api.meters, target.owner, contract_id)
         return Scope(api, principal, target.owner, meter, api.clock())
 
     return scope
@@ -286,5 +317,6 @@ def _meter(meters: Meters, owner: str | None, contract_id: str | None) -> Meter:
 
 
 READ = Annotated[Scope, Depends(scoped("default"))]
+READ_ANY = Annotated[Scope | Everyone, Depends(scoped_or_everyone("default"))]
 CHECK = Annotated[Scope, Depends(scoped("check"))]
 ADMIN = Annotated[Scope, Depends(scoped("default", admin_only=True))]

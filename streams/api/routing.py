@@ -20,8 +20,9 @@ from streams.api.errors import ApiError
 from streams.topics import partition_of
 
 FORWARDED = "X-Acreage-Forwarded"
+PARTITIONS_HEADER = "X-Acreage-Partitions"  # the partitions a worker's share covers
 KEPT_RESPONSE_HEADERS = (
-    "X-Total-Count", "Retry-After", "WWW-Authenticate", "Content-Disposition",
+    "X-Total-Count", "Retry-After", "WWW-Authenticate", "Content-Disposition", PARTITIONS_HEADER,
 )
 HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection"}
 FORWARD_TIMEOUT = aiohttp.ClientTimeout(total=60)

@@ -197,6 +197,26 @@ def test_integration_keys_listed_and_revoked_from_the_cli_and_the_api(cluster: C
     assert cluster.get(0, "/usage/plan", cluster.keys["rival"]).status_code == 200
 
 
+def test_integration_admin_lists_every_owners_contracts_from_either_worker(
+    cluster: Cluster,
+) -> None:
+    """Each worker holds half the partitions; the same full list from either one means
+    at least one of them gathered the other's share."""
+    owners = {cluster.farm.owner, cluster.rival.owner}
+    each = [cluster.get(0, "/billing/contracts", ADMIN, apiOwner=o, size=100).json()
+            for o in sorted(owners)]
+    expected = sorted([c for rows in each for c in rows],
+                      key=lambda c: (c["apiOwner"], c["contractId"]))
+    for i in (0, 1):
+        got, total = [], None
+        for page in range(len(expected)):
+            resp = cluster.get(i, "/billing/contracts", ADMIN, page=page, size=1)
+            assert resp.status_code == 200, resp.text
+            total = resp.headers["X-Total-Count"]
+            got += resp.json()
+        assert total == str(len(expected)) and got == expected, i
+
+
 def test_integration_metering_partition_is_the_routing_partition(cluster: Cluster) -> None:
     """Where Faust's producer put each owner's messages is where routing looks for them."""
 

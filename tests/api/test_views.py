@@ -354,7 +354,7 @@ async def test_admin_sees_all_and_owner_cannot_admin(client: Client, world: Feed
     key = await world.key_for(OWNER)
     status, body, _ = await get(client, f"/billing/contracts/{OTHER_FILE}", ADMIN)
     assert status == 200 and body["apiOwner"] == OTHER
-    status, body, _ = await get(client, "/billing/contracts", ADMIN)
+    status, body, _ = await get(client, "/usage/summary", ADMIN)
     assert status == 400 and body["parameter"] == "apiOwner"
     status, body, _ = await get(client, "/billing/contracts", ADMIN, apiOwner=OTHER)
     assert status == 200 and {c["apiOwner"] for c in body} == {OTHER}
@@ -363,6 +363,25 @@ async def test_admin_sees_all_and_owner_cannot_admin(client: Client, world: Feed
     assert resp.status == 403
     resp = await client.post("/admin/api-keys", headers=bearer(key), json={"apiOwner": OTHER})
     assert resp.status == 403
+
+
+async def test_admin_lists_every_owners_contracts_in_pages(client: Client, world: Feed) -> None:
+    """Without apiOwner: every owner's contracts, by apiOwner then contractId."""
+    mine = (await get(client, "/billing/contracts", ADMIN, apiOwner=OWNER, size=100))[1]
+    theirs = (await get(client, "/billing/contracts", ADMIN, apiOwner=OTHER, size=100))[1]
+    expected = sorted(mine + theirs, key=lambda c: (c["apiOwner"], c["contractId"]))
+    assert {c["apiOwner"] for c in expected} == {OWNER, OTHER}
+    pages = []
+    for page in range(3):
+        status, body, headers = await get(client, "/billing/contracts", ADMIN, page=page, size=2)
+        assert status == 200 and headers["X-Total-Count"] == str(len(expected))
+        pages += body
+    assert pages == expected[:6]
+    _, body, _ = await get(client, "/billing/contracts", ADMIN, product="OPERATIONS_FILE")
+    assert [c["contractId"] for c in body] == [OTHER_FILE, FILE]  # other@ before owner@
+    key = await world.key_for(OWNER)
+    _, body, _ = await get(client, "/billing/contracts", key, size=100)
+    assert body == mine  # an owner key still lists its own, in product order
 
 
 async def test_admin_creates_working_key(client: Client, world: Feed) -> None:
