@@ -69,6 +69,7 @@ def main(base: str, admin: str) -> int:
     today = datetime.now(UTC).date().isoformat()
     line, created = call(base, "POST", "/admin/api-keys", admin, {"apiOwner": OWNER})
     owner_key = json.loads(created.split("\n# HTTP")[0])["apiKey"]
+    key_id = json.loads(created.split("\n# HTTP")[0])["keyId"]
     shown = created.replace(owner_key, "acr_…(shown once)")
     contracts = json.loads(
         call(base, "GET", f"/billing/contracts?apiOwner={OWNER}&size=100", admin)[1].split(
@@ -182,6 +183,17 @@ def main(base: str, admin: str) -> int:
             owner_key,
             None,
         ),
+        (
+            "GET /billing/contracts (admin, every owner)",
+            "GET",
+            "/billing/contracts?unit=hectares&size=2",
+            admin,
+            None,
+        ),
+        ("GET /api-keys", "GET", "/api-keys", owner_key, None),
+        # Last: the key used for every call above is revoked here.
+        ("DELETE /api-keys/{keyId}", "DELETE", f"/api-keys/{key_id}", owner_key, None),
+        ("401 once revoked", "GET", "/usage/plan", owner_key, None),
     ]
     out = [f"##### POST /admin/api-keys\n```\n{line}\n{shown}\n```"]
     for title, method, path, key, body in calls:
