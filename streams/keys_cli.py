@@ -75,16 +75,22 @@ async def _revoke(settings: Settings, api_owner: str, key_id: str, timeout: floa
         raise CliError(f"{api_owner} has no key {key_id} (see acreage keys list)")
     if found.revoked_at is None:
         await _send(settings, command(api_owner, found.sha256, _now(), KeyAction.REVOKE))
-        deadline = time.monotonic() + timeout
-        while found is not None and found.revoked_at is None:
-            if time.monotonic() >= deadline:
-                raise CliError(f"revocation of {key_id} sent, but no worker wrote it within "
-                               f"{timeout:g}s: it takes effect once a worker runs")
-            await asyncio.sleep(POLL_SECONDS)
-            found = _by_id(await _read(settings, api_owner), key_id)
-    assert found is not None and found.revoked_at is not None
+        found = await _until_revoked(settings, api_owner, key_id, timeout)
     print(f"{key_id} of {api_owner} revoked at {_when(found.revoked_at)}")
     return 0
+
+
+async def _until_revoked(
+    settings: Settings, api_owner: str, key_id: str, timeout: float
+) -> KeyRecord:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        await asyncio.sleep(POLL_SECONDS)
+        found = _by_id(await _read(settings, api_owner), key_id)
+        if found is not None and found.revoked_at is not None:
+            return found
+    raise CliError(f"revocation of {key_id} sent, but no worker wrote it within "
+                   f"{timeout:g}s: it takes effect once a worker runs")
 
 
 def _check_owner(api_owner: str) -> None:

@@ -45,6 +45,7 @@ async def create_key(body: ApiKeyIn, scope: ADMIN) -> ApiKeyOut:
 async def list_keys(
     q: Annotated[ApiKeysQuery, Query()], scope: READ, response: Response
 ) -> list[ApiKeyInfo]:
+    """`q` only documents and checks `apiOwner`, which routing has already acted on."""
     owner = scope.acting_owner
     rows = [info(owner, r) for r in scope.api.keys.of(owner)]
     set_total(response, len(rows))
