@@ -195,6 +195,7 @@ def test_integration_keys_listed_and_revoked_from_the_cli_and_the_api(cluster: C
     assert resp.status_code == 200 and resp.json()["revokedAt"], resp.text
     assert [cluster.get(i, "/usage/plan", spare).status_code for i in (0, 1)] == [401, 401]
     assert cluster.get(0, "/usage/plan", cluster.keys["rival"]).status_code == 200
+    cluster.keys["revoked"] = spare  # still 401 after the restart (the last test)
 
 
 def test_integration_admin_lists_every_owners_contracts_from_either_worker(
@@ -466,3 +467,4 @@ def test_integration_keys_and_records_survive_a_restart(cluster: Cluster) -> Non
         time.sleep(1)
         rival = cluster.get(0, "/usage/plan", cluster.keys["rival"])
     assert rival.status_code == 200, rival.text
+    assert cluster.get(0, "/usage/plan", cluster.keys["revoked"]).status_code == 401
