@@ -168,4 +168,3 @@ def _when(moment: datetime | None) -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-

@@ -41,4 +41,3 @@ def test_a_clean_start_and_a_replay_log_no_warning_or_error(
     log = (tmp_path / "w.log").read_text()
     loud = [line for line in log.splitlines() if LOUD.search(line)]
     assert loud == [], "\n".join(loud)
-
