@@ -17,7 +17,7 @@ from aggregates.area import geodesic_area_m2
 from aggregates.contracts import OWNER_SCOPE, Contract
 from aggregates.snapshots import LedgerKey
 from aggregates.state import SEP, Kind, ReadKey, Write, key, split_key
-from aggregates.union import PieceLoad, Read, UniqueAreaLedger
+from aggregates.union import Held, PieceLoad, Read, UniqueAreaLedger
 
 
 @dataclass
@@ -81,15 +81,32 @@ class BoundedUnions:
         ledger = self._ledgers.get(lkey)
         return ledger.preview(geom, ordinal) if ledger else geodesic_area_m2(geom)
 
+    def held_at(self, lkey: LedgerKey, x: float, y: float) -> list[Held]:
+        """The pieces of one union covering a point, each naming its origin."""
+        ledger = self._ledgers.get(lkey)
+        return ledger.held_at(x, y) if ledger else []
+
+    def pieces(
+        self, lkey: LedgerKey, days: tuple[int, int], limit: int, after: int = -1
+    ) -> list[Held]:
+        ledger = self._ledgers.get(lkey)
+        return ledger.pieces(days, limit, after) if ledger else []
+
     # ---- counting ----------------------------------------------------------------
 
     def add(
-        self, contract: Contract, lkey: LedgerKey, geom: BaseGeometry, ordinal: int, seq: int
+        self,
+        contract: Contract,
+        lkey: LedgerKey,
+        geom: BaseGeometry,
+        ordinal: int,
+        seq: int,
+        origin: bytes = b"",
     ) -> Added:
         ledger = self._ledgers.get(lkey)
         if ledger is None:
             ledger = self._put(lkey, UniqueAreaLedger(self._pieces_of(contract.api_owner, lkey)))
-        added = Added(ledger.add(geom, ordinal, seq))
+        added = Added(ledger.add(geom, ordinal, seq, origin))
         for piece_id, value in ledger.take_changes():
             added.writes.append((key(Kind.PIECE, contract.api_owner, *lkey, piece_id), value))
         return added

@@ -17,9 +17,14 @@ _DAY = struct.Struct(">i")
 _AREA = struct.Struct(">d")
 _AREA_AND_BOX = struct.Struct(">5d")
 # WKB opens with its byte-order flag, 0 or 1; pieces written before the area was stored
-# have their WKB right after the day, so the tags tell the three formats apart.
+# have their WKB right after the day, so the tags tell the four formats apart. The
+# current one puts the origin (aggregates/origin.py), length first, between the header
+# and the WKB: a rebuild copies the header and never reaches it.
 _WITH_AREA = b"\x02"
 _WITH_BOX = b"\x03"
+_WITH_ORIGIN = b"\x05"
+_ORIGIN_LENGTH = struct.Struct(">H")
+_HEADED = (_WITH_BOX, _WITH_ORIGIN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +37,14 @@ class PieceHeader:
     box: Bounds  # its R-tree entry's box: pieces only shrink, so it may be wider
 
 
-def encode_piece(day: int, geom: BaseGeometry, area_m2: float, box: Bounds) -> bytes:
-    """Day, area and box first, so a rebuild reads them without the geometry."""
+def encode_piece(
+    day: int, geom: BaseGeometry, area_m2: float, box: Bounds, origin: bytes = b""
+) -> bytes:
+    """Day, area and box first, so a rebuild reads them without the geometry; then the
+    encoded origin of the piece's ground (b"" when unknown)."""
     wkb: bytes = shapely.to_wkb(geom)
-    return _DAY.pack(day) + _WITH_BOX + _AREA_AND_BOX.pack(area_m2, *box) + wkb
+    head = _DAY.pack(day) + _WITH_ORIGIN + _AREA_AND_BOX.pack(area_m2, *box)
+    return head + _ORIGIN_LENGTH.pack(len(origin)) + origin + wkb
 
 
 # The whole header of the current format: a takeover copies each piece's header as it is
@@ -47,7 +56,7 @@ assert HEADERS.itemsize == _HEADER.size
 
 def header_bytes(data: bytes) -> bytes:
     """A stored piece's header in the current format, whatever format it was stored in."""
-    if data[_DAY.size : _DAY.size + 1] == _WITH_BOX:
+    if data[_DAY.size : _DAY.size + 1] in _HEADED:
         return data[: _HEADER.size]
     header = decode_header(data)
     return _HEADER.pack(header.day, _WITH_BOX, header.area_m2, *header.box)
@@ -57,7 +66,7 @@ def decode_header(data: bytes) -> PieceHeader:
     """The header alone; pieces stored in the older formats are parsed (and measured)."""
     (day,) = _DAY.unpack_from(data)
     start = _DAY.size
-    if data[start : start + 1] == _WITH_BOX:
+    if data[start : start + 1] in _HEADED:
         area, *box = _AREA_AND_BOX.unpack_from(data, start + 1)
         return PieceHeader(day, area, (box[0], box[1], box[2], box[3]))
     return decode_piece(data)[0]
@@ -69,6 +78,10 @@ def decode_piece(data: bytes) -> tuple[PieceHeader, BaseGeometry]:
     (day,) = _DAY.unpack_from(data)
     start = _DAY.size
     tag = data[start : start + 1]
+    if tag == _WITH_ORIGIN:
+        (length,) = _ORIGIN_LENGTH.unpack_from(data, _HEADER.size)
+        wkb_at = _HEADER.size + _ORIGIN_LENGTH.size + length
+        return decode_header(data), shapely.from_wkb(data[wkb_at:])
     if tag == _WITH_BOX:
         header = decode_header(data)
         return header, shapely.from_wkb(data[start + 1 + _AREA_AND_BOX.size :])
@@ -79,6 +92,15 @@ def decode_piece(data: bytes) -> tuple[PieceHeader, BaseGeometry]:
         geom = shapely.from_wkb(data[start:])
         area = geodesic_area_m2(geom)
     return PieceHeader(day, area, geom.bounds), geom
+
+
+def piece_origin(data: bytes) -> bytes:
+    """A stored piece's encoded origin; b"" for pieces stored before origins were."""
+    if data[_DAY.size : _DAY.size + 1] != _WITH_ORIGIN:
+        return b""
+    (length,) = _ORIGIN_LENGTH.unpack_from(data, _HEADER.size)
+    start = _HEADER.size + _ORIGIN_LENGTH.size
+    return data[start : start + length]
 
 
 # A boundary version: a tag, its box, then WKB; b"" when the version deletes its field.

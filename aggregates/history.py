@@ -116,10 +116,14 @@ def record_write(record: UsageRecord, seq: int, marker: bytes) -> Write:
     input that made it (a FAILED event and its retry share an id); the user, type and
     status ride in the key so a takeover counts them without reading the value, the
     event's marker."""
-    ts = record.timestamp
-    at = (ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)).strftime(_TIME)
-    parts = (at, record.event_id, seq, record.leaf_user_id, record.type, record.status)
+    parts = (key_time(record.timestamp), record.event_id, seq, record.leaf_user_id,
+             record.type, record.status)
     return key(Kind.RECORD, record.api_owner, *parts), marker
+
+
+def key_time(ts: datetime) -> str:
+    """UTC and fixed width, so keys filed by it sort as their times do."""
+    return (ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)).strftime(_TIME)
 
 
 _TIME = "%Y-%m-%dT%H:%M:%S.%f"

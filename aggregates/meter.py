@@ -28,12 +28,14 @@ from aggregates.audit import AuditDays
 from aggregates.bounded import BoundedUnions
 from aggregates.carry import TermSeeds, term_start
 from aggregates.contracts import OWNER_SCOPE, Contract, new_contract, user_scope
+from aggregates.coverage import Coverage
 from aggregates.dedup import EventIds, Seen
-from aggregates.fields import FieldBook
+from aggregates.fields import FieldBook, Version
 from aggregates.held import HeldOperation, HeldOperations, waits_for_field
 from aggregates.history import StoredHistory, UsageHistory
 from aggregates.journal import applied
 from aggregates.markers import record_for
+from aggregates.origin import Origin
 from aggregates.periods import Term, add_years, day_of
 from aggregates.products import Product, products_for
 from aggregates.quota import AlertBook, Announcement
@@ -110,6 +112,7 @@ class Meter:
             UsageHistory() if scan is None or read is None else StoredHistory(scan, read)
         )
         self.usage = UsageBook(self.ids, self.records)
+        self.coverage = Coverage(read, scan)
 
     # ---- reading -----------------------------------------------------------------
 
@@ -240,10 +243,13 @@ class Meter:
             if geom is None:
                 by_product[product.value] = ProductArea(0.0, 0.0)
                 continue
-            by_product[product.value] = self._add_bounded(ev, product, geom, day, seq, out)
+            origin = _origin(ev)
+            by_product[product.value] = self._add_bounded(ev, product, geom, day, seq, origin,
+                                                          out)
             by_product[Product.UNIFIED_AREA.value] = self._add_bounded(
-                ev, Product.UNIFIED_AREA, geom, day, seq, out
+                ev, Product.UNIFIED_AREA, geom, day, seq, origin, out
             )
+            out.writes.append(self.coverage.file(ev, product.value, geom))
         return by_product, reason
 
     def _add_bounded(
@@ -253,13 +259,14 @@ class Meter:
         geom: BaseGeometry,
         day: date,
         seq: int,
+        origin: bytes,
         out: Outcome,
     ) -> ProductArea:
         contract = self._ensure_contract(ev.api_owner, product, day, out)
         term = contract.term(day)
         ordinal = max(day, term.start).toordinal()
         areas = [
-            self._add_to(contract, term, scope, geom, ordinal, seq, out)
+            self._add_to(contract, term, scope, geom, ordinal, (seq, origin), out)
             for scope in (user_scope(ev.leaf_user_id), OWNER_SCOPE)
         ]
         return ProductArea(*areas)
@@ -271,11 +278,12 @@ class Meter:
         scope: str,
         geom: BaseGeometry,
         ordinal: int,
-        seq: int,
+        made_by: tuple[int, bytes],
         out: Outcome,
     ) -> float:
+        """`made_by`: the input's seq and the encoded origin of the area it counts."""
         lkey = (contract.contract_id, term.index, scope)
-        added = self.bounded.add(contract, lkey, geom, ordinal, seq)
+        added = self.bounded.add(contract, lkey, geom, ordinal, *made_by)
         out.writes.extend(added.writes)
         self.snapshots.touch(lkey, (ordinal,))
         return added.area_m2
@@ -339,7 +347,8 @@ class Meter:
         for user, history in self.fields.histories(contract.api_owner):
             version = history.in_force(start - _INSTANT)
             if version is not None and not version.deleted:
-                self._carry(contract, index, user, history.shape(version), seq, out)
+                made_by = seq, _carried(version, user)
+                self._carry(contract, index, user, history.shape(version), made_by, out)
         out.writes.append(seeded)
 
     def _carry_late(self, ev: MeterEvent, seq: int, out: Outcome) -> None:
@@ -356,7 +365,9 @@ class Meter:
                 continue
             version = history.in_force(start - _INSTANT)
             if version is not None and version.event_id == ev.event_id and not version.deleted:
-                self._carry(contract, index, ev.leaf_user_id, history.shape(version), seq, out)
+                made_by = seq, _carried(version, ev.leaf_user_id)
+                self._carry(contract, index, ev.leaf_user_id, history.shape(version), made_by,
+                            out)
 
     def _carry(
         self,
@@ -364,7 +375,7 @@ class Meter:
         index: int,
         leaf_user_id: str,
         geom: BaseGeometry,
-        seq: int,
+        made_by: tuple[int, bytes],
         out: Outcome,
     ) -> None:
         start = add_years(contract.start, index)
@@ -373,7 +384,7 @@ class Meter:
             target_term = target.term(start)
             ordinal = max(start, target_term.start).toordinal()
             for scope in (user_scope(leaf_user_id), OWNER_SCOPE):
-                self._add_to(target, target_term, scope, geom, ordinal, seq, out)
+                self._add_to(target, target_term, scope, geom, ordinal, made_by, out)
 
     # ---- quotas ------------------------------------------------------------------
 
@@ -490,11 +501,14 @@ class Meter:
         meter = cls(grace, field_wait, dedup_horizon, read, scan)
         resend = math.inf if resend_from is None else resend_from
         unread = meter.usage.unread()
-        piece = Kind.PIECE.value
+        piece, covered = Kind.PIECE.value, Kind.COVERED.value
         for raw_key, value in items:
             head = raw_key[:1]
             if head == piece:
                 meter.bounded.restore(raw_key, value)
+                continue
+            if head == covered:
+                meter.coverage.restore(raw_key, value)
                 continue
             if head in unread:
                 continue
@@ -536,6 +550,16 @@ class Meter:
 
 
 _INSTANT = timedelta(microseconds=1)
+CARRIED = "carriedOver"  # the origin's type of ground a boundary live at a term's start counted
+
+
+def _origin(ev: MeterEvent) -> bytes:
+    return Origin(ev.event_id, ev.leaf_user_id, ev.type, ev.timestamp).encode()
+
+
+def _carried(version: Version, leaf_user_id: str) -> bytes:
+    """Ground carried into a term was counted by the boundary version live at its start."""
+    return Origin(version.event_id, leaf_user_id, CARRIED, version.timestamp).encode()
 
 
 def _announce(announcement: Announcement, out: Outcome) -> None:

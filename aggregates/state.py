@@ -47,6 +47,7 @@ class Kind(StrEnum):
     WEBHOOK = "w"  # an owner's webhook endpoint (aggregates/webhooks.py); Meter ignores it
     DELIVERY = "y"  # a webhook message still owed to an endpoint
     DELIVERY_LOG = "g"  # one attempt of a webhook delivery, for the delivery log
+    COVERED = "f"  # the ground an event counted, filed by event time (coverage.py)
 
 
 Write = tuple[str, bytes | None]  # a key and its new value; None deletes it

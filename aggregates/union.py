@@ -1,5 +1,6 @@
 """Unique area of one scope and term, kept as disjoint day-stamped pieces."""
 
+import math
 from array import array
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -7,11 +8,19 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 import numpy as np
+from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
 from aggregates.area import EPSILON_M2, geodesic_area_m2
 from aggregates.boxes import bulk_index, empty_index
-from aggregates.codec import HEADERS, Bounds, decode_piece, encode_piece, header_bytes
+from aggregates.codec import (
+    HEADERS,
+    Bounds,
+    decode_piece,
+    encode_piece,
+    header_bytes,
+    piece_origin,
+)
 from aggregates.overlay import (
     MAX_HITS,
     MAX_PIECE_VERTICES,
@@ -23,6 +32,7 @@ from aggregates.overlay import (
     vertex_count,
 )
 
+_EVERYWHERE = (-math.inf, -math.inf, math.inf, math.inf)
 SEQ_BITS = 20  # pieces one input may create in one ledger: 2**20
 Read = Callable[[int], bytes | None]  # a stored piece by id, None if there is none
 
@@ -32,6 +42,26 @@ class _Piece(NamedTuple):
     geom: BaseGeometry
     area: float
     box: Bounds  # its index entry's
+    origin: bytes  # the encoded Origin of its ground, b"" if stored before origins
+
+
+class _New(NamedTuple):
+    """A piece to create."""
+
+    day: int
+    geom: BaseGeometry
+    area: float
+    origin: bytes
+
+
+class Held(NamedTuple):
+    """A stored piece holding a point: what explaining that point reads of it."""
+
+    piece_id: int
+    day: int
+    area_m2: float
+    origin: bytes
+    geom: BaseGeometry
 
 
 @dataclass(frozen=True)
@@ -39,7 +69,7 @@ class _Plan:
     """What one add changes; computed once so preview and add cannot disagree."""
 
     shrinks: list[tuple[int, _Piece, BaseGeometry | None, float]]  # piece, remainder or None
-    inserts: list[tuple[int, BaseGeometry, float]]  # new pieces: day, geometry, area
+    inserts: list[_New]
     added: float
 
 
@@ -135,8 +165,7 @@ class UniqueAreaLedger:
         load.ids.append(piece_id)
         load.headers += header_bytes(data)
         if self._read is None:
-            header, geom = decode_piece(data)
-            self._recent[piece_id] = _Piece(header.day, geom, header.area_m2, header.box)
+            self._recent[piece_id] = _decoded(data)
 
     def restored(self, load: "PieceLoad") -> None:
         """Every piece is restored: totals by day and the R-tree come from their headers
@@ -180,8 +209,35 @@ class UniqueAreaLedger:
         """What add(geom, day) would return, without changing anything (quota checks)."""
         return self._plan(geom, day).added
 
-    def add(self, geom: BaseGeometry, day: int = 0, seq: int | None = None) -> float:
+    def held_at(self, x: float, y: float) -> list[Held]:
+        """The live pieces covering the point (x, y): one, or several on their shared
+        edges."""
+        point = Point(x, y)
+        found = []
+        for piece_id in sorted(self._index.intersection((x, y, x, y))):
+            piece = self._piece(piece_id)
+            if piece is not None and piece.geom.intersects(point):
+                found.append(Held(piece_id, piece.day, piece.area, piece.origin, piece.geom))
+        return found
+
+    def pieces(self, days: tuple[int, int], limit: int, after: int = -1) -> list[Held]:
+        """Live pieces of days in [days] in id order after `after`, at most `limit`: a
+        map of the union is read a page at a time."""
+        ids = sorted(i for i in self._index.intersection(_EVERYWHERE) if i > after)
+        found = []
+        for piece_id in ids:
+            piece = self._piece(piece_id)
+            if piece is not None and days[0] <= piece.day <= days[1]:
+                found.append(Held(piece_id, piece.day, piece.area, piece.origin, piece.geom))
+                if len(found) == limit:
+                    break
+        return found
+
+    def add(
+        self, geom: BaseGeometry, day: int = 0, seq: int | None = None, origin: bytes = b""
+    ) -> float:
         """Count geom on `day` for input `seq`; returns how much the union's total grew.
+        Its new pieces remember `origin`, the event counting them.
 
         Without `seq` the add is an input of its own, numbered after every stored piece.
         Area already held by pieces of an earlier or equal day is not new. Area held by
@@ -195,11 +251,11 @@ class UniqueAreaLedger:
             seq = self._next_seq
         self._next_seq = max(self._next_seq, seq + 1)
         self._start(seq)
-        plan = self._plan(geom, day)
+        plan = self._plan(geom, day, origin)
         for piece_id, piece, remainder, remainder_area in plan.shrinks:
             self._shrink(piece_id, piece, remainder, remainder_area)
-        for piece_day, part, area in plan.inserts:
-            self._insert(piece_day, part, area)
+        for new in plan.inserts:
+            self._insert(new)
         return plan.added
 
     def take_changes(self) -> list[tuple[int, bytes | None]]:
@@ -217,15 +273,17 @@ class UniqueAreaLedger:
             if self._read is not None:
                 self._recent.clear()
 
-    def _plan(self, geom: BaseGeometry, day: int) -> _Plan:
+    def _plan(self, geom: BaseGeometry, day: int, origin: bytes = b"") -> _Plan:
+        """A piece cut in parts by an earlier event keeps its origin in every part: its
+        ground was still first counted by the same event."""
         if geom.is_empty:
             return _Plan([], [], 0.0)
-        inserts: list[tuple[int, BaseGeometry, float]] = []
+        inserts: list[_New] = []
         later: dict[int, list[BaseGeometry]] = {}
         read: dict[int, _Piece | None] = {}
         for part, hits in self._parts(geom, read):
             is_later = hits.days > day
-            inserts.extend(_sized(day, subtract_all(part, hits.geoms[~is_later])))
+            inserts.extend(_sized(day, subtract_all(part, hits.geoms[~is_later]), origin))
             for piece_id in np.asarray(hits.ids, dtype=np.int64)[is_later].tolist():
                 later.setdefault(piece_id, []).append(part)
         shrinks: list[tuple[int, _Piece, BaseGeometry | None, float]] = []
@@ -233,13 +291,13 @@ class UniqueAreaLedger:
             piece = read[piece_id]
             assert piece is not None  # it was a hit
             remainder = subtract_all(piece.geom, object_array(cutters))
-            kept = _sized(piece.day, remainder)
+            kept = _sized(piece.day, remainder, piece.origin)
             if kept:
-                shrinks.append((piece_id, piece, kept[0][1], kept[0][2]))
+                shrinks.append((piece_id, piece, kept[0].geom, kept[0].area))
                 inserts.extend(kept[1:])
             else:
                 shrinks.append((piece_id, piece, None, 0.0))
-        added = sum(area for _, _, area in inserts)
+        added = sum(new.area for new in inserts)
         added -= sum(piece.area - area for _, piece, _, area in shrinks)
         return _Plan(shrinks, inserts, added)
 
@@ -272,16 +330,13 @@ class UniqueAreaLedger:
         if piece_id in self._recent or self._read is None:
             return self._recent.get(piece_id)
         data = self._read(piece_id)
-        if data is None:
-            return None
-        header, geom = decode_piece(data)
-        return _Piece(header.day, geom, header.area_m2, header.box)
+        return None if data is None else _decoded(data)
 
-    def _insert(self, day: int, geom: BaseGeometry, area: float) -> None:
+    def _insert(self, new: _New) -> None:
         piece_id = self._fresh_id()
-        piece = _Piece(day, geom, area, geom.bounds)
+        piece = _Piece(new.day, new.geom, new.area, new.geom.bounds, new.origin)
         self._recent[piece_id] = piece
-        self._account(day, area)
+        self._account(new.day, new.area)
         self._count += 1
         self._index.insert(piece_id, piece.box)
         self._dirty.add(piece_id)
@@ -312,7 +367,7 @@ class UniqueAreaLedger:
             self._index.delete(piece_id, box)
             box = remainder.bounds
             self._index.insert(piece_id, box)
-        self._recent[piece_id] = _Piece(piece.day, remainder, area, box)
+        self._recent[piece_id] = _Piece(piece.day, remainder, area, box, piece.origin)
         self._account(piece.day, area)
 
     def _account(self, day: int, area: float, pieces: int = 1) -> None:
@@ -344,7 +399,12 @@ def _hits(geom: BaseGeometry, found: list[tuple[int, _Piece]]) -> _Hits:
 _NO_HITS = _Hits([], np.zeros(0, dtype=np.int64), object_array([]))
 
 
-def _sized(day: int, geom: BaseGeometry) -> list[tuple[int, BaseGeometry, float]]:
+def _decoded(data: bytes) -> _Piece:
+    header, geom = decode_piece(data)
+    return _Piece(header.day, geom, header.area_m2, header.box, piece_origin(data))
+
+
+def _sized(day: int, geom: BaseGeometry, origin: bytes) -> list[_New]:
     """geom as storable pieces (bounded vertices, no dust), each with its area."""
     if geom.is_empty:
         return []
@@ -352,7 +412,7 @@ def _sized(day: int, geom: BaseGeometry) -> list[tuple[int, BaseGeometry, float]
     for part in subdivide(geom):
         area = geodesic_area_m2(part)
         if area >= EPSILON_M2:
-            pieces.append((day, part, area))
+            pieces.append(_New(day, part, area, origin))
     return pieces
 
 
