@@ -25,7 +25,7 @@ from aggregates.products import Product
 if TYPE_CHECKING:
     from aggregates.meter import Meter
 
-__all__ = ["Counted", "Explanation", "Question", "explain"]
+__all__ = ["Counted", "Explanation", "Question", "counted_ground", "explain"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +79,24 @@ def explain(meter: Meter, question: Question, skip: int = 0, limit: int = 50) ->
     )
     page = list(islice(others, skip, skip + limit + 1))
     return Explanation(counted, page[:limit], len(page) > limit)
+
+
+def counted_ground(
+    meter: Meter, question: Question, after: int = -1, limit: int = 200
+) -> list[Counted]:
+    """The pieces of the question's union counted on its days [start, end], in id order
+    after piece `after`, at most `limit`: a map reads the ground a page at a time, each
+    piece at most MAX_PIECE_VERTICES vertices (aggregates/overlay.py)."""
+    contract = question.contract
+    if not contract.product.period_bounded:
+        raise ValueError(f"{contract.product.value} is a live union: the map covers the "
+                         "period-bounded products")
+    lkey = (contract.contract_id, question.term, question.scope)
+    days = question.start.toordinal(), question.end.toordinal()
+    return [
+        Counted(h.piece_id, date.fromordinal(h.day), h.area_m2, decode_origin(h.origin), h.geom)
+        for h in meter.bounded.pieces(lkey, days, limit, after)
+    ]
 
 
 def _search(question: Question) -> Search:

@@ -48,6 +48,7 @@ __all__ = [
     "Span",
     "UserTotal",
     "billable_by_day",
+    "billable_series",
     "by_period",
     "check",
     "consumption_on",
@@ -208,6 +209,21 @@ def daily_series(
                  is_closed(d.toordinal(), now, meter.grace))
         for d in days
     ]
+
+
+def billable_series(
+    meter: Meter, contract: Contract, start: date, end: date, now: datetime
+) -> list[DayUsage]:
+    """Every day in [start, end] of the billable area, the sum of the Leaf users' series:
+    what a quota is compared with (SPEC §3)."""
+    owner = daily_series(meter, contract, OWNER_SCOPE, start, end, now)
+    added = [0.0] * len(owner)
+    total = [0.0] * len(owner)
+    for user in leaf_users(meter, contract):
+        for i, d in enumerate(daily_series(meter, contract, user_scope(user), start, end, now)):
+            added[i] += d.added_m2
+            total[i] += d.total_m2
+    return [DayUsage(o.day, a, t, o.final) for o, a, t in zip(owner, added, total, strict=True)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,19 +3,22 @@ against it, read back from the table as the worker stores it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
 from shapely.geometry import box
 
+from aggregates.area import geodesic_area_m2
 from aggregates.codec import decode_piece, encode_piece, piece_origin
 from aggregates.contracts import OWNER_SCOPE, contract_id_for, user_scope
-from aggregates.explain import Question, explain
+from aggregates.explain import Question, counted_ground, explain
 from aggregates.meter import CARRIED, Meter
 from aggregates.origin import Origin, decode_origin
 from aggregates.periods import add_years
 from aggregates.products import Product
 from aggregates.union import UniqueAreaLedger
+from aggregates.usage import billable_series
 from tests.aggregates.test_meter import NOW, OWNER, T0, Harness, sq
 
 FILE = "providerFileProcessingFinished"
@@ -171,3 +174,29 @@ def test_a_piece_stored_before_origins_reads_as_unknown() -> None:
     header, geom = decode_piece(legacy)
     assert geom.equals(FIELD) and piece_origin(legacy) == b""
     assert date.fromordinal(header.day) == date.fromordinal(738_000)
+
+
+def test_the_counted_ground_reads_a_page_at_a_time_and_only_the_days_asked() -> None:
+    h = Harness()
+    send(h, "u1", "A", 0)
+    send(h, "u1", "B", 3, sq(11, 50, 0.01))
+    question = ask(h.meter)
+    first = counted_ground(h.meter, question, limit=1)
+    second = counted_ground(h.meter, question, after=first[-1].piece_id, limit=1)
+    assert [c.origin.event_id for c in first + second if c.origin] == ["A", "B"]
+    assert counted_ground(h.meter, question, after=second[-1].piece_id) == []
+    assert second[0].geometry.equals(sq(11, 50, 0.01))
+    early = replace(question, end=T0.date() + timedelta(days=1))
+    assert [c.origin.event_id for c in counted_ground(h.meter, early) if c.origin] == ["A"]
+
+
+def test_the_billable_series_sums_the_users_and_ends_at_the_billable_area() -> None:
+    h = Harness()
+    send(h, "u1", "A", 0)
+    send(h, "u2", "B", 2)
+    contract = h.meter.contracts[contract_id_for(OWNER, Product.OPERATIONS_FILE)]
+    days = billable_series(h.meter, contract, T0.date(), T0.date() + timedelta(days=3), NOW)
+    one = geodesic_area_m2(FIELD)
+    assert [round(d.added_m2 / one, 9) for d in days] == [1, 0, 1, 0]
+    assert [round(d.total_m2 / one, 9) for d in days] == [1, 1, 2, 2]
+    assert days[-1].total_m2 == pytest.approx(h.meter.billable_m2(contract.contract_id, 0))
