@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-unit test-integration lint promtool bench bench-engine bench-peer bench-state bench-takeover bench-pipeline bench-api bench-exports broker-fetch clean soak
+.PHONY: run test test-unit test-integration lint promtool chromium ui bench bench-engine bench-peer bench-state bench-takeover bench-pipeline bench-api bench-exports broker-fetch clean soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,18 +19,31 @@ broker-fetch:
 promtool:
 	bash deploy/prometheus/install-promtool.sh
 
+## ui: the page's npm packages (uPlot, Leaflet), as package-lock.json pins them, into
+## node_modules/ (git-ignored); the worker serves them at /ui/vendor.
+UI_STAMP := node_modules/.package-lock.json
+ui: $(UI_STAMP)
+
+$(UI_STAMP): package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund
+	touch $(UI_STAMP)
+
+## chromium: Debian's chromium for the browser test when it is missing (needs root or sudo).
+chromium:
+	bash deploy/ui/install-chromium.sh
+
 ## make run: embedded broker + worker + API, sample data replayed; Ctrl-C stops all.
-run: $(STAMP) broker-fetch
+run: $(STAMP) broker-fetch ui
 	bash deploy/run.sh
 
 ## make test: installs what it needs, then lint, unit, property and integration tests.
-test: $(STAMP) broker-fetch promtool lint
+test: $(STAMP) broker-fetch promtool chromium ui lint
 	$(PY) -m pytest -q
 
 test-unit: $(STAMP) promtool
 	$(PY) -m pytest -q -m "not integration"
 
-test-integration: $(STAMP) broker-fetch
+test-integration: $(STAMP) broker-fetch chromium ui
 	$(PY) -m pytest -q -m integration
 
 lint: $(STAMP)

@@ -628,3 +628,107 @@ class DeliveryOut(Camel):
     at: datetime
     outcome: str = Field(description="delivered, retrying or gave_up.")
     next_retry_at: datetime | None = Field(description="When a retrying delivery is tried next.")
+
+
+# ---- explain my bill and the counted ground (the page at /ui) -------------------------
+
+MAX_GROUND_FEATURES = 500
+
+
+class ScopeQuery(UsageQuery):
+    """One union: a product's contract, a term and a scope."""
+
+    product: Product = Product.UNIFIED_AREA
+    leaf_user_id: str | None = Field(
+        None, alias="leafUserId", min_length=1, description="A user's scope; the owner's without."
+    )
+    date_: date | None = Field(None, alias="date", description="A day of the term; today.")
+    start_date: date | None = Field(None, description="First day searched; the term's start.")
+    end_date: date | None = Field(None, description="Last day searched; `date`.")
+
+
+class ExplainQuery(ScopeQuery):
+    lon: float = Field(ge=-180, le=180, description="WGS84 longitude of the point.")
+    lat: float = Field(ge=-90, le=90, description="WGS84 latitude of the point.")
+    page: int = Field(1, ge=1, le=MAX_PAGE, description="One-based page of `deduplicated`.")
+    page_size: int = Field(20, ge=1, le=MAX_PAGE_SIZE)
+
+
+class GroundQuery(ScopeQuery):
+    after: int = Field(-1, ge=-1, le=2**62, description="The previous page's `next_after`.")
+    limit: int = Field(200, ge=1, le=MAX_GROUND_FEATURES, description="Pieces in this page.")
+
+
+class OriginOut(Snake):
+    """The event that first counted a piece of ground."""
+
+    event_id: str
+    leaf_user_id: str
+    event_type: str = Field(description="carriedOver: a boundary live at the term's start.")
+    timestamp: datetime
+
+
+class CountedOut(Snake):
+    piece_id: int
+    day: date = Field(description="The day the ground is billed on.")
+    piece_area: float = Field(description="Area of the stored piece holding the point.")
+    counted_by: OriginOut | None = Field(description="null: stored before origins were kept.")
+    unit: Unit
+
+
+class DeduplicatedOut(Snake):
+    """A later (or earlier-arrived) event that covered the point and added nothing there."""
+
+    event_id: str
+    leaf_user_id: str
+    event_type: str
+    product: Product
+    timestamp: datetime
+
+
+class ExplainOut(Snake):
+    api_owner: str
+    product: Product
+    contract_id: str | None
+    scope: str
+    lon: float
+    lat: float
+    term_start: date | None
+    term_end: date | None
+    start_date: date | None = Field(description="First day searched for deduplicated events.")
+    end_date: date | None
+    counted: list[CountedOut] = Field(description="Empty: nobody counted this point.")
+    deduplicated: list[DeduplicatedOut] = Field(description="This page, newest first.")
+    page: int
+    page_size: int
+    has_more: bool
+
+
+class GroundPropertiesOut(Snake):
+    piece_id: int
+    day: date
+    area: float
+    event_id: str | None
+    leaf_user_id: str | None
+    event_type: str | None
+    unit: Unit
+
+
+class GroundFeatureOut(Snake):
+    type: str = "Feature"
+    geometry: dict[str, Any]
+    properties: GroundPropertiesOut
+
+
+class GroundOut(Snake):
+    """A GeoJSON FeatureCollection of the counted pieces, one page of them."""
+
+    type: str = "FeatureCollection"
+    features: list[GroundFeatureOut]
+    next_after: int | None = Field(description="Pass as `after` for the next page; null: last.")
+    api_owner: str
+    product: Product
+    contract_id: str | None
+    scope: str
+    start_date: date | None
+    end_date: date | None

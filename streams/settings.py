@@ -124,6 +124,18 @@ class Settings(BaseSettings):
         description="Block cache of each partition's RocksDB, which state read on demand "
         "(pieces, versions, records) goes through. Faust's default is 2 GB per partition.",
     )
+    ui_modules: Path = Field(
+        Path(__file__).resolve().parent.parent / "node_modules",
+        description="Where `make` installed the page's npm packages (package-lock.json); "
+        "/ui/vendor serves uPlot and Leaflet from there.",
+    )
+    map_tiles: str = Field(
+        "",
+        description="A basemap tile URL template for the page's map, e.g. "
+        "https://tile.example/{z}/{x}/{y}.png; empty: the counted ground on a blank map, "
+        "which needs no internet access.",
+    )
+    map_attribution: str = Field("", description="The basemap's attribution, if any.")
 
     webhook_retry_base_seconds: float = Field(
         5.0, gt=0, description="A webhook delivery's first retry waits about this long; each "

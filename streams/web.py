@@ -14,6 +14,7 @@ from streams.api.app import build_app
 from streams.api.deps import Api
 from streams.api.server import ApiServer
 from streams.runtime import Runtime
+from streams.ui import pages
 
 METRICS_MEDIA_TYPE = "text/plain"
 
@@ -31,7 +32,8 @@ def metrics_router(rt: Runtime) -> APIRouter:
 
 def register(rt: Runtime) -> None:
     watch = watchdog.register(rt)
-    rt.api = build_app(Api.for_runtime(rt), [metrics_router(rt), health.router(rt, watch)])
+    rt.api = build_app(Api.for_runtime(rt), [metrics_router(rt), health.router(rt, watch),
+                                              pages.router(rt.settings)])
     server = ApiServer(rt.api, rt.settings.web_host, rt.settings.web_port)
     rt.app.add_dependency(server)
 

@@ -14,12 +14,13 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 from fastapi_offline import FastAPIOffline
 
-from streams.api import admin, billing, errors, usage, webhooks
+from streams.api import admin, billing, errors, explain, usage, webhooks
 from streams.api.deps import Api
 from streams.api.routing import Forwarded
 
 ROUTERS: tuple[APIRouter, ...] = (
-    billing.router, usage.router, admin.router, admin.keys_router, webhooks.router
+    billing.router, usage.router, explain.router, admin.router, admin.keys_router,
+    webhooks.router
 )
 DESCRIPTION = (
     "Spatially unique area processed (SPEC §6). Areas are in `unit` (acres by default; "

@@ -293,6 +293,21 @@ async def term_report_csv(
     return _report_csv(await _term_report(scope, contract_id, q), q.unit)
 
 
+@router.get("/{contractId}/consumption/leaf-users", response_model=list[DayOut],
+            summary="Daily breakdown of the billable area: the sum of every Leaf user's scope",
+            responses=TOTAL_HEADER)
+async def users_breakdown(
+    contract_id: ContractId, q: Annotated[BreakdownQuery, Query()], scope: READ,
+    response: Response,
+) -> list[DayOut]:
+    """What a quota is compared with (SPEC §3); the page at /ui charts it."""
+    contract = the_contract(scope, contract_id)
+    start, end = _range(scope, contract, q)
+    days = usage.billable_series(scope.meter, contract, start, end, scope.now)
+    set_total(response, len(days))
+    return [day_out(d, q.unit) for d in page_of(days, q.page, q.size)]
+
+
 @router.put("/{contractId}/quota", response_model=ContractOut, status_code=202,
             summary="Admin: set the contract's quota per term")
 async def put_quota(
