@@ -8,7 +8,9 @@ const UNIT = "hectares";
 const SHORT = "ha";
 const MAX_GROUND_PAGES = 20; // 500 pieces a page: the map draws at most 10,000 pieces
 const store = window.sessionStorage;
-const state = { contracts: [], contract: null, chart: null, map: null, ground: null, mark: null };
+const state = {
+  contracts: [], contract: null, chart: null, map: null, ground: null, mark: null, generation: 0,
+};
 window.acreage = state; // for the browser test, and for a curious reader's console
 
 const $ = (id) => document.getElementById(id);
@@ -127,11 +129,17 @@ $("range").addEventListener("submit", (event) => {
   refresh(false);
 });
 
+// Each refresh draws only while it is the latest: a slow answer for a contract chosen
+// before must not overwrite the one chosen since. body[data-ready] names what is drawn.
 async function refresh(newScopes) {
   $("error").hidden = true;
+  document.body.dataset.ready = "";
+  const generation = ++state.generation;
+  const current = () => generation === state.generation;
   try {
-    await Promise.all([chart(), users(newScopes)]);
-    await ground();
+    await Promise.all([chart(current), users(current, newScopes)]);
+    await ground(current);
+    if (current()) document.body.dataset.ready = state.contract.product;
   } catch (error) {
     fail(error);
   }
@@ -139,13 +147,14 @@ async function refresh(newScopes) {
 
 // ---- chart: billable area by day, cumulative, against the quota ----------------------
 
-async function chart() {
+async function chart(current) {
   const c = state.contract;
   const range = { unit: UNIT, startTime: $("start").value, endTime: $("end").value };
   const base = `/billing/contracts/${encodeURIComponent(c.contractId)}/consumption`;
   const [billable, owner] = await Promise.all([
     allDays(`${base}/leaf-users`, range), allDays(`${base}/api-owner`, range),
   ]);
+  if (!current()) return;
   const xs = billable.map((d) => Date.parse(`${d.date}T00:00:00Z`) / 1000);
   const data = [xs, billable.map((d) => d.areaAdded), billable.map((d) => d.totalArea),
     owner.map((d) => d.totalArea), billable.map(() => c.quota)];
@@ -174,11 +183,12 @@ async function chart() {
 
 // ---- Leaf users and their overlap -----------------------------------------------------
 
-async function users(newScopes) {
+async function users(current, newScopes) {
   const c = state.contract;
   const day = $("end").value;
   const found = await api(`/billing/contracts/${encodeURIComponent(c.contractId)}/consumption`,
     { unit: UNIT, timestamp: day, size: 100 });
+  if (!current()) return;
   $("users-day").textContent = day;
   const body = $("users").tBodies[0];
   body.replaceChildren();
@@ -212,12 +222,13 @@ function scopeParams() {
     date: $("end").value, start_date: $("start").value, end_date: $("end").value, unit: UNIT };
 }
 
-async function ground() {
+async function ground(current) {
   const map = await mapReady();
   const features = [];
   let after = -1;
   for (let page = 0; page < MAX_GROUND_PAGES && after !== null; page += 1) {
     const got = await api("/usage/ground", { ...scopeParams(), after, limit: 500 });
+    if (!current()) return;
     features.push(...got.features);
     after = got.next_after;
   }
