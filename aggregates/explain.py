@@ -62,7 +62,11 @@ class Explanation:
 
 
 def explain(meter: Meter, question: Question, skip: int = 0, limit: int = 50) -> Explanation:
-    """Raises ValueError for AUDIT, whose live union is not kept as counted pieces."""
+    """Raises ValueError for AUDIT, whose live union is not kept as counted pieces.
+
+    Only days from the first counted one on are searched: an event of an earlier day
+    covering the point would have counted it itself, so a point nobody counted costs no
+    search at all."""
     contract = question.contract
     if not contract.product.period_bounded:
         raise ValueError(f"{contract.product.value} is a live union: explain covers the "
@@ -72,9 +76,12 @@ def explain(meter: Meter, question: Question, skip: int = 0, limit: int = 50) ->
         Counted(h.piece_id, date.fromordinal(h.day), h.area_m2, decode_origin(h.origin), h.geom)
         for h in meter.bounded.held_at(lkey, question.x, question.y)
     ]
+    if not counted:
+        return Explanation([], [], False)
     first = {c.origin.event_id for c in counted if c.origin is not None}
+    search = _search(question, min(c.day for c in counted))
     others = (
-        c for c in meter.coverage.covering(_search(question), question.x, question.y)
+        c for c in meter.coverage.covering(search, question.x, question.y)
         if c.event_id not in first
     )
     page = list(islice(others, skip, skip + limit + 1))
@@ -99,12 +106,13 @@ def counted_ground(
     ]
 
 
-def _search(question: Question) -> Search:
+def _search(question: Question, first_day: date) -> Search:
     """Only the scope's events count against it: a user's own, or every user's for the
     owner; only the contract's product's, or every product's for UNIFIED_AREA."""
     contract = question.contract
     term = contract.term(add_years(contract.start, question.term))
-    start, end = max(question.start, term.start), min(question.end, term.last_day)
+    start = max(question.start, term.start, first_day)
+    end = min(question.end, term.last_day)
     user = None if question.scope == OWNER_SCOPE else question.scope.removeprefix("leaf-user:")
     product = None if contract.product is Product.UNIFIED_AREA else contract.product.value
     return Search(contract.api_owner, start, end, user, product)

@@ -123,6 +123,7 @@ cat <<EOT
 
 Acreage is running: metering has caught up.
   API            $API   (admin key: $ACREAGE_ADMIN_KEY)
+  page           $API/ui   (log in with the admin key and apiOwner demo@example.com)
   metrics        $API/metrics   health: $API/health   ready: $API/ready
   OpenAPI        $API/openapi.json   docs: $API/docs
   broker         127.0.0.1:$KAFKA_PORT   worker log: $DATA/worker.log
@@ -130,6 +131,7 @@ Acreage is running: metering has caught up.
 Try:
   curl -s -H "Authorization: Bearer $ACREAGE_ADMIN_KEY" "$API/billing/contracts?apiOwner=demo@example.com"
   curl -s -H "Authorization: Bearer $ACREAGE_ADMIN_KEY" "$API/usage/summary?apiOwner=demo@example.com&unit=hectares"
+  curl -s -H "Authorization: Bearer $ACREAGE_ADMIN_KEY" "$API/usage/explain?apiOwner=demo@example.com&lon=139.551788&lat=35.674304"
 
 Ctrl-C stops everything.
 EOT
