@@ -165,7 +165,12 @@ async function chart(current) {
   show("footprint-total", owner.length ? owner[owner.length - 1].totalArea : 0);
   const opts = {
     width: Math.max(320, $("chart").clientWidth), height: 300,
-    scales: { x: { time: true } },
+    // half a day either side, so one day is a bar, not a point in a span of years;
+    // the area axis starts at 0 and shows the quota
+    scales: {
+      x: { time: true, range: (u, min, max) => [min - 43200, max + 43200] },
+      y: { range: (u, min, max) => [0, 1.05 * Math.max(max, c.quota || 0) || 1] },
+    },
     series: [
       {},
       { label: "added that day", stroke: "#6a9f3a", fill: "rgba(106,159,58,0.35)",
