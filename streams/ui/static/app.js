@@ -179,7 +179,12 @@ async function chart(current) {
       { label: "footprint (owner)", stroke: "#8c8c8c", dash: [4, 4], value: (u, v) => area(v) },
       { label: "quota", stroke: "#c0392b", width: 2, value: (u, v) => area(v) },
     ],
-    axes: [{}, { label: SHORT, size: 60 }],
+    // ticks on whole UTC days, labelled by date: the series has one value a day
+    axes: [
+      { incrs: [86400, 2 * 86400, 7 * 86400, 14 * 86400, 28 * 86400, 91 * 86400],
+        values: (u, ticks) => ticks.map((t) => new Date(t * 1000).toISOString().slice(0, 10)) },
+      { label: SHORT, size: 60 },
+    ],
   };
   if (state.chart) state.chart.destroy();
   state.chart = new uPlot(opts, data, $("chart"));
