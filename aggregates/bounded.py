@@ -81,10 +81,10 @@ class BoundedUnions:
         ledger = self._ledgers.get(lkey)
         return ledger.preview(geom, ordinal) if ledger else geodesic_area_m2(geom)
 
-    def held_at(self, lkey: LedgerKey, x: float, y: float) -> list[Held]:
-        """The pieces of one union covering a point, each naming its origin."""
+    def held_in(self, lkey: LedgerKey, where: BaseGeometry, limit: int) -> list[Held]:
+        """The pieces of one union meeting a point or an area, each naming its origin."""
         ledger = self._ledgers.get(lkey)
-        return ledger.held_at(x, y) if ledger else []
+        return ledger.held_in(where, limit) if ledger else []
 
     def pieces(
         self, lkey: LedgerKey, days: tuple[int, int], limit: int, after: int = -1

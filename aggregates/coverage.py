@@ -7,7 +7,7 @@ that counts in a period-bounded product also files the geometry it counted, once
 its owner and UTC event time (`f`): one write per event, never read by metering nor by a
 rebuild. A search scans the owner's keys of the days asked for, skips by key the users
 and products not asked for, reads the stored box of the rest and parses a geometry only
-when its box holds the point.
+when its box meets the point (or area) asked about.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import shapely
-from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
 from aggregates.history import key_time
@@ -73,13 +72,14 @@ class Coverage:
         if self._keeps:
             self._kept[raw_key] = value
 
-    def covering(self, search: Search, x: float, y: float) -> Iterator[Covering]:
-        """Events of `search` whose counted geometry holds (x, y), newest first. Costs a
+    def covering(self, search: Search, where: BaseGeometry) -> Iterator[Covering]:
+        """Events of `search` whose counted geometry meets `where`, newest first. Costs a
         key split per event of the owner in the days asked, a read per event of the
-        user and product asked, and a parse per event whose box holds the point."""
+        user and product asked, and a parse per event whose box meets `where`."""
         lo = key(Kind.COVERED, search.api_owner, search.start.isoformat())
         hi = key(Kind.COVERED, search.api_owner, (search.end + timedelta(days=1)).isoformat())
-        point = Point(x, y)
+        wx0, wy0, wx1, wy1 = where.bounds
+        shapely.prepare(where)
         for raw in self._scan(lo, hi):
             at, event_id, user, event_type, product = split_key(raw)[2]
             if search.leaf_user_id not in (None, user) or search.product not in (None, product):
@@ -88,9 +88,9 @@ class Coverage:
             if value is None:
                 continue
             x0, y0, x1, y1 = _BOX.unpack_from(value)
-            if not (x0 <= x <= x1 and y0 <= y <= y1):
+            if x0 > wx1 or x1 < wx0 or y0 > wy1 or y1 < wy0:
                 continue
-            if shapely.from_wkb(value[_BOX.size :]).intersects(point):
+            if where.intersects(shapely.from_wkb(value[_BOX.size :])):
                 moment = datetime.fromisoformat(at).replace(tzinfo=UTC)
                 yield Covering(event_id, user, event_type, product, moment)
 

@@ -1,5 +1,5 @@
-"""Explain my bill: which event counted a point of ground in a union, and which events
-covered it too and so were deduplicated against it (SPEC §2: repeated processing of the
+"""Explain my bill: which event counted a point (or an area) of ground in a union, and
+which events covered it too and so were deduplicated against it (SPEC §2: repeated processing of the
 same area in the same scope and term adds nothing).
 
 The first answer is one R-tree query and one read per piece holding the point: each piece
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from shapely.geometry.base import BaseGeometry
 
+from aggregates.area import geodesic_area_m2
 from aggregates.contracts import OWNER_SCOPE, Contract
 from aggregates.coverage import Covering, Search
 from aggregates.origin import Origin, decode_origin
@@ -28,16 +29,18 @@ if TYPE_CHECKING:
 __all__ = ["Counted", "Explanation", "Question", "counted_ground", "explain"]
 
 
+MAX_PIECES = 1_000  # what one question may read of a union's pieces
+
+
 @dataclass(frozen=True, slots=True)
 class Question:
-    """A point of one scope of one contract's term; events are looked for on the days
-    [start, end] of that term."""
+    """A point or an area of one scope of one contract's term; events are looked for on
+    the days [start, end] of that term."""
 
     contract: Contract
     term: int
     scope: str
-    x: float
-    y: float
+    where: BaseGeometry
     start: date
     end: date
 
@@ -52,6 +55,7 @@ class Counted:
     area_m2: float
     origin: Origin | None
     geometry: BaseGeometry
+    inside_m2: float = 0.0  # of the piece within the area asked about; 0 for a point
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +66,8 @@ class Explanation:
 
 
 def explain(meter: Meter, question: Question, skip: int = 0, limit: int = 50) -> Explanation:
-    """Raises ValueError for AUDIT, whose live union is not kept as counted pieces.
+    """Raises ValueError for AUDIT, whose live union is not kept as counted pieces, and
+    for an area meeting over MAX_PIECES pieces.
 
     Only days from the first counted one on are searched: an event of an earlier day
     covering the point would have counted it itself, so a point nobody counted costs no
@@ -72,16 +77,19 @@ def explain(meter: Meter, question: Question, skip: int = 0, limit: int = 50) ->
         raise ValueError(f"{contract.product.value} is a live union: explain covers the "
                          "period-bounded products")
     lkey = (contract.contract_id, question.term, question.scope)
+    where = question.where
+    areal = where.area > 0
     counted = [
-        Counted(h.piece_id, date.fromordinal(h.day), h.area_m2, decode_origin(h.origin), h.geom)
-        for h in meter.bounded.held_at(lkey, question.x, question.y)
+        Counted(h.piece_id, date.fromordinal(h.day), h.area_m2, decode_origin(h.origin), h.geom,
+                geodesic_area_m2(h.geom.intersection(where)) if areal else 0.0)
+        for h in meter.bounded.held_in(lkey, where, MAX_PIECES)
     ]
     if not counted:
         return Explanation([], [], False)
     first = {c.origin.event_id for c in counted if c.origin is not None}
     search = _search(question, min(c.day for c in counted))
     others = (
-        c for c in meter.coverage.covering(search, question.x, question.y)
+        c for c in meter.coverage.covering(search, where)
         if c.event_id not in first
     )
     page = list(islice(others, skip, skip + limit + 1))

@@ -8,7 +8,6 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 import numpy as np
-from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
 from aggregates.area import EPSILON_M2, geodesic_area_m2
@@ -209,14 +208,17 @@ class UniqueAreaLedger:
         """What add(geom, day) would return, without changing anything (quota checks)."""
         return self._plan(geom, day).added
 
-    def held_at(self, x: float, y: float) -> list[Held]:
-        """The live pieces covering the point (x, y): one, or several on their shared
-        edges."""
-        point = Point(x, y)
+    def held_in(self, where: BaseGeometry, limit: int) -> list[Held]:
+        """The live pieces meeting `where`, in id order: for a point one, or several on
+        their shared edges. Raises ValueError rather than read over `limit` pieces."""
+        ids = sorted(self._index.intersection(where.bounds))
+        if len(ids) > limit:
+            raise ValueError(f"the geometry meets over {limit} counted pieces: ask about "
+                             "a smaller one")
         found = []
-        for piece_id in sorted(self._index.intersection((x, y, x, y))):
+        for piece_id in ids:
             piece = self._piece(piece_id)
-            if piece is not None and piece.geom.intersects(point):
+            if piece is not None and piece.geom.intersects(where):
                 found.append(Held(piece_id, piece.day, piece.area, piece.origin, piece.geom))
         return found
 

@@ -23,6 +23,7 @@ import numpy as np
 import shapely
 from faust.stores.rocksdb import RocksDBOptions
 from rocksdict import Rdict
+from shapely.geometry import Point
 
 from aggregates.codec import piece_origin
 from aggregates.contracts import OWNER_SCOPE, contract_id_for
@@ -96,8 +97,8 @@ def timings(meter: Meter, args: argparse.Namespace, points: int) -> None:
             point = shapely.get_coordinates(shapely.point_on_surface(geoms[i]))[0]
             first = contract.start if days is None else state.T0.date() + timedelta(
                 days=i // args.events_per_day)
-            question = Question(contract, 0, OWNER_SCOPE, float(point[0]), float(point[1]),
-                                first, last if days is None else first)
+            question = Question(contract, 0, OWNER_SCOPE, Point(point), first,
+                                last if days is None else first)
             started = time.perf_counter()
             answer = explain(meter, question, 0, 20)
             took.append(time.perf_counter() - started)

@@ -647,11 +647,18 @@ class ScopeQuery(UsageQuery):
     end_date: date | None = Field(None, description="Last day searched; `date`.")
 
 
-class ExplainQuery(ScopeQuery):
-    lon: float = Field(ge=-180, le=180, description="WGS84 longitude of the point.")
-    lat: float = Field(ge=-90, le=90, description="WGS84 latitude of the point.")
+class ExplainAreaQuery(ScopeQuery):
     page: int = Field(1, ge=1, le=MAX_PAGE, description="One-based page of `deduplicated`.")
     page_size: int = Field(20, ge=1, le=MAX_PAGE_SIZE)
+
+
+class ExplainQuery(ExplainAreaQuery):
+    lon: float = Field(ge=-180, le=180, description="WGS84 longitude of the point.")
+    lat: float = Field(ge=-90, le=90, description="WGS84 latitude of the point.")
+
+
+class ExplainIn(Snake):
+    geometry: dict[str, Any] = Field(description="GeoJSON Polygon or MultiPolygon, WGS84.")
 
 
 class GroundQuery(ScopeQuery):
@@ -672,6 +679,8 @@ class CountedOut(Snake):
     piece_id: int
     day: date = Field(description="The day the ground is billed on.")
     piece_area: float = Field(description="Area of the stored piece holding the point.")
+    inside: float = Field(description="Of the piece, the area inside a posted geometry; 0 "
+                          "for a point.")
     counted_by: OriginOut | None = Field(description="null: stored before origins were kept.")
     unit: Unit
 
@@ -691,13 +700,13 @@ class ExplainOut(Snake):
     product: Product
     contract_id: str | None
     scope: str
-    lon: float
-    lat: float
+    lon: float | None = Field(description="null for a posted geometry.")
+    lat: float | None
     term_start: date | None
     term_end: date | None
     start_date: date | None = Field(description="First day searched for deduplicated events.")
     end_date: date | None
-    counted: list[CountedOut] = Field(description="Empty: nobody counted this point.")
+    counted: list[CountedOut] = Field(description="Empty: nobody counted this ground.")
     deduplicated: list[DeduplicatedOut] = Field(description="This page, newest first.")
     page: int
     page_size: int

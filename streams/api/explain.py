@@ -7,14 +7,18 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from shapely.geometry import mapping
+from shapely.geometry import Point, mapping
+from shapely.geometry.base import BaseGeometry
 
+from aggregates import GeometryError, normalize_geometry
 from aggregates.contracts import OWNER_SCOPE, Contract, user_scope
 from aggregates.coverage import Covering
 from aggregates.explain import Counted, Question, counted_ground, explain
 from schemas.api import (
     CountedOut,
     DeduplicatedOut,
+    ExplainAreaQuery,
+    ExplainIn,
     ExplainOut,
     ExplainQuery,
     GroundFeatureOut,
@@ -26,25 +30,47 @@ from schemas.api import (
 )
 from schemas.units import Unit, convert
 from streams.api import params
-from streams.api.deps import READ
+from streams.api.deps import READ, Scope
 from streams.api.errors import ERROR_RESPONSES, bad_parameter
 
 router = APIRouter(prefix="/usage", tags=["usage"], responses=ERROR_RESPONSES)
+_NOWHERE = Point()  # the map's question has no point: it lists pieces
 
 
 @router.get("/explain", response_model=ExplainOut,
             summary="Explain my bill: the event that counted a point, and those deduplicated on it")
 async def explain_point(q: Annotated[ExplainQuery, Query()], scope: READ) -> ExplainOut:
+    return _explained(q, scope, Point(q.lon, q.lat), q.lon, q.lat)
+
+
+@router.post("/explain", response_model=ExplainOut,
+             summary="Explain my bill for an area: the events that counted the ground inside "
+             "it, and those deduplicated on it")
+async def explain_area(
+    body: ExplainIn, q: Annotated[ExplainAreaQuery, Query()], scope: READ
+) -> ExplainOut:
+    try:
+        where = normalize_geometry(body.geometry, max_vertices=scope.api.settings.max_vertices)
+    except (GeometryError, ValueError, TypeError) as exc:
+        raise bad_parameter("geometry", f"geometry: {exc}") from None
+    return _explained(q, scope, where, None, None)
+
+
+def _explained(q: ExplainAreaQuery, scope: Scope, where: BaseGeometry, lon: float | None,
+               lat: float | None) -> ExplainOut:
     owner = scope.acting_owner
     contract = scope.meter.contract_for(owner, q.product)
     out = ExplainOut(api_owner=owner, product=q.product, contract_id=None, scope=_scope(q),
-                     lon=q.lon, lat=q.lat, term_start=None, term_end=None, start_date=None,
+                     lon=lon, lat=lat, term_start=None, term_end=None, start_date=None,
                      end_date=None, counted=[], deduplicated=[], page=q.page,
                      page_size=q.page_size, has_more=False)
     if contract is None:
         return out
-    question = _question(q, contract, scope.now.date(), q.lon, q.lat)
-    found = explain(scope.meter, question, (q.page - 1) * q.page_size, q.page_size)
+    question = _question(q, contract, scope.now.date(), where)
+    try:
+        found = explain(scope.meter, question, (q.page - 1) * q.page_size, q.page_size)
+    except ValueError as exc:
+        raise bad_parameter("geometry", str(exc)) from None
     term = contract.term(q.date_ or scope.now.date())
     return out.model_copy(update={
         "contract_id": contract.contract_id, "term_start": term.start, "term_end": term.end,
@@ -79,14 +105,14 @@ def _scope(q: ScopeQuery) -> str:
 
 
 def _question(q: ScopeQuery, contract: Contract, today: date,
-              x: float = 0.0, y: float = 0.0) -> Question:
+              where: BaseGeometry = _NOWHERE) -> Question:
     if not contract.product.period_bounded:
         raise bad_parameter("product", f"{contract.product.value} is a live union: explain "
                             "and the map cover the period-bounded products")
     term = contract.term(q.date_ or today)
     start, end = params.date_range(q.start_date or term.start, q.end_date or q.date_ or today,
                                    "start_date", "end_date")
-    return Question(contract, term.index, _scope(q), x, y, start, end)
+    return Question(contract, term.index, _scope(q), where, start, end)
 
 
 def _counted_out(c: Counted, unit: Unit) -> CountedOut:
@@ -95,7 +121,7 @@ def _counted_out(c: Counted, unit: Unit) -> CountedOut:
         event_id=o.event_id, leaf_user_id=o.leaf_user_id, event_type=o.event_type,
         timestamp=o.timestamp)
     return CountedOut(piece_id=c.piece_id, day=c.day, piece_area=convert(c.area_m2, unit),
-                      counted_by=origin, unit=unit)
+                      inside=convert(c.inside_m2, unit), counted_by=origin, unit=unit)
 
 
 def _deduplicated_out(c: Covering) -> DeduplicatedOut:

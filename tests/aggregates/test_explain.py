@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
-from shapely.geometry import box
+from shapely.geometry import Point, box
 
 from aggregates.area import geodesic_area_m2
 from aggregates.codec import decode_piece, encode_piece, piece_origin
@@ -30,7 +30,7 @@ def ask(meter: Meter, product: Product = Product.OPERATIONS_FILE, scope: str = O
         point: tuple[float, float] = INSIDE, term: int = 0, days: int = 60) -> Question:
     contract = meter.contracts[contract_id_for(OWNER, product)]
     start = add_years(contract.start, term)
-    return Question(contract, term, scope, *point, start, start + timedelta(days=days))
+    return Question(contract, term, scope, Point(point), start, start + timedelta(days=days))
 
 
 def send(h: Harness, user: str, event_id: str, days: float, geom: object = FIELD) -> None:
@@ -117,6 +117,30 @@ def test_a_page_of_deduplicated_events_says_whether_more_follow() -> None:
     assert first.more and not rest.more and last.deduplicated == [] and not last.more
 
 
+def test_an_area_names_each_piece_inside_it_and_how_much_of_it_lies_inside() -> None:
+    h = Harness()
+    send(h, "u1", "A", 0)
+    send(h, "u2", "B", 1, sq(11, 50, 0.01))
+    send(h, "u2", "C", 2, sq(10, 50, 0.005))  # inside A's field: counted nothing
+    both = box(10.005, 50.0, 11.005, 50.01)  # the east half of A's, the west half of B's
+    found = explain(h.meter, replace(ask(h.meter), where=both))
+    inside = {c.origin.event_id: c.inside_m2 for c in found.counted if c.origin}
+    assert inside == pytest.approx({"A": geodesic_area_m2(box(10.005, 50.0, 10.01, 50.01)),
+                                    "B": geodesic_area_m2(box(11.0, 50.0, 11.005, 50.01))})
+    assert [d.event_id for d in found.deduplicated] == ["C"]
+
+
+def test_an_area_meeting_too_many_pieces_is_refused() -> None:
+    h = Harness()
+    send(h, "u1", "A", 0)
+    ledger = h.meter.bounded
+    lkey = (contract_id_for(OWNER, Product.OPERATIONS_FILE), 0, OWNER_SCOPE)
+    assert len(ledger.held_in(lkey, FIELD, 1)) == 1
+    send(h, "u1", "B", 0, sq(10.01, 50, 0.01))
+    with pytest.raises(ValueError, match="over 1 counted pieces"):
+        ledger.held_in(lkey, box(10, 50, 10.02, 50.01), 1)
+
+
 def test_days_outside_the_range_asked_are_not_searched() -> None:
     h = Harness()
     send(h, "u1", "A", 0)
@@ -165,7 +189,7 @@ def test_a_piece_keeps_its_origin_beside_its_header_and_geometry() -> None:
     assert piece_origin(stored) == origin
     ledger = UniqueAreaLedger.from_pieces([(1, stored)], read={1: stored}.get)
     assert ledger.total_m2 == 12.5
-    assert [h.origin for h in ledger.held_at(*INSIDE)] == [origin]
+    assert [h.origin for h in ledger.held_in(Point(INSIDE), 10)] == [origin]
 
 
 def test_a_piece_stored_before_origins_reads_as_unknown() -> None:

@@ -107,3 +107,24 @@ async def test_the_page_and_its_libraries_are_served_without_a_key(
     for path in ("/ui/secret.py", "/ui/vendor/other.js", "/ui/../pyproject.toml"):
         resp = await client.get(path, headers=bearer("nothing"))
         assert resp.status == 404 and resp.content_type == "application/json", path
+
+
+async def test_a_posted_area_names_every_event_that_counted_ground_inside_it(
+    client: Client, world: Feed
+) -> None:
+    key = await world.key_for(OWNER)
+    both = {"type": "Polygon", "coordinates": [[[0, 0], [0.003, 0], [0.003, 0.001],
+                                                [0, 0.001], [0, 0]]]}
+    resp = await client.post("/usage/explain", headers=bearer(key), json={"geometry": both},
+                             params={"product": "OPERATIONS_FILE", "date": DAY, "unit": "m2"})
+    body = await resp.json()
+    assert resp.status == 200, body
+    assert body["lon"] is None and body["lat"] is None
+    inside = {c["counted_by"]["event_id"]: c["inside"] for c in body["counted"]}
+    one = geodesic_area_m2(sq(0, 0))
+    assert inside == pytest.approx({"e1": one, "e3": geodesic_area_m2(sq(0.002, 0))})
+    assert [d["event_id"] for d in body["deduplicated"]] == ["e2"]
+    for bad in ({"type": "Point", "coordinates": [0, 0]}, {"type": "Polygon"}, "x"):
+        resp = await client.post("/usage/explain", headers=bearer(key), json={"geometry": bad})
+        body = await resp.json()
+        assert resp.status == 400 and body["parameter"] == "geometry", (bad, body)

@@ -479,7 +479,7 @@ async def test_openapi_covers_every_endpoint(client: Client) -> None:
         ("GET", "/billing/contracts/{contractId}/consumption/api-owner"),
         ("GET", "/billing/contracts/{contractId}/consumption/leaf-user/{leafUserId}"),
         ("GET", "/billing/contracts/{contractId}/consumption/leaf-users"),
-        ("GET", "/usage/explain"), ("GET", "/usage/ground"),
+        ("GET", "/usage/explain"), ("POST", "/usage/explain"), ("GET", "/usage/ground"),
         ("PUT", "/billing/contracts/{contractId}/quota"), ("GET", "/usage/summary"),
         ("GET", "/usage/breakdown"),
         ("GET", "/usage/details"), ("GET", "/usage/by-period"), ("GET", "/usage/top-users"),
