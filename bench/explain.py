@@ -3,7 +3,7 @@ add to the table, and the time of one explain, on the state bench.state builds (
 owner, two users, 64-vertex boundary events, 30 % overlapping, 2,000 a day).
 
 An explain is an R-tree query and a read per piece holding the point, then a scan of the
-owner's filed geometries (`g`) over the days asked: a key split each, a read of the box
+owner's filed geometries (`f`) over the days asked: a key split each, a read of the box
 for the scope's users and products, a parse when the box holds the point. So it grows
 with the owner's events in the range; this prints it for the whole range and for a day.
 """
@@ -78,7 +78,7 @@ def sizes(store: Rdict, events: int) -> None:
     total = sum(by_kind.values())
     covered = by_kind[Kind.COVERED.value]
     print(f"table: {total / 2**20:,.1f} MB for {events:,} events; filed event geometries "
-          f"(g) {covered / 2**20:,.1f} MB = {covered / events:,.0f} B/event "
+          f"(f) {covered / 2**20:,.1f} MB = {covered / events:,.0f} B/event "
           f"({100 * covered / total:.0f} %); origins in {pieces:,} pieces "
           f"{origins / 2**20:,.1f} MB = {origins / events:,.0f} B/event "
           f"({100 * origins / total:.0f} %)")
