@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-unit test-integration lint promtool chromium ui bench bench-engine bench-peer bench-state bench-takeover bench-pipeline bench-api bench-exports broker-fetch clean soak
+.PHONY: run test test-unit test-integration lint promtool chromium ui bench bench-engine bench-peer bench-state bench-explain bench-takeover bench-pipeline bench-api bench-exports broker-fetch clean soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,7 +55,7 @@ lint: $(STAMP)
 soak: $(STAMP) broker-fetch
 	$(PY) -m tests.soak --runs $(or $(RUNS),10)
 
-bench: bench-engine bench-peer bench-state bench-pipeline bench-api bench-exports
+bench: bench-engine bench-peer bench-state bench-explain bench-pipeline bench-api bench-exports
 
 ## bench-engine: the scale section stores 1M pieces, as issue 9's goal says (minutes);
 ## PIECES=200000 for a quick run.
@@ -69,6 +69,10 @@ bench-peer: $(STAMP)
 
 bench-state: $(STAMP)
 	$(PY) -m bench.state --events $(or $(EVENTS),200000) $(if $(STATE),--state $(STATE))
+
+## bench-explain: explain my bill's time and the bytes it adds, on bench-state's state.
+bench-explain: $(STAMP)
+	$(PY) -m bench.explain --events $(or $(EVENTS),20000)
 
 ## bench-takeover STATE=DIR: a worker takes over the changelog of a store that
 ## `make bench-state STATE=DIR` built; assignment to first metered event, recovery included.
