@@ -32,7 +32,7 @@ function fail(error) {
 
 async function api(path, params = {}) {
   const url = new URL(path, window.location.origin);
-  for (const [name, value] of Object.entries({ ...params, apiOwner: store.getItem("acreage.owner") })) {
+  for (const [name, value] of Object.entries({ apiOwner: store.getItem("acreage.owner"), ...params })) {
     if (value !== null && value !== undefined && value !== "") url.searchParams.set(name, value);
   }
   const response = await fetch(url, {
@@ -81,7 +81,9 @@ async function start() {
   $("login").hidden = true;
   $("logout").hidden = false;
   $("who").hidden = false;
-  $("who").textContent = state.contracts.length ? state.contracts[0].apiOwner : "no contracts yet";
+  const owners = new Set(state.contracts.map((c) => c.apiOwner));
+  $("who").textContent = owners.size === 1 ? [...owners][0]
+    : owners.size ? `${owners.size} API owners` : "no contracts yet";
   $("app").hidden = false;
   contractsTable();
   const first = state.contracts.find((c) => c.product !== "AUDIT_FIELDS_BOUNDARY");
@@ -93,11 +95,13 @@ async function start() {
 function contractsTable() {
   const body = $("contracts").tBodies[0];
   body.replaceChildren();
+  const owners = new Set(state.contracts.map((c) => c.apiOwner));
   for (const c of state.contracts) {
     const row = body.insertRow();
     row.dataset.product = c.product;
+    row.dataset.contract = c.contractId;
     const term = c.currentTerm;
-    const cells = [c.product, `${term.startDate} – ${term.endDate}`, area(c.used), area(c.quota),
+    const cells = [owners.size > 1 ? `${c.apiOwner} · ${c.product}` : c.product, `${term.startDate} – ${term.endDate}`, area(c.used), area(c.quota),
       c.percentUsed === null ? "" : `${c.percentUsed.toFixed(1)} %`, area(c.footprint)];
     for (const text of cells) row.insertCell().textContent = text;
     row.cells[2].dataset.value = String(c.used);
@@ -108,7 +112,7 @@ function contractsTable() {
 function choose(contract) {
   state.contract = contract;
   for (const row of $("contracts").tBodies[0].rows) {
-    row.classList.toggle("selected", row.dataset.product === contract.product);
+    row.classList.toggle("selected", row.dataset.contract === contract.contractId);
   }
   $("contract").hidden = false;
   $("contract-title").textContent = `${contract.product} · term ${contract.currentTerm.index}`;
@@ -227,8 +231,11 @@ async function mapReady() {
   return state.map;
 }
 
+// The contract's owner is named: the admin key may have logged in without one, and then
+// lists every owner's contracts.
 function scopeParams() {
-  return { product: state.contract.product, leafUserId: $("scope").value,
+  return { apiOwner: state.contract.apiOwner, product: state.contract.product,
+    leafUserId: $("scope").value,
     date: $("end").value, start_date: $("start").value, end_date: $("end").value, unit: UNIT };
 }
 
