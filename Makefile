@@ -17,7 +17,7 @@ broker-fetch:
 
 ## promtool: Debian's prometheus package when promtool is missing (needs root or sudo).
 promtool:
-	bash deploy/prometheus/install-promtool.sh
+	bash deploy/debian-package.sh prometheus promtool "for promtool's rule tests"
 
 ## ui: the page's npm packages (uPlot, Leaflet), as package-lock.json pins them, into
 ## node_modules/ (git-ignored); the worker serves them at /ui/vendor.
@@ -30,7 +30,7 @@ $(UI_STAMP): package.json package-lock.json
 
 ## chromium: Debian's chromium for the browser test when it is missing (needs root or sudo).
 chromium:
-	bash deploy/ui/install-chromium.sh
+	bash deploy/debian-package.sh chromium chromium "for the page's browser test"
 
 ## make run: embedded broker + worker + API, sample data replayed; Ctrl-C stops all.
 run: $(STAMP) broker-fetch ui

@@ -19,7 +19,6 @@ import asyncio
 import random
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -29,10 +28,9 @@ from typing import Any, cast, get_args, get_type_hints
 from fastapi import Response
 from fastapi.routing import APIRoute
 from pydantic import TypeAdapter
-from rocksdict import Options, Rdict
 
 from aggregates.meter import Meter
-from bench.api_state import DAYS, OWNER, PRODUCTS, USERS, fill, rebuilt, year_day
+from bench.api_state import DAYS, OWNER, PRODUCTS, USERS, filled_store, rebuilt, year_day
 from bench.goals import report_load, verdict
 from bench.state import rss_bytes
 from streams.api.app import ROUTERS
@@ -194,9 +192,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse(argv)
-    with tempfile.TemporaryDirectory() as path:
-        db = Rdict(path, options=Options(raw_mode=True))
-        fill(db, args.records, args.seed)
+    with filled_store(args.records, args.seed) as db:
         before = rss_bytes()
         meter = rebuilt(db)
         print(f"resident memory of the rebuilt Meter: {(rss_bytes() - before) / args.records:,.0f}"
@@ -205,7 +201,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         run_reads(meter, args)
         report_load("after the reads")
         print(f"details by scan and sort (before the index), one user: {scan_ms(meter):,.0f} ms")
-        db.close()
 
 
 if __name__ == "__main__":

@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import random
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 
-from rocksdict import Rdict
+from rocksdict import Options, Rdict
 from shapely.geometry import box
 
 from aggregates.codec import encode_piece
@@ -103,6 +105,18 @@ def piece(piece_id: int, day: int, m2: float) -> bytes:
     x, y = 8.0 + (piece_id % 1_000) * 0.01, 48.0 + (piece_id // 1_000) * 0.01
     square = box(x, y, x + 0.001, y + 0.001)
     return encode_piece(day, square, m2, square.bounds)
+
+
+@contextmanager
+def filled_store(records: int, seed: int) -> Iterator[Rdict]:
+    """A throw-away RocksDB holding `records` records, as the read benches all start."""
+    with tempfile.TemporaryDirectory() as path:
+        db = Rdict(path, options=Options(raw_mode=True))
+        fill(db, records, seed)
+        try:
+            yield db
+        finally:
+            db.close()
 
 
 def rebuilt(db: Rdict) -> Meter:

@@ -13,20 +13,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast, get_args, get_type_hints
 
 from fastapi.routing import APIRoute
-from rocksdict import Options, Rdict
 
 from aggregates.contracts import contract_id_for
 from aggregates.meter import Meter
 from aggregates.products import Product
 from bench.api_reads import NOW, PATH_ARGUMENTS, PRINCIPAL, ROUTES
-from bench.api_state import OWNER, fill, rebuilt
+from bench.api_state import OWNER, filled_store, rebuilt
 from bench.goals import report_load
 from bench.peak import PeakRss
 from streams.api.deps import Scope
@@ -128,14 +126,11 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse(argv)
-    with tempfile.TemporaryDirectory() as path:
-        db = Rdict(path, options=Options(raw_mode=True))
-        fill(db, args.records, args.seed)
+    with filled_store(args.records, args.seed) as db:
         meter = rebuilt(db)
         report_load("before the exports")
         asyncio.run(run(meter))
         report_load("after the exports")
-        db.close()
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ def promtool(*arguments: str | Path) -> subprocess.CompletedProcess[str]:
     """Runs promtool; fails (never skips) when it is missing, since `make test` installs it."""
     binary = shutil.which("promtool")
     if binary is None:
-        pytest.fail("promtool is missing: run `bash deploy/prometheus/install-promtool.sh`")
+        pytest.fail("promtool is missing: run `make promtool`")
     return subprocess.run(
         [binary, *map(str, arguments)], capture_output=True, text=True, timeout=120, check=False
     )
