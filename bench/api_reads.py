@@ -102,7 +102,7 @@ class Reads:
                 "page": str(1 + self.rng.randrange(USERS // 20 + 1))}, {}
 
     def consumption(self) -> Request:
-        return ({"timestamp": self._day(), "page": str(self.rng.randrange(USERS // 20 + 1))},
+        return ({"timestamp": self._day(), "page": str(1 + self.rng.randrange(USERS // 20 + 1))},
                 {"contractId": self.rng.choice(self.contract_ids)})
 
 

@@ -6,10 +6,20 @@ what is documented cannot drift apart.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    TypeAdapter,
+    WithJsonSchema,
+)
 from pydantic.alias_generators import to_camel
 
 from aggregates.products import Product
@@ -18,6 +28,8 @@ from schemas.units import Unit
 
 MAX_PAGE_SIZE = 100
 MAX_PAGE = 1_000_000  # keeps every number in a response within 64 bits
+PAGE_DOC = "Page number; the first page is 1."
+MAX_ID_LENGTH = 256
 UNIT_DOC = "Unit of every area in the response; 1 acre = 4046.8564224 m²."
 USED_DOC = (
     "Billable area of the current term: the sum of the Leaf-user totals (overlaps between "
@@ -48,18 +60,59 @@ PROJECTIONS_DOC = (
 )
 
 
-def _has_utc_day(value: datetime | date) -> datetime | date:
-    """A date-time names its UTC day, which 0001-01-01T00:00:00+01:00 does not have."""
-    if isinstance(value, datetime) and value.tzinfo is not None:
-        try:
-            value.astimezone(UTC)
-        except OverflowError:
-            raise ValueError("the date-time has no UTC day") from None
-    return value
+# ---- dates in queries ------------------------------------------------------------------
+# Only ISO 8601 text of the years 1900-2199: pydantic would also take 0.5 or 1700000000
+# as a time, and dates far from the contracts would only reach the limits of `date`. The
+# schema states both, so a client (and Schemathesis) knows what is accepted.
+
+# Calendar days only, leap days included (2000 is a leap year; 1900 and 2100 are not), so
+# the pattern alone tells a valid day, with or without a `format` beside it.
+_YEAR = r"(?:19|20|21)\d\d"
+_LEAP = r"(?:(?:19|20|21)(?:0[48]|[2468][048]|[13579][26])|2000)"
+_MONTH_DAY = (
+    r"(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)"
+    r"|02-(?:0[1-9]|1\d|2[0-8])"
+)
+_YMD = f"(?:{_YEAR}-(?:{_MONTH_DAY})|{_LEAP}-02-29)"
+_TIME = r"T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?"
+_OFFSET = r"(Z|[+-]([01]\d|2[0-3]):[0-5]\d)"
+DATE_PATTERN = f"^{_YMD}$"
+DATETIME_PATTERN = f"^{_YMD}{_TIME}{_OFFSET}$"
+LOCAL_DATETIME_PATTERN = f"^{_YMD}{_TIME}$"  # no offset: UTC
+_DATETIMES = TypeAdapter(datetime)
 
 
+def _utc_day(value: Any) -> date:
+    """A date, or a date-time meaning the UTC day it falls in (no offset: UTC)."""
+    if isinstance(value, str) and re.match(DATE_PATTERN, value):
+        return date.fromisoformat(value)
+    if isinstance(value, str) and re.match(f"{DATETIME_PATTERN}|{LOCAL_DATETIME_PATTERN}", value):
+        moment = _DATETIMES.validate_python(value)
+        if moment.tzinfo is None:
+            return moment.date()
+        return moment.astimezone(UTC).date()
+    raise ValueError("expected an ISO 8601 date or date-time between 1900 and 2199")
+
+
+def _iso_date(value: Any) -> date:
+    if isinstance(value, str) and re.match(DATE_PATTERN, value):
+        return date.fromisoformat(value)
+    raise ValueError("expected an ISO 8601 date (YYYY-MM-DD) between 1900 and 2199")
+
+
+QueryDate = Annotated[
+    date, BeforeValidator(_iso_date),
+    WithJsonSchema({"type": "string", "format": "date", "pattern": DATE_PATTERN}),
+]
 # A date, or a date-time standing for the UTC day it falls in.
-Day = Annotated[datetime | date, AfterValidator(_has_utc_day)]
+Day = Annotated[
+    date, BeforeValidator(_utc_day),
+    WithJsonSchema({"anyOf": [
+        {"type": "string", "format": "date", "pattern": DATE_PATTERN},
+        {"type": "string", "format": "date-time", "pattern": DATETIME_PATTERN},
+        {"type": "string", "pattern": LOCAL_DATETIME_PATTERN},
+    ]}),
+]
 
 
 class Camel(BaseModel):
@@ -92,20 +145,22 @@ class BillingQuery(Camel):
 
 class ContractsQuery(BillingQuery):
     product: Product | None = None
-    page: int = Field(0, ge=0, le=MAX_PAGE, description="Zero-based page.")
+    page: int = Field(1, ge=1, le=MAX_PAGE, description=PAGE_DOC)
     size: int = Field(20, ge=1, le=MAX_PAGE_SIZE)
 
 
 class ConsumptionQuery(BillingQuery):
     timestamp: Day | None = Field(None, description="Day to summarise (UTC); today.")
-    page: int = Field(0, ge=0, le=MAX_PAGE, description="Zero-based page of leafUsers.")
+    page: int = Field(1, ge=1, le=MAX_PAGE, description=f"{PAGE_DOC} Pages leafUsers.")
     size: int = Field(20, ge=1, le=MAX_PAGE_SIZE)
 
 
 class BreakdownQuery(BillingQuery):
     start_time: Day | None = Field(None, description="First day; term start.")
-    end_time: Day | None = Field(None, description="Last day; today.")
-    page: int = Field(0, ge=0, le=MAX_PAGE, description="Zero-based page of days.")
+    end_time: Day | None = Field(
+        None, description="Last day; today. Before startTime: no days."
+    )
+    page: int = Field(1, ge=1, le=MAX_PAGE, description=f"{PAGE_DOC} Pages days.")
     size: int = Field(31, ge=1, le=MAX_PAGE_SIZE)
 
 
@@ -130,42 +185,48 @@ class SummaryQuery(UsageQuery):
     start_date: Day | None = Field(
         None, description=START_DOC + " Defaults to the first day of `period`."
     )
-    end_date: Day | None = Field(None, description=END_DOC + " Defaults to today.")
+    end_date: Day | None = Field(
+        None, description=END_DOC + " Defaults to today. Before start_date: an empty range."
+    )
     period: Span = Field(Span.TERM, description=PERIOD_DOC)
     include_projections: bool = Field(False, description=PROJECTIONS_DOC)
 
 
 class UsageBreakdownQuery(SummaryQuery):
     recent: int = Field(10, ge=0, le=MAX_PAGE_SIZE, description="Newest records to list.")
-    page: int = Field(1, ge=1, le=MAX_PAGE, description="One-based page of users.")
+    page: int = Field(1, ge=1, le=MAX_PAGE, description=f"{PAGE_DOC} Pages users.")
     page_size: int = Field(50, ge=1, le=MAX_PAGE_SIZE)
 
 
 class DetailsQuery(UsageQuery):
-    type: str | None = Field(None, description="Event type, e.g. fieldBoundaryCreated.")
-    leaf_user_id: str | None = Field(None, alias="leafUserId")
+    type: str | None = Field(None, max_length=MAX_ID_LENGTH,
+                             description="Event type, e.g. fieldBoundaryCreated.")
+    leaf_user_id: str | None = Field(None, alias="leafUserId", max_length=MAX_ID_LENGTH)
     start_date: Day | None = Field(None, description=START_DOC)
     end_date: Day | None = Field(None, description=END_DOC)
-    page: int = Field(1, ge=1, le=MAX_PAGE, description="One-based page.")
+    page: int = Field(1, ge=1, le=MAX_PAGE, description=PAGE_DOC)
     page_size: int = Field(50, ge=1, le=MAX_PAGE_SIZE)
 
 
 class ByPeriodQuery(UsageQuery):
     period_type: PeriodType = PeriodType.DAY
     product: Product = Product.UNIFIED_AREA
-    leaf_user_id: str | None = Field(None, alias="leafUserId", description="A user's scope.")
+    leaf_user_id: str | None = Field(None, alias="leafUserId", max_length=MAX_ID_LENGTH,
+                                     description="A user's scope.")
     start_date: Day | None = Field(
         None, description=START_DOC + " Defaults to the current term's start."
     )
-    end_date: Day | None = Field(None, description=END_DOC + " Defaults to today.")
-    page: int = Field(1, ge=1, le=MAX_PAGE)
+    end_date: Day | None = Field(
+        None, description=END_DOC + " Defaults to today. Before start_date: no periods."
+    )
+    page: int = Field(1, ge=1, le=MAX_PAGE, description=PAGE_DOC)
     page_size: int = Field(50, ge=1, le=MAX_PAGE_SIZE)
 
 
 class TopUsersQuery(UsageQuery):
     product: Product = Product.UNIFIED_AREA
-    date_: date | None = Field(None, alias="date", description="A day in the term; today.")
-    page: int = Field(1, ge=1, le=MAX_PAGE)
+    date_: QueryDate | None = Field(None, alias="date", description="A day in the term; today.")
+    page: int = Field(1, ge=1, le=MAX_PAGE, description=PAGE_DOC)
     page_size: int = Field(20, ge=1, le=MAX_PAGE_SIZE)
 
 
@@ -201,8 +262,37 @@ class ApiKeysQuery(Camel):
     )
 
 
+Longitude = Annotated[float, Field(ge=-180, le=180)]
+Latitude = Annotated[float, Field(ge=-90, le=90)]
+Position = tuple[Longitude, Latitude] | tuple[Longitude, Latitude, float]
+Ring = Annotated[list[Position], Field(
+    min_length=3, max_length=10_000,
+    description="[lon, lat] positions; an open ring is closed. Rings are straight lines in "
+    "lon/lat (RFC 7946).",
+)]
+
+
+class GeoJsonPolygon(BaseModel):
+    """The shape the schema can state; what it cannot (a shape with no area after
+    repair, one crossing the antimeridian, too many vertices once densified) is a 400."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["Polygon"]
+    coordinates: Annotated[list[Ring], Field(min_length=1, description="Shell, then holes.")]
+
+
+class GeoJsonMultiPolygon(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["MultiPolygon"]
+    coordinates: Annotated[list[Annotated[list[Ring], Field(min_length=1)]], Field(min_length=1)]
+
+
 class CheckIn(Snake):
-    geometry: dict[str, Any] = Field(description="GeoJSON Polygon or MultiPolygon, WGS84.")
+    geometry: GeoJsonPolygon | GeoJsonMultiPolygon = Field(
+        discriminator="type", description="GeoJSON Polygon or MultiPolygon, WGS84."
+    )
     product: Product
     leaf_user_id: str = Field(min_length=1, max_length=256)
     api_owner: str | None = Field(None, min_length=1, description="Admin key only.")
@@ -640,15 +730,18 @@ class ScopeQuery(UsageQuery):
 
     product: Product = Product.UNIFIED_AREA
     leaf_user_id: str | None = Field(
-        None, alias="leafUserId", min_length=1, description="A user's scope; the owner's without."
+        None, alias="leafUserId", min_length=1, max_length=MAX_ID_LENGTH,
+        description="A user's scope; the owner's without.",
     )
-    date_: date | None = Field(None, alias="date", description="A day of the term; today.")
-    start_date: date | None = Field(None, description="First day searched; the term's start.")
-    end_date: date | None = Field(None, description="Last day searched; `date`.")
+    date_: QueryDate | None = Field(None, alias="date", description="A day of the term; today.")
+    start_date: QueryDate | None = Field(None, description="First day searched; the term's start.")
+    end_date: QueryDate | None = Field(
+        None, description="Last day searched; `date`. Before start_date: nothing is searched."
+    )
 
 
 class ExplainAreaQuery(ScopeQuery):
-    page: int = Field(1, ge=1, le=MAX_PAGE, description="One-based page of `deduplicated`.")
+    page: int = Field(1, ge=1, le=MAX_PAGE, description=f"{PAGE_DOC} Pages `deduplicated`.")
     page_size: int = Field(20, ge=1, le=MAX_PAGE_SIZE)
 
 

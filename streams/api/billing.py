@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -33,7 +35,6 @@ from schemas.api import (
 from schemas.codec import dumps
 from schemas.internal import QuotaMessage
 from schemas.units import Unit, convert, to_m2
-from streams.api import params
 from streams.api.deps import ADMIN, READ, READ_ANY, Everyone, Scope
 from streams.api.errors import ERROR_RESPONSES, not_found
 from streams.api.everyone import gather, local_share, share_response
@@ -46,7 +47,7 @@ from streams.api.exports import (
     csv_response,
     tally,
 )
-from streams.api.paging import TOTAL_HEADER, page_of, set_total
+from streams.api.paging import TOTAL_HEADER, PageSpan, page_of, set_total
 from streams.api.params import ContractId, LeafUserId
 
 router = APIRouter(prefix="/billing/contracts", tags=["billing"], responses=ERROR_RESPONSES)
@@ -138,8 +139,7 @@ async def consumption(
     response: Response,
 ) -> ConsumptionOut:
     contract = the_contract(scope, contract_id)
-    day = params.day(q.timestamp, scope.now.date())
-    params.date_range(day, day, "timestamp", "timestamp")
+    day = q.timestamp or scope.now.date()
     c = usage.consumption_on(scope.meter, contract, day, scope.now)
     users = [scope_day_out(u, d, q.unit) for u, d in c.users]
     set_total(response, len(users))
@@ -155,20 +155,32 @@ async def consumption(
 
 
 def _range(scope: Scope, contract: Contract, q: BreakdownQuery) -> tuple[date, date]:
+    """Before the term's first day or ending before it starts, the range has no days."""
     today = scope.now.date()
-    return params.date_range(
-        params.day(q.start_time, contract.term(today).start), params.day(q.end_time, today),
-        "startTime", "endTime",
-    )
+    return q.start_time or contract.term(today).start, q.end_time or today
 
 
 def _breakdown(
     scope: Scope, contract: Contract, scope_key: str, q: BreakdownQuery, response: Response
 ) -> list[DayOut]:
+    return _days_page(scope, contract, q, response, partial(
+        usage.daily_series, scope.meter, contract, scope_key))
+
+
+def _days_page(
+    scope: Scope, contract: Contract, q: BreakdownQuery, response: Response,
+    series: Callable[[date, date, datetime], list[DayUsage]],
+) -> list[DayOut]:
+    """Only the page's days are computed, so a range of any length costs one page."""
     start, end = _range(scope, contract, q)
-    days = usage.daily_series(scope.meter, contract, scope_key, start, end, scope.now)
-    set_total(response, len(days))
-    return [day_out(d, q.unit) for d in page_of(days, q.page, q.size)]
+    total = max(0, (end - start).days + 1)
+    set_total(response, total)
+    page = PageSpan.of(q.page, q.size, total)
+    if page.empty:
+        return []
+    days = series(start + timedelta(days=page.first), start + timedelta(days=page.stop - 1),
+                  scope.now)
+    return [day_out(d, q.unit) for d in days]
 
 
 def _breakdown_csv(
@@ -181,7 +193,7 @@ def _breakdown_csv(
     return csv_response(exports.consumption_header(q.unit),
                         (exports.consumption_row(contract, d, q.unit) for d in days),
                         f"consumption-{contract.contract_id}-{name}.csv",
-                        (end - start).days + 1)
+                        max(0, (end - start).days + 1))
 
 
 @router.get("/{contractId}/consumption/api-owner", response_model=list[DayOut],
@@ -241,8 +253,7 @@ async def user_breakdown_csv(
 async def _term_report(scope: Scope, contract_id: str, q: ReportQuery) -> TermReport:
     """The term's usage records are read once, the loop handed back between batches."""
     contract = the_contract(scope, contract_id)
-    day = params.day(q.timestamp, scope.now.date())
-    params.date_range(day, day, "timestamp", "timestamp")
+    day = q.timestamp or scope.now.date()
     user = None if q.leaf_user_id is None else _user_of(scope, contract, q.leaf_user_id)
     term = contract.term(day)
     start, end = record_days(term)
@@ -302,10 +313,8 @@ async def users_breakdown(
 ) -> list[DayOut]:
     """What a quota is compared with (SPEC §3); the page at /ui charts it."""
     contract = the_contract(scope, contract_id)
-    start, end = _range(scope, contract, q)
-    days = usage.billable_series(scope.meter, contract, start, end, scope.now)
-    set_total(response, len(days))
-    return [day_out(d, q.unit) for d in page_of(days, q.page, q.size)]
+    return _days_page(scope, contract, q, response,
+                      partial(usage.billable_series, scope.meter, contract))
 
 
 @router.put("/{contractId}/quota", response_model=ContractOut, status_code=202,

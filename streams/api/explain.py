@@ -29,7 +29,6 @@ from schemas.api import (
     ScopeQuery,
 )
 from schemas.units import Unit, convert
-from streams.api import params
 from streams.api.deps import READ, Scope
 from streams.api.errors import ERROR_RESPONSES, bad_parameter
 
@@ -110,8 +109,7 @@ def _question(q: ScopeQuery, contract: Contract, today: date,
         raise bad_parameter("product", f"{contract.product.value} is a live union: explain "
                             "and the map cover the period-bounded products")
     term = contract.term(q.date_ or today)
-    start, end = params.date_range(q.start_date or term.start, q.end_date or q.date_ or today,
-                                   "start_date", "end_date")
+    start, end = q.start_date or term.start, q.end_date or q.date_ or today
     return Question(contract, term.index, _scope(q), where, start, end)
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Sequence
+from datetime import date, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
@@ -12,9 +13,9 @@ from aggregates import usage as figures
 from aggregates.breakdown import breakdown
 from aggregates.contracts import OWNER_SCOPE, Contract, user_scope
 from aggregates.pages import Window
-from aggregates.periods import day_of
+from aggregates.periods import Calendar, day_of, period_start
 from aggregates.records import UsageRecord
-from aggregates.usage import PeriodType
+from aggregates.usage import PeriodType, PeriodUsage
 from schemas import exports
 from schemas.api import (
     AreaPairOut,
@@ -43,11 +44,11 @@ from schemas.api import (
     UserBreakdownOut,
 )
 from schemas.units import Unit, convert
-from streams.api import params, wording
+from streams.api import wording
 from streams.api.deps import CHECK, READ, Scope
 from streams.api.errors import ERROR_RESPONSES, bad_parameter
 from streams.api.exports import CSV, CSV_ONLY, LIST_ALSO_CSV, CsvResponse, csv_response
-from streams.api.paging import TOTAL_HEADER, page_of, set_total
+from streams.api.paging import TOTAL_HEADER, PageSpan, page_of, set_total
 
 router = APIRouter(prefix="/usage", tags=["usage"], responses=ERROR_RESPONSES)
 
@@ -60,11 +61,9 @@ def _summary_range(
     q: SummaryQuery, today: date, contract: Contract | None
 ) -> tuple[date, date, date]:
     """The range asked for, and the last day of its `period` (where projections end)."""
-    end = params.day(q.end_date, today)
+    end = q.end_date or today
     first, last = figures.span_bounds(q.period, end, contract)
-    start, end = params.date_range(params.day(q.start_date, first), end, "start_date",
-                                   "end_date")
-    return start, end, last
+    return q.start_date or first, end, last
 
 
 def projection_out(p: figures.PeriodProjection, unit: Unit) -> ProjectionOut:
@@ -138,7 +137,7 @@ async def usage_breakdown(
     users = [
         UserBreakdownOut(leaf_user_id=u.leaf_user_id, events=u.events, unit=q.unit,
                          area_added={p: convert(m2, q.unit) for p, m2 in u.added_m2.items()})
-        for u in page_of(found.users, q.page - 1, q.page_size)
+        for u in page_of(found.users, q.page, q.page_size)
     ]
     set_total(response, len(found.users))
     return UsageBreakdownOut(
@@ -167,13 +166,9 @@ def record_out(r: UsageRecord, unit: Unit) -> RecordOut:
 
 
 def _records(scope: Scope, q: DetailsQuery) -> Window[UsageRecord]:
-    today = scope.now.date()
-    start = None if q.start_date is None else params.day(q.start_date, today)
-    end = None if q.end_date is None else params.day(q.end_date, today)
-    if start and end:
-        params.date_range(start, end, "start_date", "end_date")
     return scope.meter.records.select(scope.acting_owner, event_type=q.type,
-                                      leaf_user_id=q.leaf_user_id, start=start, end=end)
+                                      leaf_user_id=q.leaf_user_id, start=q.start_date,
+                                      end=q.end_date)
 
 
 def _records_csv(scope: Scope, q: DetailsQuery) -> CsvResponse:
@@ -192,7 +187,7 @@ async def details(
     if csv:
         return _records_csv(scope, q)
     found = _records(scope, q)
-    page = [record_out(r, q.unit) for r in page_of(found, q.page - 1, q.page_size)]
+    page = [record_out(r, q.unit) for r in page_of(found, q.page, q.page_size)]
     set_total(response, len(found))
     return DetailsOut(api_owner=scope.acting_owner, page=q.page, page_size=q.page_size,
                       total=len(found), records=page)
@@ -212,24 +207,71 @@ async def by_period(
 ) -> ByPeriodOut:
     owner, today = scope.acting_owner, scope.now.date()
     contract = scope.meter.contract_for(owner, q.product)
-    limit = params.MAX_HOUR_RANGE_DAYS if q.period_type is PeriodType.HOUR else None
-    start, end = params.date_range(
-        params.day(q.start_date, contract.term(today).start if contract else today),
-        params.day(q.end_date, today), "start_date", "end_date",
-        limit or params.MAX_RANGE_DAYS,
-    )
-    scope_key = OWNER_SCOPE if q.leaf_user_id is None else user_scope(q.leaf_user_id)
-    series = [] if contract is None else figures.by_period(
-        scope.meter, contract, scope_key, q.period_type, start, end, scope.now)
+    start = q.start_date or (contract.term(today).start if contract else today)
+    end = q.end_date or today
+    total, series = (0, []) if contract is None else _series_page(scope, contract, q, start, end)
     periods = [PeriodOut(period_start=p.start, area_added=convert(p.added_m2, q.unit),
                          total_area=convert(p.total_m2, q.unit), unit=q.unit)
-               for p in page_of(series, q.page - 1, q.page_size)]
-    set_total(response, len(series))
+               for p in series]
+    set_total(response, total)
     return ByPeriodOut(
         api_owner=owner, product=q.product, contract_id=_id(contract),
         leaf_user_id=q.leaf_user_id, period_type=q.period_type, start_date=start,
-        end_date=end, page=q.page, page_size=q.page_size, total=len(series), periods=periods,
+        end_date=end, page=q.page, page_size=q.page_size, total=total, periods=periods,
     )
+
+
+def _series_page(
+    scope: Scope, contract: Contract, q: ByPeriodQuery, start: date, end: date
+) -> tuple[int, Sequence[PeriodUsage]]:
+    """How many periods [start, end] holds, and the page's periods, computed alone: a
+    series of any span costs one page."""
+    key = OWNER_SCOPE if q.leaf_user_id is None else user_scope(q.leaf_user_id)
+    if q.period_type is PeriodType.HOUR:
+        hours = 24 * _buckets(start, end, Calendar.DAY)
+        page = PageSpan.of(q.page, q.page_size, hours)
+        if page.empty:
+            return hours, []
+        first_day, last_day = page.first // 24, (page.stop - 1) // 24
+        series = figures.by_period(scope.meter, contract, key, q.period_type,
+                                   start + timedelta(days=first_day),
+                                   start + timedelta(days=last_day), scope.now)
+        return hours, series[page.first - 24 * first_day:page.stop - 24 * first_day]
+    period = Calendar(q.period_type.value)
+    total = _buckets(start, end, period)
+    page = PageSpan.of(q.page, q.page_size, total)
+    if page.empty:
+        return total, []
+    first = max(start, _nth_period(start, period, page.first))
+    last = min(end, _nth_period(start, period, page.stop) - timedelta(days=1))
+    return total, figures.by_period(scope.meter, contract, key, q.period_type, first, last,
+                                    scope.now)
+
+
+MONTHS = {Calendar.MONTH: 1, Calendar.QUARTER: 3, Calendar.YEAR: 12}
+
+
+def _buckets(start: date, end: date, period: Calendar) -> int:
+    """Calendar periods [start, end] touches; none when it ends before it starts."""
+    if end < start:
+        return 0
+    a, b = period_start(start, period), period_start(end, period)
+    if period is Calendar.DAY:
+        return (b - a).days + 1
+    if period is Calendar.WEEK:
+        return (b - a).days // 7 + 1
+    return ((b.year - a.year) * 12 + b.month - a.month) // MONTHS[period] + 1
+
+
+def _nth_period(start: date, period: Calendar, n: int) -> date:
+    """First day of the n-th calendar period from the one holding `start` (0: that one)."""
+    first = period_start(start, period)
+    if period is Calendar.DAY:
+        return first + timedelta(days=n)
+    if period is Calendar.WEEK:
+        return first + timedelta(weeks=n)
+    months = first.month - 1 + n * MONTHS[period]
+    return date(first.year + months // 12, months % 12 + 1, 1)
 
 
 @router.get("/top-users", response_model=TopUsersOut, summary="Leaf users ranked by unique area",
@@ -240,13 +282,12 @@ async def top_users(
     owner = scope.acting_owner
     contract = scope.meter.contract_for(owner, q.product)
     day = q.date_ or scope.now.date()
-    params.date_range(day, day, "date", "date")
     ranked = [] if contract is None else figures.top_users(scope.meter, contract, day)
-    first = (q.page - 1) * q.page_size
+    first = PageSpan.of(q.page, q.page_size, len(ranked)).first
     users = [TopUserOut(rank=first + i + 1, leaf_user_id=u.leaf_user_id,
                         total_area=convert(u.total_m2, q.unit), share_percent=u.share_percent,
                         unit=q.unit)
-             for i, u in enumerate(page_of(ranked, q.page - 1, q.page_size))]
+             for i, u in enumerate(page_of(ranked, q.page, q.page_size))]
     term = contract.term(day) if contract else None
     set_total(response, len(ranked))
     return TopUsersOut(
@@ -276,7 +317,8 @@ async def check(body: CheckIn, q: Annotated[CheckQuery, Query()], scope: CHECK) 
     """Nothing is sent anywhere: a check reads the unions and changes nothing."""
     unit: Unit = q.unit
     try:
-        geom = normalize_geometry(body.geometry, max_vertices=scope.api.settings.max_vertices)
+        geom = normalize_geometry(body.geometry.model_dump(),
+                                  max_vertices=scope.api.settings.max_vertices)
     except (GeometryError, ValueError, TypeError) as exc:
         raise bad_parameter("geometry", f"geometry: {exc}") from None
     day = day_of(body.timestamp) if body.timestamp else scope.now.date()

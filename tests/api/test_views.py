@@ -42,7 +42,7 @@ async def test_contracts_list_pages_and_counts(client: Client, world: Feed) -> N
     status, body, headers = await get(client, "/billing/contracts", key, size=2)
     assert status == 200 and headers["X-Total-Count"] == "4", body
     assert [c["product"] for c in body] == ["FIELDS_BOUNDARY", "AUDIT_FIELDS_BOUNDARY"]
-    status, body, _ = await get(client, "/billing/contracts", key, page=1, size=2)
+    status, body, _ = await get(client, "/billing/contracts", key, page=2, size=2)
     assert [c["product"] for c in body] == ["OPERATIONS_FILE", "UNIFIED_AREA"]
     assert all(c["apiOwner"] == OWNER and c["unit"] == "acres" for c in body)
 
@@ -416,19 +416,27 @@ async def test_rate_limits_per_key(client: Client, world: Feed) -> None:
     ("/billing/contracts", {"unit": "furlongs"}, "unit"),
     ("/billing/contracts", {"size": "101"}, "size"),
     ("/billing/contracts", {"page": "-1"}, "page"),
+    ("/billing/contracts", {"page": "0"}, "page"),
     ("/billing/contracts", {"product": "NOPE"}, "product"),
+    ("/billing/contracts", {"nope": "1"}, "nope"),
     (f"/billing/contracts/{FILE}/consumption", {"timestamp": "yesterday"}, "timestamp"),
+    (f"/billing/contracts/{FILE}/consumption", {"timestamp": "0.5"}, "timestamp"),
+    (f"/billing/contracts/{FILE}/consumption", {"page": "0"}, "page"),
     (f"/billing/contracts/{FILE}/consumption/api-owner",
-     {"startTime": "2026-03-05", "endTime": "2026-03-01"}, "startTime"),
+     {"startTime": "1000-01-01", "endTime": "2026-01-01"}, "startTime"),
     (f"/billing/contracts/{FILE}/consumption/api-owner",
-     {"startTime": "1000-01-01", "endTime": "9999-01-01"}, "endTime"),
+     {"startTime": "2026-01-01", "endTime": "2200-01-01"}, "endTime"),
+    (f"/billing/contracts/{FILE}/consumption/api-owner", {"page": "0"}, "page"),
     ("/usage/details", {"page_size": "500"}, "page_size"),
     ("/usage/details", {"page": "0"}, "page"),
+    ("/usage/details", {"leafUserId": "u" * 257}, "leafUserId"),
     ("/usage/by-period", {"period_type": "fortnight"}, "period_type"),
-    ("/usage/by-period", {"period_type": "hour", "start_date": "2026-01-01"}, "end_date"),
+    ("/usage/by-period", {"page": "0"}, "page"),
     ("/usage/summary", {"start_date": "2026-13-01"}, "start_date"),
     ("/usage/summary", {"period": "decade"}, "period"),
     ("/usage/top-users", {"date": "x"}, "date"),
+    ("/usage/top-users", {"date": "0"}, "date"),
+    ("/usage/top-users", {"page": "0"}, "page"),
 ])
 async def test_bad_parameters_are_400_naming_them(
     client: Client, world: Feed, path: str, params: dict[str, str], parameter: str
@@ -436,6 +444,95 @@ async def test_bad_parameters_are_400_naming_them(
     status, body, _ = await get(client, path, await world.key_for(OWNER), **params)
     assert status == 400, body
     assert body["error"] == "invalid_parameter" and body["parameter"] == parameter
+
+
+# ---- pages and ranges ---------------------------------------------------------------
+
+
+LISTS = [("/billing/contracts", "size"), (f"/billing/contracts/{FILE}/consumption", "size"),
+         (f"/billing/contracts/{FILE}/consumption/api-owner", "size"),
+         (f"/billing/contracts/{FILE}/consumption/leaf-user/u1", "size"),
+         ("/usage/details", "page_size"), ("/usage/by-period", "page_size"),
+         ("/usage/top-users", "page_size"), ("/usage/breakdown", "page_size")]
+
+
+@pytest.mark.parametrize(("path", "size"), LISTS)
+async def test_every_list_pages_from_1_and_counts(
+    client: Client, world: Feed, path: str, size: str
+) -> None:
+    """One rule: page 1 is the first page, 0 is a 400, X-Total-Count on every list."""
+    key = await world.key_for(OWNER)
+    status, first, headers = await get(client, path, key, **{size: 1})
+    assert status == 200 and int(headers["X-Total-Count"]) >= 2, (path, first)
+    _, again, _ = await get(client, path, key, page=1, **{size: 1})
+    _, second, _ = await get(client, path, key, page=2, **{size: 1})
+    assert again == first and second != first
+    status, body, _ = await get(client, path, key, page=0)
+    assert status == 400 and body["parameter"] == "page"
+
+
+async def test_ranges_of_any_span_cost_one_page(client: Client, world: Feed) -> None:
+    """Only the page is computed: three centuries of hours answer like one day's."""
+    key = await world.key_for(OWNER)
+    status, body, headers = await get(client, "/usage/by-period", key, period_type="hour",
+                                      product="OPERATIONS_FILE", start_date="1900-01-01",
+                                      end_date="2199-12-31", unit="m2", page_size=100)
+    days = (date(2199, 12, 31) - date(1900, 1, 1)).days + 1
+    assert status == 200 and int(headers["X-Total-Count"]) == 24 * days == body["total"]
+    assert [p["period_start"][:10] for p in body["periods"][::24]] == [
+        "1900-01-01", "1900-01-02", "1900-01-03", "1900-01-04", "1900-01-05"]
+    hour = (T0.date() - date(1900, 1, 1)).days * 24 + 12  # T0's hour
+    page = hour // 100 + 1
+    _, body, _ = await get(client, "/usage/by-period", key, period_type="hour",
+                           product="OPERATIONS_FILE", start_date="1900-01-01",
+                           end_date="2199-12-31", unit="m2", page_size=100, page=page)
+    assert body["periods"][hour % 100]["period_start"] == T0.isoformat().replace("+00:00", "Z")
+    assert body["periods"][hour % 100]["area_added"] == pytest.approx(geodesic_area_m2(sq(0, 0)))
+    _, months, headers = await get(client, "/usage/by-period", key, period_type="month",
+                                   product="OPERATIONS_FILE", start_date="2026-02-15",
+                                   end_date="2026-05-02", unit="m2", page_size=2, page=2)
+    assert headers["X-Total-Count"] == "4"
+    assert [m["period_start"][:10] for m in months["periods"]] == ["2026-04-01", "2026-05-01"]
+    assert months["periods"][-1]["total_area"] == pytest.approx(
+        world.meter.total_m2(FILE, 0, OWNER_SCOPE))
+    _, weeks, headers = await get(client, "/usage/by-period", key, period_type="week",
+                                  product="OPERATIONS_FILE", start_date="1900-01-01",
+                                  end_date="2199-12-31", page_size=3, page=2)
+    last_monday = date(2199, 12, 31) - timedelta(days=date(2199, 12, 31).weekday())
+    assert int(headers["X-Total-Count"]) == (last_monday - date(1900, 1, 1)).days // 7 + 1
+    assert [w["period_start"][:10] for w in weeks["periods"]] == [
+        "1900-01-22", "1900-01-29", "1900-02-05"]  # 1 January 1900 was a Monday
+    _, quarters, headers = await get(client, "/usage/by-period", key, period_type="quarter",
+                                     product="OPERATIONS_FILE", start_date="2026-02-15",
+                                     end_date="2027-01-02", page_size=2, page=2)
+    assert headers["X-Total-Count"] == "5"
+    assert [q["period_start"][:10] for q in quarters["periods"]] == ["2026-07-01", "2026-10-01"]
+    _, days_, headers = await get(client, f"/billing/contracts/{FILE}/consumption/api-owner",
+                                  key, startTime="1900-01-01", endTime="2199-12-31", size=100,
+                                  page=(T0.date() - date(1900, 1, 1)).days // 100 + 1)
+    assert int(headers["X-Total-Count"]) == days
+    assert T0.date().isoformat() in {d["date"] for d in days_}
+
+
+async def test_a_range_ending_before_it_starts_is_empty(client: Client, world: Feed) -> None:
+    key = await world.key_for(OWNER)
+    status, body, headers = await get(
+        client, f"/billing/contracts/{FILE}/consumption/api-owner", key,
+        startTime="2026-03-05", endTime="2026-03-01")
+    assert (status, body, headers["X-Total-Count"]) == (200, [], "0")
+    status, body, headers = await get(client, "/usage/by-period", key, start_date="2026-03-05",
+                                      end_date="2026-03-01", product="OPERATIONS_FILE")
+    assert (status, body["periods"], headers["X-Total-Count"]) == (200, [], "0")
+    status, body, _ = await get(client, "/usage/summary", key, start_date="2026-03-05",
+                                end_date="2026-03-01", include_projections="true")
+    assert status == 200 and all(p["area_added"] == 0 for p in body["products"])
+    status, body, headers = await get(client, "/usage/breakdown", key, start_date="2026-03-05",
+                                      end_date="2026-03-01")
+    assert (status, body["users"], body["events"], headers["X-Total-Count"]) == (200, [], 0, "0")
+    status, body, headers = await get(client, "/usage/details", key,
+                                      start_date="2026-04-01T00:00:00Z",
+                                      end_date="2026-03-31T23:59:59Z")
+    assert (status, body["records"], headers["X-Total-Count"]) == (200, [], "0")
 
 
 @pytest.mark.parametrize("geometry", [

@@ -43,10 +43,10 @@ async function api(path, params = {}) {
   return body;
 }
 
-// Every page of a /billing list (zero-based pages, X-Total-Count says how many items).
+// Every page of a /billing list (pages count from 1, as on every list of the API).
 async function allDays(path, params) {
   const days = [];
-  for (let page = 0; ; page += 1) {
+  for (let page = 1; ; page += 1) {
     const got = await api(path, { ...params, page, size: 100 });
     days.push(...got);
     if (got.length < 100) return days;
