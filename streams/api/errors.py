@@ -20,6 +20,7 @@ from schemas.api import ErrorOut
 log = logging.getLogger(__name__)
 
 ERROR_CODES = {404: "not_found", 405: "method_not_allowed"}
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.",
                                "required": True, "schema": {"type": "integer", "minimum": 1}}}
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -82,8 +83,20 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     """404 for unknown paths, 405 (with Allow) for unknown methods."""
     assert isinstance(exc, HTTPException)
     error = ERROR_CODES.get(exc.status_code, "http_error")
-    return error_response(ApiError(exc.status_code, error, str(exc.detail),
-                                   headers=dict(exc.headers or {})))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed(request, headers.get("Allow", ""))
+    return error_response(ApiError(exc.status_code, error, str(exc.detail), headers=headers))
+
+
+def _allowed(request: Request, starlettes: str) -> str:
+    """The methods the API documents for the path's template: Starlette's Allow names only
+    the first matching route's, though a template may have a route per method (GET and
+    POST /webhooks)."""
+    template = getattr(request.scope.get("route"), "path", None)
+    operations = request.app.openapi()["paths"].get(template, {})
+    documented = [m for m in METHODS if m.lower() in operations]
+    return ", ".join(documented) if documented else starlettes
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

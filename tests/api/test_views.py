@@ -563,6 +563,8 @@ async def test_bad_bodies_and_unknown_paths(client: Client, world: Feed) -> None
     resp = await client.delete("/usage/plan", headers=bearer(key))
     assert resp.status == 405 and resp.content_type == "application/json"
     assert resp.headers["Allow"] == "GET"
+    resp = await client.put("/webhooks", headers=bearer(key))  # a route per method
+    assert resp.status == 405 and resp.headers["Allow"] == "GET, POST"
 
 
 async def test_openapi_covers_every_endpoint(client: Client) -> None:
