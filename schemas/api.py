@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
     BeforeValidator,
@@ -725,10 +726,25 @@ class DeliveryOut(Camel):
 MAX_GROUND_FEATURES = 500
 
 
+def _period_bounded(product: Product) -> Product:
+    if not product.period_bounded:
+        raise ValueError(f"{product.value} is a live union: explain and the map cover the "
+                         "period-bounded products")
+    return product
+
+
+# AUDIT's live union keeps no counted pieces, so the schema leaves it out.
+BoundedProduct = Annotated[
+    Product, AfterValidator(_period_bounded),
+    WithJsonSchema({"type": "string",
+                    "enum": [p.value for p in Product if p.period_bounded]}),
+]
+
+
 class ScopeQuery(UsageQuery):
     """One union: a product's contract, a term and a scope."""
 
-    product: Product = Product.UNIFIED_AREA
+    product: BoundedProduct = Product.UNIFIED_AREA
     leaf_user_id: str | None = Field(
         None, alias="leafUserId", min_length=1, max_length=MAX_ID_LENGTH,
         description="A user's scope; the owner's without.",
@@ -751,7 +767,9 @@ class ExplainQuery(ExplainAreaQuery):
 
 
 class ExplainIn(Snake):
-    geometry: dict[str, Any] = Field(description="GeoJSON Polygon or MultiPolygon, WGS84.")
+    geometry: GeoJsonPolygon | GeoJsonMultiPolygon = Field(
+        discriminator="type", description="GeoJSON Polygon or MultiPolygon, WGS84."
+    )
 
 
 class GroundQuery(ScopeQuery):

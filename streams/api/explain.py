@@ -49,7 +49,8 @@ async def explain_area(
     body: ExplainIn, q: Annotated[ExplainAreaQuery, Query()], scope: READ
 ) -> ExplainOut:
     try:
-        where = normalize_geometry(body.geometry, max_vertices=scope.api.settings.max_vertices)
+        where = normalize_geometry(body.geometry.model_dump(),
+                                   max_vertices=scope.api.settings.max_vertices)
     except (GeometryError, ValueError, TypeError) as exc:
         raise bad_parameter("geometry", f"geometry: {exc}") from None
     return _explained(q, scope, where, None, None)
@@ -105,9 +106,6 @@ def _scope(q: ScopeQuery) -> str:
 
 def _question(q: ScopeQuery, contract: Contract, today: date,
               where: BaseGeometry = _NOWHERE) -> Question:
-    if not contract.product.period_bounded:
-        raise bad_parameter("product", f"{contract.product.value} is a live union: explain "
-                            "and the map cover the period-bounded products")
     term = contract.term(q.date_ or today)
     start, end = q.start_date or term.start, q.end_date or q.date_ or today
     return Question(contract, term.index, _scope(q), where, start, end)

@@ -40,11 +40,11 @@ async def get_csv(client: Client, path: str, token: str, headers: dict[str, str]
     return rows, resp.headers
 
 
-async def json_pages(client: Client, path: str, token: str, first: int, size_name: str,
+async def json_pages(client: Client, path: str, token: str, size_name: str,
                      items: str | None = None, **params: Any) -> list[dict[str, Any]]:
     """Every page of a JSON list endpoint, two items a page."""
     out: list[dict[str, Any]] = []
-    page = first
+    page = 1
     while True:
         resp = await client.get(path, headers=bearer(token),
                                 params={**params, "page": page, size_name: 2})
@@ -67,7 +67,7 @@ async def test_owner_and_user_days_are_the_json_rows_every_page(
     for json_path, csv_path, user in ((f"{base}/api-owner", f"{base}/api-owner.csv", ""),
                                       (f"{base}/leaf-user/u2", f"{base}/leaf-user/u2/daily.csv",
                                        "u2")):
-        want = await json_pages(client, json_path, key, 0, "size", **span)
+        want = await json_pages(client, json_path, key, "size", **span)
         assert len(want) == 7
         by_accept, _ = await get_csv(client, json_path, key, CSV, **span)
         by_path, _ = await get_csv(client, csv_path, key, **span)
@@ -92,7 +92,7 @@ async def test_usage_records_are_every_page_of_details_with_its_filters(
     for filters in ({}, {"leafUserId": "u1"}, {"type": "providerFileProcessingFinished"},
                     {"start_date": T0.date().isoformat(),
                      "end_date": (T0 + timedelta(days=1)).date().isoformat()}):
-        want = await json_pages(client, "/usage/details", key, 1, "page_size", "records",
+        want = await json_pages(client, "/usage/details", key, "page_size", "records",
                                 unit="m2", **filters)
         assert want, filters
         rows, _ = await get_csv(client, "/usage/details.csv", key, unit="m2", **filters)
@@ -190,12 +190,8 @@ async def test_another_owners_exports_are_404_json(client: Client, world: Feed) 
 
 
 @pytest.mark.parametrize(("path", "params", "parameter"), [
-    ("/usage/details.csv", {"start_date": "2026-03-05", "end_date": "2026-03-01"},
-     "start_date"),
     ("/usage/details", {"page_size": "0"}, "page_size"),
     ("/usage/details.csv", {"unit": "furlongs"}, "unit"),
-    (f"/billing/contracts/{FILE}/consumption/api-owner.csv",
-     {"startTime": "2026-03-05", "endTime": "2026-03-01"}, "startTime"),
     (f"{REPORT}.csv", {"timestamp": "yesterday"}, "timestamp"),
     (f"{REPORT}.csv", {"timestamp": "0001-01-01T00:00:00+01:00"}, "timestamp"),
 ])
