@@ -261,6 +261,8 @@ class ApiKeysQuery(Camel):
         None, min_length=1, max_length=320,
         description="Admin key only: the API owner whose keys these are.",
     )
+    page: int = Field(1, ge=1, le=MAX_PAGE, description=PAGE_DOC)
+    size: int = Field(20, ge=1, le=MAX_PAGE_SIZE)
 
 
 Longitude = Annotated[float, Field(ge=-180, le=180)]
@@ -689,6 +691,11 @@ class WebhookIn(Camel):
 
 class WebhooksQuery(Camel):
     api_owner: str | None = Field(None, min_length=1, max_length=320, description=OWNER_DOC)
+
+
+class WebhookListQuery(WebhooksQuery):
+    page: int = Field(1, ge=1, le=MAX_PAGE, description=PAGE_DOC)
+    size: int = Field(20, ge=1, le=MAX_PAGE_SIZE)
 
 
 class DeliveriesQuery(WebhooksQuery):

@@ -18,7 +18,7 @@ from streams.api.auth import fingerprint, new_owner_key
 from streams.api.deps import ADMIN, READ, Scope
 from streams.api.errors import ERROR_RESPONSES, not_found
 from streams.api.keys import command, info
-from streams.api.paging import TOTAL_HEADER, set_total
+from streams.api.paging import TOTAL_HEADER, page_of, set_total
 
 VISIBLE_WITHIN_SECONDS = 10.0
 KeyId = Annotated[str, Path(alias="keyId", min_length=1, max_length=64,
@@ -45,11 +45,11 @@ async def create_key(body: ApiKeyIn, scope: ADMIN) -> ApiKeyOut:
 async def list_keys(
     q: Annotated[ApiKeysQuery, Query()], scope: READ, response: Response
 ) -> list[ApiKeyInfo]:
-    """`q` only documents and checks `apiOwner`, which routing has already acted on."""
+    """`q.apiOwner` only documents and checks what routing has already acted on."""
     owner = scope.acting_owner
     rows = [info(owner, r) for r in scope.api.keys.of(owner)]
     set_total(response, len(rows))
-    return rows
+    return page_of(rows, q.page, q.size)
 
 
 @keys_router.delete("/{keyId}", response_model=ApiKeyInfo,

@@ -23,6 +23,7 @@ from schemas.api import (
     DeliveryOut,
     WebhookCreatedOut,
     WebhookIn,
+    WebhookListQuery,
     WebhookOut,
     WebhooksQuery,
 )
@@ -30,7 +31,7 @@ from schemas.codec import dumps
 from schemas.internal import WebhookEndpointMessage
 from streams.api.deps import READ, Scope
 from streams.api.errors import ERROR_RESPONSES, not_found
-from streams.api.paging import TOTAL_HEADER, set_total
+from streams.api.paging import TOTAL_HEADER, page_of, set_total
 from streams.api.params import WebhookId
 from streams.topics import partition_of
 
@@ -61,11 +62,11 @@ async def create(body: WebhookIn, scope: READ) -> WebhookCreatedOut:
 @router.get("", response_model=list[WebhookOut], summary="The owner's webhook endpoints",
             responses=TOTAL_HEADER)
 async def listed(
-    q: Annotated[WebhooksQuery, Query()], scope: READ, response: Response
+    q: Annotated[WebhookListQuery, Query()], scope: READ, response: Response
 ) -> list[WebhookOut]:
     found = [_out(e) for e in _endpoints(scope)]
     set_total(response, len(found))
-    return found
+    return page_of(found, q.page, q.size)
 
 
 @router.get("/deliveries", response_model=list[DeliveryOut],

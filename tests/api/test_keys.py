@@ -25,6 +25,9 @@ async def test_an_owner_lists_and_revokes_its_keys(client: Client, world: Feed) 
     }
     assert all(r["revokedAt"] is None and r["apiOwner"] == OWNER for r in rows)
     assert key not in str(rows) and fingerprint(key) not in str(rows)
+    pages = [await get(client, "/api-keys", key, page=page, size=1) for page in (1, 2, 3)]
+    assert [p[2]["X-Total-Count"] for p in pages] == ["2", "2", "2"]
+    assert [p[1] for p in pages] == [rows[:1], rows[1:], []]
 
     resp = await client.delete(f"/api-keys/{key_id}", headers=bearer(key))
     body = await resp.json()

@@ -437,6 +437,11 @@ async def test_rate_limits_per_key(client: Client, world: Feed) -> None:
     ("/usage/top-users", {"date": "x"}, "date"),
     ("/usage/top-users", {"date": "0"}, "date"),
     ("/usage/top-users", {"page": "0"}, "page"),
+    (f"/billing/contracts/{FILE}/consumption/leaf-users", {"page": "0"}, "page"),
+    ("/usage/breakdown", {"page": "0"}, "page"),
+    ("/usage/explain", {"lon": "0", "lat": "0", "page": "0"}, "page"),
+    ("/api-keys", {"page": "0"}, "page"),
+    ("/webhooks", {"page": "0"}, "page"),
 ])
 async def test_bad_parameters_are_400_naming_them(
     client: Client, world: Feed, path: str, params: dict[str, str], parameter: str

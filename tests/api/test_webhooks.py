@@ -45,6 +45,18 @@ async def test_an_owner_registers_lists_and_removes_an_endpoint(
     assert await (await client.get("/webhooks", headers=bearer(key))).json() == []
 
 
+async def test_endpoints_are_listed_a_page_at_a_time(client: Client, world: Feed) -> None:
+    key = await world.key_for(OWNER)
+    ids = [(await register(client, key))[1]["id"] for _ in range(3)]
+    pages = []
+    for page in (1, 2, 3):
+        resp = await client.get("/webhooks", headers=bearer(key),
+                                params={"page": page, "size": 2})
+        assert resp.status == 200 and resp.headers["X-Total-Count"] == "3"
+        pages.append([e["id"] for e in await resp.json()])
+    assert [len(p) for p in pages] == [2, 1, 0] and sorted(pages[0] + pages[1]) == sorted(ids)
+
+
 async def test_endpoints_are_the_owners_own(client: Client, world: Feed) -> None:
     _, mine = await register(client, ADMIN, apiOwner=OWNER)
     other = await world.key_for(OTHER)
