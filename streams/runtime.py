@@ -17,6 +17,7 @@ from schemas.events import TOPIC_TYPES
 from streams.acks import ChangelogAcks, DurableAcks
 from streams.holder import MeterHolder
 from streams.metrics import Metrics
+from streams.restore import BulkRestoredTable
 from streams.settings import Settings
 from streams.topics import OUTPUT_TOPICS, metering_topic
 
@@ -99,8 +100,12 @@ def build_runtime(s: Settings) -> Runtime:
     )
     # bytes types make Faust use the raw codec for the changelog; its JSON fallback would
     # fail on binary pieces during recovery.
-    state = app.Table("state", key_type=bytes, value_type=bytes, partitions=s.partitions,
-                      options=s.rocksdb_options())
+    state = BulkRestoredTable(
+        app, name="state", beacon=app.tables.beacon, key_type=bytes, value_type=bytes,
+        partitions=s.partitions, options=s.rocksdb_options(),
+        bootstrap=s.bootstrap_servers(), fetch_bytes=s.consumer_max_fetch_mb * 2**20,
+    )
+    app.tables.add(state)
     rt = Runtime(
         settings=s,
         app=app,
