@@ -22,6 +22,11 @@ OFFSET_KEY = b"__faust\0offset__"
 Records = list[tuple[bytes, bytes | None]]
 
 
+def _source(bootstrap: str) -> Source:
+    """Fetches of 4 KB, so a partition is restored in many batches."""
+    return Source([bootstrap], TOPIC, fetch_bytes=4096, write_buffer_bytes=16 * 2**20)
+
+
 def _db(path: Path) -> Rdict:
     return Rdict(str(path), options=Options(raw_mode=True))
 
@@ -87,7 +92,7 @@ def test_restore_writes_what_a_replay_in_order_gives(broker: Broker, tmp_path: P
             dbs[2][key] = value
         dbs[2][OFFSET_KEY] = str(len(by_partition[2]) - 1).encode()
 
-        written = asyncio.run(restore(Source([broker.bootstrap], TOPIC, 4096), dbs, OFFSET_KEY))
+        written = asyncio.run(restore(_source(broker.bootstrap), dbs, OFFSET_KEY))
 
         assert written == len(by_partition[0]) + len(by_partition[1]) - done
         for partition, records in by_partition.items():
@@ -108,10 +113,29 @@ def test_restore_without_a_broker_leaves_the_database_to_fausts_recovery(tmp_pat
     try:
         db[b"kept"] = b"value"
         db[OFFSET_KEY] = b"7"
-        written = asyncio.run(restore(Source([f"127.0.0.1:{port}"], TOPIC, 4096), {0: db},
-                                      OFFSET_KEY))
+        written = asyncio.run(restore(_source(f"127.0.0.1:{port}"), {0: db}, OFFSET_KEY))
         assert written == 0
         assert _contents(db) == {b"kept": b"value"}
         assert db[OFFSET_KEY] == b"7"
+    finally:
+        db.close()
+
+
+def test_a_restore_stopped_half_way_leaves_records_and_offset_in_step(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """A worker stopping during a restore keeps what it wrote: Faust's recovery, or the
+    next restore, reads on from the persisted offset, so the database must hold exactly
+    the records up to it."""
+    records = _records(0, 3000, seed=4)
+    asyncio.run(_produce(broker.bootstrap, {0: records}))
+    checks = iter(range(1_000_000))
+    db = _db(tmp_path / "p0")
+    try:
+        written = asyncio.run(restore(_source(broker.bootstrap), {0: db}, OFFSET_KEY,
+                                      stopping=lambda: next(checks) >= 3))
+        reached = int(db[OFFSET_KEY])
+        assert 0 < written == reached + 1 < len(records)
+        assert _contents(db) == _replayed(records[:written])
     finally:
         db.close()
