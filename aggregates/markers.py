@@ -63,6 +63,23 @@ def encode_marker(record: UsageRecord, seq: int, source: str | None) -> bytes:
 _ORDER = [p.value for p in Product]
 
 
+def marker_area(raw: bytes, product: str) -> tuple[float, float] | None:
+    """A product's (user, owner) area in a stored marker, None if the record names no
+    area in it, read without decoding the marker: an hourly series reads thousands of
+    markers for one number each, and decoding one and rebuilding its record was ~12 µs
+    of the ~17 µs a record cost it. `dump` writes canonical JSON (sorted keys, no
+    spaces), so `areas` comes first, and it holds arrays of numbers only: its object
+    ends at the marker's first `}`, before any string a client chose."""
+    areas = raw[: raw.index(b"}")]
+    name = b'"' + product.encode() + b'":['
+    at = areas.find(name)
+    if at < 0:
+        return None
+    start = at + len(name)
+    user, owner = areas[start : areas.index(b"]", start)].split(b",")
+    return float(user), float(owner)
+
+
 def record_of_marker(event_id: str, marker: dict[str, Any]) -> UsageRecord:
     """The record an event produced, rebuilt from its marker so history survives restarts."""
     areas = {p: ProductArea(float(u), float(o)) for p, (u, o) in marker["areas"].items()}

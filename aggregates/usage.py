@@ -379,15 +379,12 @@ def _record_hours(
     active: set[datetime] = set()
     product = contract.product.value
     user = None if scope == OWNER_SCOPE else scope.removeprefix(USER_PREFIX)
-    for r in meter.records.select(contract.api_owner, leaf_user_id=user,
-                                  start=min(days, default=None), end=max(days, default=None)):
-        area = r.by_product.get(product)
-        at = r.timestamp.astimezone(UTC)
-        if area is None or at.date() not in days:
-            continue
-        hour = at.replace(minute=0, second=0, microsecond=0)
-        added[hour] += area.owner_m2 if scope == OWNER_SCOPE else area.user_m2
-        active.add(hour)
+    for hour, user_m2, owner_m2 in meter.records.areas(
+        contract.api_owner, product, leaf_user_id=user, start=min(days), end=max(days)
+    ):
+        if hour.date() in days:
+            added[hour] += owner_m2 if scope == OWNER_SCOPE else user_m2
+            active.add(hour)
     return added, active
 
 
