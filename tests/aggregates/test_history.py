@@ -64,6 +64,20 @@ def test_select_is_filter_then_sort_newest_first(
         assert got[-1].timestamp == want[-1].timestamp
 
 
+def _histories(
+    all_: list[UsageRecord],
+) -> tuple[UsageHistory, StoredHistory, dict[str, bytes | None]]:
+    """The same records in memory and in a table, as a worker stores them."""
+    memory, table = UsageHistory(), dict[str, bytes | None]()
+    stored = StoredHistory(scan_of(table), table.get)
+    for seq, r in enumerate(all_):
+        memory.add(r)
+        stored.add(r)
+        k, v = record_write(r, seq, encode_marker(r, seq, None))
+        table[k] = v
+    return memory, stored, table
+
+
 @given(records, st.sampled_from(["o1", "o2", "o3"]), st.sampled_from([None, "u1", "u2"]),
        st.sampled_from([None, "MACHINE_FILE_PROCESSED"]), days, days,
        st.integers(0, 4), st.integers(1, 7))
@@ -73,13 +87,7 @@ def test_the_stored_history_answers_as_the_one_in_memory_and_so_does_its_rebuild
 ) -> None:
     """A worker's history is its table's keys, read a page at a time; a takeover
     counts them from the keys alone."""
-    memory, table = UsageHistory(), {}
-    stored = StoredHistory(scan_of(table), table.get)
-    for seq, r in enumerate(all_):
-        memory.add(r)
-        stored.add(r)
-        k, v = record_write(r, seq, encode_marker(r, seq, None))
-        table[k] = v
+    memory, stored, table = _histories(all_)
     rebuilt = StoredHistory(scan_of(table), table.get)
     for k in table:
         _, o, parts = split_key(k)
@@ -131,13 +139,7 @@ def test_the_stored_hourly_areas_are_the_records_areas_by_hour(
     """An hourly series reads only the hour and one area of each record: the same
     figures as the records themselves, in memory or in the table, for the whole owner or
     one Leaf user, whatever the ids hold."""
-    memory, table = UsageHistory(), {}
-    stored = StoredHistory(scan_of(table), table.get)
-    for seq, r in enumerate(all_):
-        memory.add(r)
-        stored.add(r)
-        k, v = record_write(r, seq, encode_marker(r, seq, None))
-        table[k] = v
+    memory, stored, table = _histories(all_)
     owner = all_[0].api_owner if all_ else "o"
     user = all_[-1].leaf_user_id if all_ and one_user else None
     start = T0.date() + timedelta(days=first)
