@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-unit test-integration lint promtool chromium ui bench bench-engine bench-peer bench-state bench-explain bench-takeover bench-pipeline bench-api bench-exports broker-fetch clean soak
+.PHONY: run test test-unit test-integration lint promtool chromium ui bench bench-engine bench-peer bench-state bench-recovery bench-explain bench-takeover bench-pipeline bench-api bench-exports broker-fetch clean soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,7 +55,7 @@ lint: $(STAMP)
 soak: $(STAMP) broker-fetch
 	$(PY) -m tests.soak --runs $(or $(RUNS),10)
 
-bench: bench-engine bench-peer bench-state bench-explain bench-pipeline bench-api bench-exports
+bench: bench-engine bench-peer bench-recovery bench-explain bench-pipeline bench-api bench-exports
 
 ## bench-engine: the scale section stores 1M pieces, as issue 9's goal says (minutes);
 ## PIECES=200000 for a quick run.
@@ -73,6 +73,14 @@ bench-state: $(STAMP)
 ## bench-explain: explain my bill's time and the bytes it adds, on bench-state's state.
 bench-explain: $(STAMP)
 	$(PY) -m bench.explain --events $(or $(EVENTS),20000)
+
+## bench-recovery: bench-state on a store built afresh, then bench-takeover of it: memory
+## per event, the takeover from the table, and the takeover with Kafka's recovery.
+bench-recovery: $(STAMP) broker-fetch
+	rm -rf .data/bench-state
+	$(PY) -m bench.state --events $(or $(EVENTS),200000) --state .data/bench-state
+	$(PY) -m bench.takeover --state .data/bench-state
+	rm -rf .data/bench-state
 
 ## bench-takeover STATE=DIR: a worker takes over the changelog of a store that
 ## `make bench-state STATE=DIR` built; assignment to first metered event, recovery included.
