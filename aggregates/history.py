@@ -207,21 +207,21 @@ class StoredHistory:
         counts = self._days.get((api_owner, leaf_user_id, None), {})
         wanted = escape(leaf_user_id)
         needle = _needle(leaf_user_id)
+        at = len(key(Kind.RECORD, api_owner, ""))  # where each key's time starts
         hours: dict[str, datetime] = {}
         for day in range(start.toordinal(), end.toordinal() + 1):
             if not counts.get(day):
                 continue
             for raw in _day_keys(self._scan, api_owner, day, needle):
-                parts = raw.split(SEP)
-                at, who = parts[2], parts[5]
-                if leaf_user_id is not None and who != wanted:
+                if leaf_user_id is not None and raw.split(SEP)[5] != wanted:
                     continue
                 value = self._read(raw)
                 found = None if value is None else marker_area(value, product)
                 if found is not None:
-                    hour = hours.get(at[:13])
+                    hour = hours.get(raw[at : at + 13])
                     if hour is None:
-                        hour = hours[at[:13]] = datetime.fromisoformat(at[:13]).replace(tzinfo=UTC)
+                        text = raw[at : at + 13]
+                        hour = hours[text] = datetime.fromisoformat(text).replace(tzinfo=UTC)
                     yield hour, *found
 
 

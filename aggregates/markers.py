@@ -70,14 +70,16 @@ def marker_area(raw: bytes, product: str) -> tuple[float, float] | None:
     of the ~17 µs a record cost it. `dump` writes canonical JSON (sorted keys, no
     spaces), so `areas` comes first, and it holds arrays of numbers only: its object
     ends at the marker's first `}`, before any string a client chose."""
-    areas = raw[: raw.index(b"}")]
-    name = b'"' + product.encode() + b'":['
-    at = areas.find(name)
+    name = _AREA_NAMES.get(product) or b'"' + product.encode() + b'":['
+    at = raw.find(name, 0, raw.index(b"}"))
     if at < 0:
         return None
     start = at + len(name)
-    user, owner = areas[start : areas.index(b"]", start)].split(b",")
+    user, owner = raw[start : raw.index(b"]", start)].split(b",")
     return float(user), float(owner)
+
+
+_AREA_NAMES = {p.value: b'"' + p.value.encode() + b'":[' for p in Product}
 
 
 def record_of_marker(event_id: str, marker: dict[str, Any]) -> UsageRecord:
