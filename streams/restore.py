@@ -8,8 +8,9 @@ as one write batch, the persisted offset in the same batch. It runs in the table
 rebalance callback, after Faust opened the partition's database and before Faust's
 recovery reads the persisted offset, so that recovery finds only what was written since.
 
-The consumer runs in a thread with a loop of its own: the worker's loop keeps
-heartbeating and answering the API (503 while the partition recovers) meanwhile.
+The consumer runs in a thread with a loop of its own, so the worker's loop keeps
+answering the API meanwhile (503 for the partition's owners until its Meter is built),
+and sends the group heartbeats that aiokafka does not send during the callback.
 A restore stopped half-way leaves records and offset in step (each batch is atomic);
 one that fails leaves the rest to Faust's recovery, which reads on from that offset.
 """
