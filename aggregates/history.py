@@ -102,7 +102,6 @@ class UsageHistory:
             None if end is None else _midnight(end + timedelta(days=1)),
         )
 
-
     def areas(
         self, api_owner: str, product: str, *, leaf_user_id: str | None, start: date, end: date
     ) -> Iterator[HourArea]:
@@ -218,9 +217,9 @@ class StoredHistory:
                 value = self._read(raw)
                 found = None if value is None else marker_area(value, product)
                 if found is not None:
-                    hour = hours.get(raw[at : at + 13])
+                    text = raw[at : at + 13]
+                    hour = hours.get(text)
                     if hour is None:
-                        text = raw[at : at + 13]
                         hour = hours[text] = datetime.fromisoformat(text).replace(tzinfo=UTC)
                     yield hour, *found
 

@@ -49,6 +49,12 @@ _BULK_LOAD = {
     "level0_slowdown_writes_trigger": "1000",
     "level0_stop_writes_trigger": "1000",
 }
+_MEMTABLES = ("write_buffer_size", "max_write_buffer_number")  # the worker sets these
+_AFTER_BULK_LOAD = {  # RocksDB's defaults, which Faust keeps, for the rest
+    "disable_auto_compactions": "false",
+    "level0_slowdown_writes_trigger": "20",
+    "level0_stop_writes_trigger": "36",
+}
 _UNLOGGED = rocksdict.WriteOptions()
 _UNLOGGED.disable_wal = True  # type: ignore[assignment]  # a property; the stub says method
 
@@ -60,7 +66,7 @@ class Source:
     bootstrap: list[str]
     topic: str
     fetch_bytes: int
-    write_buffer_bytes: int  # the worker's memtable size, put back after the restore
+    worker_options: Mapping[str, int]  # the table's RocksDB options, back after a restore
 
 
 class BulkRestoredTable(faust.Table):
@@ -70,7 +76,7 @@ class BulkRestoredTable(faust.Table):
     def __init__(self, *args: Any, bootstrap: list[str], fetch_bytes: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._bootstrap, self._fetch_bytes = bootstrap, fetch_bytes
-        self._write_buffer_bytes: int = kwargs["options"]["write_buffer_size"]
+        self._worker_options: Mapping[str, int] = kwargs["options"]
 
     async def on_rebalance(
         self,
@@ -90,7 +96,7 @@ class BulkRestoredTable(faust.Table):
         if not partitions:
             return
         dbs = {p: store._db_for_partition(p) for p in partitions}
-        source = Source(self._bootstrap, topic, self._fetch_bytes, self._write_buffer_bytes)
+        source = Source(self._bootstrap, topic, self._fetch_bytes, self._worker_options)
         async with _member_kept_alive(self.app):
             await restore(source, dbs, store.offset_key, lambda: self.app.should_stop)
 
@@ -182,22 +188,19 @@ async def _read(
             return await _drain(consumer, todo, tps, dbs, offset_key, stop)
         finally:
             for db in loading:
-                _settle(db, source.write_buffer_bytes)
+                _settle(db, source.worker_options)
     finally:
         await consumer.stop()
 
 
-def _settle(db: rocksdict.Rdict, write_buffer_bytes: int) -> None:
+def _settle(db: rocksdict.Rdict, worker_options: Mapping[str, int]) -> None:
     """What the restore wrote without a write-ahead log is flushed to disk before
     anything else writes (with one): otherwise a later write could survive a crash that
     loses earlier ones. Then the worker's own options come back."""
     db.flush(True)
     db.set_options({
-        "disable_auto_compactions": "false",
-        "write_buffer_size": str(write_buffer_bytes),
-        "max_write_buffer_number": "2",
-        "level0_slowdown_writes_trigger": "20",  # RocksDB's defaults, which Faust keeps
-        "level0_stop_writes_trigger": "36",
+        **_AFTER_BULK_LOAD,
+        **{name: str(worker_options[name]) for name in _MEMTABLES},
     })
 
 

@@ -15,6 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from rocksdict import Options, Rdict
 
 from streams.restore import Source, restore
+from streams.settings import Settings
 from tests.support.kafka import Broker
 
 TOPIC = "restore-test-changelog"
@@ -24,7 +25,8 @@ Records = list[tuple[bytes, bytes | None]]
 
 def _source(bootstrap: str) -> Source:
     """Fetches of 4 KB, so a partition is restored in many batches."""
-    return Source([bootstrap], TOPIC, fetch_bytes=4096, write_buffer_bytes=16 * 2**20)
+    return Source([bootstrap], TOPIC, fetch_bytes=4096,
+                  worker_options=Settings().rocksdb_options())
 
 
 def _db(path: Path) -> Rdict:
