@@ -15,6 +15,14 @@ DEFAULT_MAX_VERTICES = 10_000
 # Densification multiplies vertices by perimeter / MAX_SEGMENT_DEG, so it gets its own
 # bound: 200k vertices is a perimeter of ~22,000 km, far beyond any field or scene.
 MAX_DENSE_VERTICES = 200_000
+# The union engine keeps a shape as pieces of at most MAX_PIECE_VERTICES vertices, its
+# own cut lines densified like any edge, so a piece covers ~1/512 of a square degree of
+# lon/lat (a 1°×1° box becomes 512 pieces, 2°×2° 2,048): an event's overlays and stored
+# pieces grow with its lon/lat area, whatever its area on the ground. 4 square degrees
+# holds a Sentinel-2 tile (~1 at the equator) to ~70° of latitude and costs ~1.2 s of
+# overlays per ledger; a ~20°-wide shape (under the km² limit near a pole, or in a
+# check, which had none) kept a worker's loop busy for minutes.
+MAX_SQUARE_DEGREES = 4.0
 
 
 class GeometryError(ValueError):
@@ -40,6 +48,7 @@ def normalize_geometry(
     *,
     max_vertices: int = DEFAULT_MAX_VERTICES,
     max_area_m2: float = float("inf"),
+    max_square_degrees: float = MAX_SQUARE_DEGREES,
 ) -> BaseGeometry:
     """Parse, repair, orient and grid-snap a GeoJSON Polygon/MultiPolygon.
 
@@ -63,7 +72,8 @@ def normalize_geometry(
     union (measured ≤ 6e-9 on the billing scenario, 1.3e-5 before) even when km-long
     machine-file hulls and satellite footprints cut through fields. Field-size edges
     (under ~111 m: all of the Chofu parcels) are left untouched. max_vertices applies to
-    the input; the densified geometry is capped at MAX_DENSE_VERTICES.
+    the input; the densified geometry is capped at MAX_DENSE_VERTICES, and its lon/lat
+    area at max_square_degrees (see MAX_SQUARE_DEGREES).
 
     Snapping to GRID_DEG after repair and densification makes every later overlay run on
     exactly representable grid coordinates; orientation is normalised last (shells CCW)
@@ -74,6 +84,12 @@ def normalize_geometry(
     polygons = [shapely.Polygon(rings[0], rings[1:]) for rings in parsed]
     raw = polygons[0] if len(polygons) == 1 else shapely.MultiPolygon(polygons)
     repaired = _repaired(raw)
+    if repaired.area > max_square_degrees:
+        raise GeometryError(
+            "too_many_pieces",
+            f"geometry covers {repaired.area:.1f} square degrees of lon/lat; over "
+            f"{max_square_degrees:g} it would be cut into too many pieces to meter",
+        )
     # Repair only cuts edges, so input edges that need no split leave nothing to split.
     dense = shapely.segmentize(repaired, MAX_SEGMENT_DEG) if budget.splits else repaired
     snapped = on_grid(dense)

@@ -314,11 +314,14 @@ def quota_check_out(v: figures.QuotaVerdict, unit: Unit) -> QuotaCheckOut:
 @router.post("/check", response_model=CheckOut,
              summary="Pre-flight: area a geometry would add, quota verdict")
 async def check(body: CheckIn, q: Annotated[CheckQuery, Query()], scope: CHECK) -> CheckOut:
-    """Nothing is sent anywhere: a check reads the unions and changes nothing."""
+    """Nothing is sent anywhere: a check reads the unions and changes nothing. A shape
+    ingest would dead-letter is refused for the same reason, so the check never meters
+    what no event could."""
     unit: Unit = q.unit
     try:
         geom = normalize_geometry(body.geometry.model_dump(),
-                                  max_vertices=scope.api.settings.max_vertices)
+                                  max_vertices=scope.api.settings.max_vertices,
+                                  max_area_m2=scope.api.settings.max_event_area_km2 * 1e6)
     except (GeometryError, ValueError, TypeError) as exc:
         raise bad_parameter("geometry", f"geometry: {exc}") from None
     day = day_of(body.timestamp) if body.timestamp else scope.now.date()

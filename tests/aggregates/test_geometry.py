@@ -18,6 +18,11 @@ def polygon(*rings: list[list[float]]) -> dict[str, Any]:
     return {"type": "Polygon", "coordinates": list(rings)}
 
 
+def box(lon: float, lat: float, width: float, height: float) -> dict[str, Any]:
+    return polygon([[lon, lat], [lon + width, lat], [lon + width, lat + height],
+                    [lon, lat + height], [lon, lat]])
+
+
 @pytest.mark.parametrize(
     ("geojson", "reason"),
     [
@@ -187,3 +192,15 @@ def test_an_event_larger_than_allowed_is_area_too_large() -> None:
     with pytest.raises(AreaTooLarge) as err:
         normalize_geometry(square, max_area_m2=10_000e6)
     assert err.value.reason == "area_too_large"
+
+
+def test_a_shape_spread_over_many_square_degrees_is_too_many_pieces() -> None:
+    """20°×1° at 84° N is ~23,700 km², under the 50,000 km² event limit, but the engine
+    would cut it into ~10,000 pieces (512 a square degree): it kept a worker busy."""
+    polar = box(10, 84, 20, 1)
+    assert geodesic_area_m2(shapely.geometry.shape(polar)) < 50_000e6
+    with pytest.raises(GeometryError) as caught:
+        normalize_geometry(polar, max_area_m2=50_000e6)
+    assert caught.value.reason == "too_many_pieces"
+    assert normalize_geometry(box(10, 40, 2, 2)).area == pytest.approx(4.0)  # at the limit
+    assert normalize_geometry(polar, max_square_degrees=25).area == pytest.approx(20.0)

@@ -49,10 +49,12 @@ def sq(x: float, y: float, size: float = 0.001) -> Any:
 def settings(data_dir: Path) -> Settings:
     """No grace, so a tick at NOW finalises every day before it. The events are dated
     around fixed days of 2026 while ingest judges plausibility by the real clock: its
-    window is opened as wide as the settings allow."""
+    window is opened as wide as the settings allow. Events over 20,000 km² are refused,
+    so a check of a shape under the lon/lat limit but over this one is tested."""
     return Settings(store="memory://", admin_key=ADMIN, data_dir=data_dir, grace_seconds=0,
                     max_event_age_days=36_500, max_clock_skew_seconds=31_536_000,
-                    rate_limit_per_min=30, check_rate_limit_per_min=60)
+                    rate_limit_per_min=30, check_rate_limit_per_min=60,
+                    max_event_area_km2=20_000)
 
 
 class Feed:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession
 from shapely.geometry import box as shapely_box
+from shapely.geometry import mapping
 
 from aggregates import geodesic_area_m2
 from aggregates.contracts import OWNER_SCOPE, contract_id_for, user_scope
@@ -554,6 +555,23 @@ async def test_bad_geojson_is_400_naming_geometry(
         "geometry": geometry, "product": "OPERATIONS_FILE", "leaf_user_id": "u1"})
     body = await resp.json()
     assert resp.status == 400 and body["parameter"] == "geometry", body
+
+
+@pytest.mark.parametrize(("corners", "said"), [
+    ((0, 0, 1.5, 1.5), "km²"),  # ~27,700 km², over the tests' 20,000
+    ((10, 85, 20, 85.8), "square degrees"),  # ~7,900 km² but 8 square degrees of lon/lat
+])
+async def test_a_check_of_a_shape_no_event_may_carry_is_400(
+    client: Client, world: Feed, corners: tuple[float, float, float, float], said: str
+) -> None:
+    """Ingest dead-letters both shapes; the second kept a worker's loop busy for seconds
+    a check (20° x 1° there: minutes), blocking every request and the metering agent."""
+    check = {"geometry": mapping(shapely_box(*corners)), "product": "OPERATIONS_FILE",
+             "leaf_user_id": "u1"}
+    resp = await client.post("/usage/check", headers=bearer(await world.key_for(OWNER)),
+                             json=check)
+    body = await resp.json()
+    assert resp.status == 400 and body["parameter"] == "geometry" and said in body["message"], body
 
 
 async def test_bad_bodies_and_unknown_paths(client: Client, world: Feed) -> None:

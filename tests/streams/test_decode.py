@@ -317,6 +317,12 @@ def test_an_event_over_the_configured_area_is_area_too_large() -> None:
     rejected(result, "area_too_large")
 
 
+def test_an_event_spread_over_many_square_degrees_is_too_many_pieces() -> None:
+    """~23,700 km², under the area limit, but 20 square degrees of lon/lat to cut up."""
+    polar = {"type": "Polygon", "coordinates": [[[10, 84], [30, 84], [30, 85], [10, 85], [10, 84]]]}
+    rejected(decode(event(geometry=polar)), "geometry_too_many_pieces")
+
+
 def test_a_ring_across_the_antimeridian_is_rejected_with_its_own_reason() -> None:
     ring_ = [[179.5, 10], [-179.5, 10], [-179.5, 11], [179.5, 11], [179.5, 10]]
     rejected(decode(event(geometry={"type": "Polygon", "coordinates": [ring_]})),
