@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-unit test-integration lint promtool chromium ui bench bench-engine bench-peer bench-state bench-recovery bench-explain bench-takeover bench-pipeline bench-api bench-exports broker-fetch clean soak
+.PHONY: run test test-unit test-integration lint promtool chromium ui bench bench-engine bench-peer bench-state bench-recovery bench-explain bench-takeover bench-pipeline bench-api bench-exports bench-check broker-fetch clean soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,7 +55,7 @@ lint: $(STAMP)
 soak: $(STAMP) broker-fetch
 	$(PY) -m tests.soak --runs $(or $(RUNS),10)
 
-bench: bench-engine bench-peer bench-recovery bench-explain bench-pipeline bench-api bench-exports
+bench: bench-engine bench-peer bench-recovery bench-explain bench-pipeline bench-api bench-exports bench-check
 
 ## bench-engine: the scale section stores 1M pieces, as issue 9's goal says (minutes);
 ## PIECES=200000 for a quick run.
@@ -95,6 +95,10 @@ bench-api: $(STAMP)
 
 bench-exports: $(STAMP)
 	$(PY) -m bench.exports --records $(or $(RECORDS),200000)
+
+## bench-check: one ledger's preview of a satellite scene (a check's work) beside its add.
+bench-check: $(STAMP)
+	$(PY) -m bench.check
 
 clean:
 	rm -rf .data .pytest_cache .mypy_cache .ruff_cache .hypothesis

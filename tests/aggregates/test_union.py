@@ -9,7 +9,13 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from shapely.geometry.base import BaseGeometry
 
-from aggregates import UniqueAreaLedger, decode_piece, encode_piece, geodesic_area_m2
+from aggregates import (
+    UniqueAreaLedger,
+    decode_piece,
+    encode_piece,
+    geodesic_area_m2,
+    normalize_geometry,
+)
 from aggregates.codec import Bounds, PieceHeader, decode_header
 from aggregates.union import SEQ_BITS
 from tests.aggregates.strategies import events
@@ -176,6 +182,30 @@ def test_preview_equals_the_following_add(evs: list[tuple[BaseGeometry, int]]) -
         previewed = ledger.preview(geom, day)
         assert ledger.total_m2 == before
         assert previewed == ledger.add(geom, day)
+
+
+def test_a_scene_is_previewed_whole_and_adds_what_the_preview_said() -> None:
+    """A preview stores nothing, so a 1°×1° scene is measured whole, not cut into the
+    512 pieces its add stores: the two agree to rounding, also where the scene meets
+    more stored pieces than one overlay takes (MAX_HITS) and some of a later day."""
+    ledger = UniqueAreaLedger()
+    fields = [_box(10 + i * 0.031, 40 + j * 0.029, 0.01, 0.008) for i in range(30)
+              for j in range(20)]
+    for k, field in enumerate(fields):
+        ledger.add(field, day=1 + 2 * (k % 2))  # half of them later than the scene
+    scene = _box(10, 40, 1, 1)
+    pieces = ledger.piece_count
+    previewed = ledger.preview(scene, day=2)
+    assert ledger.piece_count == pieces
+    added = ledger.add(scene, day=2)
+    assert ledger.piece_count > pieces + 100  # stored cut up
+    assert previewed == pytest.approx(added, rel=1e-9)
+
+
+def _box(lon: float, lat: float, width: float, height: float) -> BaseGeometry:
+    return normalize_geometry({"type": "Polygon", "coordinates": [[
+        [lon, lat], [lon + width, lat], [lon + width, lat + height], [lon, lat + height],
+        [lon, lat]]]})
 
 
 @FEW
