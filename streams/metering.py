@@ -101,7 +101,7 @@ async def _meter_one(rt: Runtime, record: Any) -> list[UsageRecord]:
         message = _messages.validate_json(record.value)
     except ValidationError:
         return []  # only this app writes the topic; an unreadable record is not ours
-    state = rt.holder.state_for(record.partition, record.offset)
+    state = await rt.holder.state_for(record.partition, record.offset)
     records, state.pending.records = state.pending.records, []  # a rebuild's, sent once
     try:
         outcome = _handle(rt, state.meter, message, record)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from types import SimpleNamespace
 from typing import Any
 
@@ -124,7 +125,7 @@ async def test_a_usage_record_leaves_only_once_the_state_behind_it_is_durable() 
         settings=Settings(),
         metrics=Metrics(),
         state=table,
-        holder=SimpleNamespace(state_for=lambda partition, offset: state,
+        holder=SimpleNamespace(state_for=partial(_ready, state),
                                reader=lambda partition: table.get,
                                scan=lambda partition, lo, hi: scan_of(table)(lo, hi)),
         outputs={RECORDS_TOPIC: records},
@@ -143,3 +144,8 @@ async def test_a_usage_record_leaves_only_once_the_state_behind_it_is_durable() 
     assert stream.acked == []  # nor is the record
     await settle(records.acks)
     assert stream.acked == [7]
+
+
+async def _ready(state: PartitionState, partition: int, offset: int) -> PartitionState:
+    """A holder whose partition's Meter is built already."""
+    return state
