@@ -5,7 +5,9 @@ meters a new event of that partition?
 The state comes from a store bench.state built (`--state DIR`), copied into the
 changelog (bench/changelog.py). The phases are read from the worker's own log lines
 (Faust's assignment and recovery, the holder's rebuild) and the end from the usage
-record of the new event, seen on the broker.
+record of the new event, seen on the broker. Meanwhile `/health` is asked every 100 ms:
+its slowest answer is the longest the worker's loop was held (a Meter built on the loop
+held every request for the whole build).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 
+import aiohttp
 from aiokafka import AIOKafkaProducer
 from faust.stores.rocksdb import RocksDBOptions
 
@@ -74,8 +77,9 @@ def measure(state_dir: Path, root: Path, timeout_s: float) -> None:
         probe = _probe_owner(partition)
         print(f"takeover: state of {owner} in changelog partition {partition}; "
               f"new event from {probe}, same partition", file=sys.stderr)
-        seen = asyncio.run(_run(broker.bootstrap, worker, probe, timeout_s))
+        seen, held = asyncio.run(_run(broker.bootstrap, worker, probe, timeout_s))
         _report(worker.data_dir.with_suffix(".log"), seen, partition)
+        print(f"  the slowest /health answer during the takeover: {held:.2f} s")
     finally:
         if worker.proc is not None:
             worker.stop()
@@ -103,9 +107,11 @@ def _probe_owner(partition: int) -> str:
             return owner
 
 
-async def _run(bootstrap: str, worker: Worker, owner: str, timeout_s: float) -> float:
+async def _run(
+    bootstrap: str, worker: Worker, owner: str, timeout_s: float
+) -> tuple[float, float]:
     """Starts the worker, the new event waiting for it; returns when its usage record
-    came out (wall clock), printing progress meanwhile."""
+    came out (wall clock) and the slowest answer to /health meanwhile, printing progress."""
     consumer = await tail_consumer(bootstrap, "usage.records")
     feature = load_features("east_africa_fields.geojson")[0]
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
@@ -115,12 +121,17 @@ async def _run(bootstrap: str, worker: Worker, owner: str, timeout_s: float) -> 
     await producer.stop()
     started = time.monotonic()
     starting = asyncio.create_task(asyncio.to_thread(worker.start, timeout_s))
+    done = asyncio.Event()
+    probing = asyncio.create_task(_slowest_answer(f"http://127.0.0.1:{worker.web_port}/health",
+                                                  done))
     last_note = started
     try:
         while True:
             batch = await consumer.getmany(timeout_ms=200)
             if any(loads(m.value)["apiOwner"] == owner for ms in batch.values() for m in ms):
-                return time.time()
+                seen = time.time()
+                done.set()
+                return seen, await probing
             _check(worker, started, timeout_s)
             if time.monotonic() - last_note >= 5:
                 last_note = time.monotonic()
@@ -130,8 +141,26 @@ async def _run(bootstrap: str, worker: Worker, owner: str, timeout_s: float) -> 
                       f"last phase: {_phase(worker.data_dir.with_suffix('.log'))}",
                       file=sys.stderr)
     finally:
+        done.set()
+        probing.cancel()
         await starting
         await consumer.stop()
+
+
+async def _slowest_answer(url: str, done: asyncio.Event) -> float:
+    """The slowest of the worker's answers to `url` asked every 100 ms, from its first."""
+    slowest = 0.0
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
+        while not done.is_set():
+            asked = time.monotonic()
+            try:
+                async with session.get(url) as resp:
+                    await resp.read()
+                slowest = max(slowest, time.monotonic() - asked)
+            except aiohttp.ClientConnectionError:
+                pass  # not listening yet
+            await asyncio.sleep(0.1)
+    return slowest
 
 
 def _check(worker: Worker, started: float, timeout_s: float) -> None:
