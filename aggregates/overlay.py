@@ -1,5 +1,7 @@
 """Robust overlay helpers shared by the ledgers: everything runs on one precision grid."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Protocol
 
 import numpy as np
@@ -213,16 +215,33 @@ def intersecting(geom: BaseGeometry, candidates: np.ndarray) -> np.ndarray:
     """
     if candidates.size == 0:
         return np.zeros(0, dtype=bool)
-    was_prepared = shapely.is_prepared(geom)
-    shapely.prepare(geom)
-    try:
+    with _prepared(geom):
         mask: np.ndarray = shapely.intersects(geom, candidates)
         if mask.any():
             mask[mask] = ~shapely.touches(geom, candidates[mask])
+    return mask
+
+
+def covered(geom: BaseGeometry, candidates: np.ndarray) -> np.ndarray:
+    """Mask of candidates lying wholly in geom, edges included."""
+    if candidates.size == 0:
+        return np.zeros(0, dtype=bool)
+    with _prepared(geom):
+        mask: np.ndarray = shapely.covers(geom, candidates)
+    return mask
+
+
+@contextmanager
+def _prepared(geom: BaseGeometry) -> Iterator[None]:
+    """geom prepared for a batch of predicates, and unprepared after unless it was
+    before: see `intersecting`."""
+    was_prepared = shapely.is_prepared(geom)
+    shapely.prepare(geom)
+    try:
+        yield
     finally:
         if not was_prepared:
             shapely.destroy_prepared(geom)
-    return mask
 
 
 def object_array(items: list[BaseGeometry]) -> np.ndarray:

@@ -4,8 +4,8 @@ the add that stores it, on open ground and over 2,000-3,000 stored fields.
 A check previews the scene in up to four ledgers (its product and UNIFIED_AREA, user and
 owner scope), on the worker's loop; issue 9 asks that no request hold it over 100 ms. An
 add stores the scene cut into pieces of at most 256 vertices (~512 a square degree); a
-preview stores nothing and measures it whole, so it should cost a small part of the add
-and give the same area to rounding.
+preview stores nothing and takes what the stored pieces cover from the scene's area, so
+it should cost a small part of the add and give the same area to rounding.
 """
 
 from __future__ import annotations

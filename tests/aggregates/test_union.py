@@ -17,6 +17,7 @@ from aggregates import (
     normalize_geometry,
 )
 from aggregates.codec import Bounds, PieceHeader, decode_header
+from aggregates.overlay import MAX_PIECE_VERTICES, vertex_count
 from aggregates.union import SEQ_BITS
 from tests.aggregates.strategies import events
 
@@ -184,22 +185,23 @@ def test_preview_equals_the_following_add(evs: list[tuple[BaseGeometry, int]]) -
         assert previewed == ledger.add(geom, day)
 
 
-def test_a_scene_is_previewed_whole_and_adds_what_the_preview_said() -> None:
-    """A preview stores nothing, so a 1°×1° scene is measured whole, not cut into the
-    512 pieces its add stores: the two agree to rounding, also where the scene meets
-    more stored pieces than one overlay takes (MAX_HITS) and some of a later day."""
+def test_a_scene_is_previewed_uncut_and_adds_what_the_preview_said() -> None:
+    """A preview stores nothing, so a scene (over MAX_PIECE_VERTICES) is not cut into
+    the pieces its add stores: it adds its area less what the stored pieces cover of it,
+    fields inside it, fields and an earlier scene's pieces across its edges, of earlier
+    and later days. The two agree to rounding; the preview changes nothing."""
     ledger = UniqueAreaLedger()
-    fields = [_box(10 + i * 0.031, 40 + j * 0.029, 0.01, 0.008) for i in range(30)
-              for j in range(20)]
+    fields = [_box(10 + i * 0.031, 40 + j * 0.029, 0.01, 0.008) for i in range(40)
+              for j in range(30)]
     for k, field in enumerate(fields):
         ledger.add(field, day=1 + 2 * (k % 2))  # half of them later than the scene
-    scene = _box(10, 40, 1, 1)
-    pieces = ledger.piece_count
+    ledger.add(_box(9.5, 39.5, 0.8, 1.2), day=2)  # an earlier scene, over some fields
+    scene = _box(10.315, 40.294, 1, 0.5)  # through a column and a row of fields
+    pieces, total = ledger.piece_count, ledger.total_m2
     previewed = ledger.preview(scene, day=2)
-    assert ledger.piece_count == pieces
-    added = ledger.add(scene, day=2)
-    assert ledger.piece_count > pieces + 100  # stored cut up
-    assert previewed == pytest.approx(added, rel=1e-9)
+    assert (ledger.piece_count, ledger.total_m2) == (pieces, total)
+    assert vertex_count(scene) > MAX_PIECE_VERTICES
+    assert previewed == pytest.approx(ledger.add(scene, day=2), rel=1e-9)
 
 
 def _box(lon: float, lat: float, width: float, height: float) -> BaseGeometry:
