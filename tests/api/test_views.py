@@ -564,8 +564,8 @@ async def test_bad_geojson_is_400_naming_geometry(
 async def test_a_check_of_a_shape_no_event_may_carry_is_400(
     client: Client, world: Feed, corners: tuple[float, float, float, float], said: str
 ) -> None:
-    """Ingest dead-letters both shapes; the second kept a worker's loop busy for seconds
-    a check (20° x 1° there: minutes), blocking every request and the metering agent."""
+    """Ingest dead-letters both shapes. A check of the second held the worker's loop for
+    seconds (of a 20° x 1° one: minutes), and every request and the metering agent with it."""
     check = {"geometry": mapping(shapely_box(*corners)), "product": "OPERATIONS_FILE",
              "leaf_user_id": "u1"}
     resp = await client.post("/usage/check", headers=bearer(await world.key_for(OWNER)),
