@@ -49,6 +49,7 @@ from streams.api.deps import CHECK, READ, Scope
 from streams.api.errors import ERROR_RESPONSES, bad_parameter
 from streams.api.exports import CSV, CSV_ONLY, LIST_ALSO_CSV, CsvResponse, csv_response
 from streams.api.paging import TOTAL_HEADER, PageSpan, page_of, set_total
+from streams.decode import Limits
 
 router = APIRouter(prefix="/usage", tags=["usage"], responses=ERROR_RESPONSES)
 
@@ -319,9 +320,9 @@ async def check(body: CheckIn, q: Annotated[CheckQuery, Query()], scope: CHECK) 
     what no event could."""
     unit: Unit = q.unit
     try:
-        geom = normalize_geometry(body.geometry.model_dump(),
-                                  max_vertices=scope.api.settings.max_vertices,
-                                  max_area_m2=scope.api.settings.max_event_area_km2 * 1e6)
+        limits = Limits.from_settings(scope.api.settings)
+        geom = normalize_geometry(body.geometry.model_dump(), max_vertices=limits.max_vertices,
+                                  max_area_m2=limits.max_area_m2)
     except (GeometryError, ValueError, TypeError) as exc:
         raise bad_parameter("geometry", f"geometry: {exc}") from None
     day = day_of(body.timestamp) if body.timestamp else scope.now.date()
