@@ -126,9 +126,10 @@ class FieldBook:
         self._recent: dict[str, BaseGeometry | None] = {}  # shapes by version key
         self._histories: dict[_Field, FieldHistory | None] = {}  # all, or this input's
         self._boxes: dict[str, Index] = {}  # owner -> every version's box, by slot
-        self._names: dict[int, str] = {}  # slot -> its version's user and field, joined
+        # By slot, its version's user and field, joined: slots are dealt in order, so a
+        # list (a pointer a version, where a dict entry and its int key cost ~75 B)
+        self._names: list[str] = []
         self._restored: dict[str, BoxLoad] = defaultdict(BoxLoad)
-        self._slot = 0
         self.last_day: dict[str, int] = {}  # owner -> day of its latest boundary version
 
     def begin(self) -> None:
@@ -262,9 +263,8 @@ class FieldBook:
     def _slot_of(self, where: _Field) -> int:
         """A new index entry's id, naming its field: rtree's own objects are pickled
         one by one, and a takeover indexes every version at once."""
-        self._slot += 1
-        self._names[self._slot] = _name(where)
-        return self._slot
+        self._names.append(_name(where))
+        return len(self._names) - 1
 
     def _saw(self, owner: str, moment: datetime) -> None:
         day = day_of(moment).toordinal()

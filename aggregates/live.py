@@ -29,19 +29,21 @@ class LiveUnion:
     once stale entries outnumber live ones, which keeps the cost amortised O(1).
 
     Given `read` (the boundaries' records in the worker's table), the union keeps only
-    its index and reads a boundary's shape when a change meets it; the shapes put by the
-    current input are kept until `begin` says the next one starts (its writes are stored
-    by then). Without it (tests) the union keeps every shape itself.
+    its index and reads a boundary's shape when a change meets it; the shapes put and the
+    fields removed by the current input are kept until `begin` says the next one starts
+    (its writes are stored by then). Without it (tests) the union keeps every shape itself.
+    Either way the union keeps no map from field to slot: which fields are live is what
+    the shapes say, and a field's slot is found by its box in the index (a dict entry and
+    its int cost ~80 B a live field, in each of the two scopes a boundary is live in).
     """
 
     def __init__(self, read: Read | None = None) -> None:
         self._read = read
         self._recent: dict[str, BaseGeometry] = {}
-        self._slots: dict[str, int] = {}
-        # By slot; None for a removed field's slot, until the next reindex. A list, not a
-        # second dict: it is one pointer a live field, where a dict entry and its int key
-        # cost ~80 B (bench.state's memory per event).
+        self._gone: set[str] = set()  # removed by the current input, with a table
+        # By slot; None for a removed field's slot, until the next reindex.
         self._fields: list[str | None] = []
+        self._live = 0
         self._index = empty_index()
         self._stale = 0
         self._total = 0.0
@@ -84,18 +86,25 @@ class LiveUnion:
         return self._total
 
     def get(self, field_id: str) -> BaseGeometry | None:
-        return self._shape(field_id) if field_id in self._slots else None
+        """The field's live shape: the current input's, else the table's."""
+        if field_id in self._recent:
+            return self._recent[field_id]
+        if self._read is None or field_id in self._gone:
+            return None
+        shape = self._read(field_id)
+        return shape if shape is not None and not shape.is_empty else None
 
     def __contains__(self, field_id: object) -> bool:
-        return field_id in self._slots
+        return isinstance(field_id, str) and self.get(field_id) is not None
 
     def __len__(self) -> int:
-        return len(self._slots)
+        return self._live
 
     def begin(self) -> None:
-        """A new input starts: what the last one put is in the table now."""
+        """A new input starts: what the last one put and removed is in the table now."""
         if self._read is not None:
             self._recent.clear()
+            self._gone.clear()
 
     def put(self, field_id: str, geom: BaseGeometry) -> float:
         """Create or replace; returns the signed change of the total.
@@ -107,8 +116,9 @@ class LiveUnion:
             return delta
         gained = geodesic_area_m2(self._uncovered(geom))
         self._recent[field_id] = geom
-        self._assign_slot(field_id)
-        self._index.insert(self._slots[field_id], geom.bounds)
+        self._gone.discard(field_id)
+        self._index.insert(self._assign_slot(field_id), geom.bounds)
+        self._live += 1
         self._total += gained
         return delta + gained
 
@@ -121,17 +131,20 @@ class LiveUnion:
 
     def remove(self, field_id: str) -> float:
         """Delete; the total drops only by what no other live boundary still covers."""
-        if field_id not in self._slots:
+        geom = self.get(field_id)
+        if geom is None:
             return 0.0
-        geom = self._shape(field_id)
+        self._fields[self._slot_at(field_id, geom.bounds)] = None
         self._recent.pop(field_id, None)
-        self._fields[self._slots.pop(field_id)] = None
+        if self._read is not None:
+            self._gone.add(field_id)
+        self._live -= 1
         self._stale += 1
-        if self._stale > max(_MIN_STALE, len(self._slots)):
+        if self._stale > max(_MIN_STALE, self._live):
             self._reindex(self._boxes())
         lost = geodesic_area_m2(self._uncovered(geom))
         self._total -= lost
-        if not self._slots:
+        if not self._live:
             # Nothing is live: drop the float residue the signed deltas left behind.
             lost += self._total
             self._total = 0.0
@@ -158,7 +171,7 @@ class LiveUnion:
 
     def _boxes(self) -> dict[str, Bounds]:
         """The live entries' boxes, from the index itself: the shapes may be elsewhere."""
-        if not self._slots:
+        if not self._live:
             return {}
         found = self._index.intersection(self._index.bounds, objects=True)
         return {field_id: (item.bbox[0], item.bbox[1], item.bbox[2], item.bbox[3])
@@ -166,16 +179,23 @@ class LiveUnion:
 
     def _reindex(self, boxes: dict[str, Bounds]) -> None:
         """Bulk-load a fresh index (no stale entries) with fresh slots, in field order."""
-        self._slots.clear()
         self._fields.clear()
         self._stale = 0
         load = BoxLoad()
         for field_id in sorted(boxes):
             load.add(self._assign_slot(field_id), boxes[field_id])
         self._index = load.index()
+        self._live = len(boxes)
 
     def _assign_slot(self, field_id: str) -> int:
         """rtree ids must be integers, so each field id gets a fresh one."""
-        slot = self._slots[field_id] = len(self._fields)
         self._fields.append(field_id)
-        return slot
+        return len(self._fields) - 1
+
+    def _slot_at(self, field_id: str, box: Bounds) -> int:
+        """A live field's slot: its entry is among those meeting its shape's box, which is
+        the box it was indexed by (put, or stored beside the shape for a takeover)."""
+        for slot in self._index.intersection(box):
+            if self._fields[slot] == field_id:
+                return slot
+        raise LookupError(f"live boundary {field_id!r} is not indexed")

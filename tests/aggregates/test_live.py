@@ -117,3 +117,26 @@ def test_a_union_reading_its_shapes_from_a_store_counts_as_one_holding_them(
     rebuilt = LiveUnion.from_items(table.items(), backed.total_m2, table.get)
     for field_id in "abcdef":
         assert (rebuilt.get(field_id) is None) == (held.get(field_id) is None)
+
+
+def test_a_union_reading_a_store_knows_what_the_current_input_removed_and_put() -> None:
+    """With a table, which fields are live is what their stored shapes say, but the
+    current input's removes and puts are not stored yet: the union answers for them."""
+    table: dict[str, BaseGeometry] = {}
+    live = LiveUnion(table.get)
+    live.put("a", BOX)
+    table["a"] = BOX
+    live.begin()
+    assert live.get("a") is BOX and len(live) == 1
+    assert live.remove("a") < 0
+    assert "a" not in live and live.get("a") is None and len(live) == 0
+    assert live.remove("a") == 0.0  # not twice, though the table still holds it
+    assert live.put("a", HALF) == pytest.approx(geodesic_area_m2(HALF))
+    assert live.get("a") is HALF and len(live) == 1
+    table["a"] = HALF
+    live.begin()
+    live.put("b", BOX)
+    table["b"] = BOX
+    live.begin()
+    assert live.remove("a") == pytest.approx(-geodesic_area_m2(HALF.difference(BOX)))
+    assert live.total_m2 == pytest.approx(geodesic_area_m2(BOX))
