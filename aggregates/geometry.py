@@ -92,13 +92,14 @@ def normalize_geometry(
         )
     # Repair only cuts edges, so input edges that need no split leave nothing to split.
     dense = shapely.segmentize(repaired, MAX_SEGMENT_DEG) if budget.splits else repaired
-    snapped = on_grid(dense)
-    area = 0.0 if snapped.is_empty else geodesic_area_m2(snapped)
+    # Oriented before it is measured: the shape returned is then the one whose area is
+    # remembered, and a ledger adding it on open ground measures nothing again.
+    oriented: BaseGeometry = shapely.orient_polygons(on_grid(dense))
+    area = 0.0 if oriented.is_empty else geodesic_area_m2(oriented)
     if area < EPSILON_M2:
         raise GeometryError("no_area", "geometry has no area after repair")
     if area > max_area_m2:
         raise AreaTooLarge(area, max_area_m2)
-    oriented: BaseGeometry = shapely.orient_polygons(snapped)
     return oriented
 
 

@@ -61,3 +61,29 @@ def test_matches_pyproj_generic_path_on_real_data(data_name: str) -> None:
     ours = np.array([geodesic_area_m2(g) for g in valid])
     theirs = np.array([abs(geod.geometry_area_perimeter(g)[0]) for g in valid])
     np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+
+
+def test_the_same_shape_is_measured_once_and_others_each_their_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A field on open ground reaches six ledgers and unions as one object: GeographicLib
+    runs once for it; any other object, even an equal shape, is measured for itself."""
+    import aggregates.area as area
+
+    calls = []
+    measure = area._GEOD._polygon_area_perimeter
+
+    def counted(*args: object, **kwargs: object) -> tuple[float, float]:
+        calls.append(1)
+        return measure(*args, **kwargs)
+
+    monkeypatch.setattr(area._GEOD, "_polygon_area_perimeter", counted)
+    field = shapely.box(10.0, 50.0, 10.01, 50.01)
+    twin = shapely.box(10.0, 50.0, 10.01, 50.01)
+    other = shapely.box(10.0, 50.0, 10.02, 50.01)
+    first = geodesic_area_m2(field)
+    assert [geodesic_area_m2(field) for _ in range(5)] == [first] * 5
+    assert len(calls) == 1
+    assert geodesic_area_m2(other) == pytest.approx(2 * first, rel=1e-3)
+    assert geodesic_area_m2(field) == first and geodesic_area_m2(twin) == first
+    assert len(calls) == 4
