@@ -159,7 +159,7 @@ class AuditDays:
         moment = ev.timestamp.isoformat()
         previous = self._latest_time(latest_key)
         if previous is None or previous <= moment:
-            change.area = self._mutate(ev, change)
+            change.area = self._mutate(ev, fields, change)
             geom = ev.geometry
             wkb = shapely.to_wkb(geom) if geom is not None else None
             box = geom.bounds if geom is not None and not geom.is_empty else None
@@ -183,14 +183,14 @@ class AuditDays:
         self._last_day[ev.api_owner] = max(last, ordinal)
         return change
 
-    def _mutate(self, ev: MeterEvent, change: AuditChange) -> ProductArea:
+    def _mutate(self, ev: MeterEvent, fields: FieldBook, change: AuditChange) -> ProductArea:
         assert ev.field_id is not None
         deltas = []
         self._users[ev.api_owner].add(user_scope(ev.leaf_user_id))
         for scope in (user_scope(ev.leaf_user_id), OWNER_SCOPE):
             union = self._union(ev.api_owner, scope, ev.leaf_user_id)
             self._touched.add(union)
-            fkey = field_key(ev.leaf_user_id, ev.field_id, scope)
+            fkey = fields.shared(field_key(ev.leaf_user_id, ev.field_id, scope))
             geom = None if ev.type == "fieldBoundaryDeleted" else ev.geometry
             deltas.append(union.remove(fkey) if geom is None else union.put(fkey, geom))
             total = key(Kind.LIVE_TOTAL, ev.api_owner, scope)

@@ -154,6 +154,15 @@ class FieldBook:
             self._saw(ev.api_owner, ev.timestamp)
         return [(row, encode_version(geom))]
 
+    def shared(self, name: str) -> str:
+        """`name` (a user and field id joined, as the owner's live union keys fields) as
+        the string filed last when they are equal: the Meter files a version before AUDIT
+        puts it, so the two hold one string a boundary, not two (~60 B in bench.state,
+        ~120 B with UUID ids)."""
+        if self._names and self._names[-1] == name:
+            return self._names[-1]
+        return name
+
     def history(self, owner: str, user: str, field_id: str) -> FieldHistory | None:
         where = (owner, user, field_id)
         if where in self._histories or self._scan is None:

@@ -156,6 +156,22 @@ def test_audit_is_live_and_delete_keeps_area_still_covered(h: Harness) -> None:
     assert h.total(Product.FIELDS_BOUNDARY, OWNER_SCOPE) == pytest.approx(area(a, b), rel=1e-9)
 
 
+def test_a_live_boundary_is_named_by_one_string_in_the_owner_union_and_field_book(
+    h: Harness,
+) -> None:
+    """Memory per boundary (issue 9): the owner's live union and the field book both name
+    a field by its user and id joined; they share the one string, created or updated."""
+    h.event("fieldBoundaryCreated", "u1", sq(10, 50), field_id="f1")
+    h.event("fieldBoundaryCreated", "u2", sq(11, 50), field_id="f1")
+    h.event("fieldBoundaryUpdated", "u1", sq(10, 50, 0.002), field_id="f1",
+            ts=T0 + timedelta(hours=1))
+    union = h.meter.audit.live[(OWNER, OWNER_SCOPE)]
+    names = h.meter.fields._names
+    live = [name for name in union._fields if name is not None]
+    assert sorted(live) == sorted(set(names)) and len(live) == 2
+    assert all(any(name is filed for filed in names) for name in live)
+
+
 def test_older_update_arriving_late_does_not_replace_newer_boundary(h: Harness) -> None:
     new, old = sq(10, 50), sq(10, 50, 0.002)
     h.event("fieldBoundaryCreated", "u1", new, field_id="f1", ts=T0 + timedelta(hours=2))
