@@ -33,6 +33,7 @@ from aggregates.meter import Meter
 from bench.api_state import DAYS, OWNER, PRODUCTS, USERS, filled_store, rebuilt, year_day
 from bench.goals import report_load, verdict
 from bench.state import rss_bytes
+from streams.allocator import start_tuned
 from streams.api.app import ROUTERS
 from streams.api.auth import Principal
 from streams.api.deps import Scope
@@ -191,6 +192,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    start_tuned()
     args = parse(argv)
     with filled_store(args.records, args.seed) as db:
         before = rss_bytes()

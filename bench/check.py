@@ -18,6 +18,7 @@ from shapely.geometry.base import BaseGeometry
 from aggregates.geometry import normalize_geometry
 from aggregates.union import UniqueAreaLedger
 from bench.goals import report_load, verdict
+from streams.allocator import start_tuned
 
 FIELD = (0.005, 0.004)  # a field's width and height in degrees (~450 m x 450 m at 40° N)
 CASES = ((1.0, 0), (1.0, 2_000), (2.0, 0), (2.0, 3_000))  # scene side (°), stored fields
@@ -46,6 +47,7 @@ def measure(side: float, fields: int, rng: random.Random) -> None:
 
 
 def main() -> None:
+    start_tuned()
     report_load("before")
     rng = random.Random(1)
     for side, fields in CASES:

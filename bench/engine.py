@@ -24,6 +24,7 @@ from shapely.geometry.base import BaseGeometry
 from aggregates import UniqueAreaLedger, geodesic_area_m2
 from aggregates.overlay import object_array, on_grid
 from bench.goals import report_load, verdict
+from streams.allocator import start_tuned
 
 METRES_PER_DEG = 111_320.0
 VERTICES = 64
@@ -229,6 +230,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    start_tuned()
     args = parse(argv)
     print(f"generating {args.events:,} fields of {VERTICES} vertices...", file=sys.stderr)
     stream = make_stream(args, args.events)

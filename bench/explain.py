@@ -34,11 +34,13 @@ from aggregates.state import Kind
 from bench import state
 from bench.engine import make_stream
 from bench.goals import report_load
+from streams.allocator import start_tuned
 from streams.holder import full_scan
 from streams.settings import Settings
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    start_tuned()
     parser = argparse.ArgumentParser(prog="python -m bench.explain", description=__doc__)
     parser.add_argument("--points", type=int, default=200)
     own, rest = parser.parse_known_args(argv)

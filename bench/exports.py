@@ -27,6 +27,7 @@ from bench.api_reads import NOW, PATH_ARGUMENTS, PRINCIPAL, ROUTES
 from bench.api_state import OWNER, filled_store, rebuilt
 from bench.goals import report_load
 from bench.peak import PeakRss
+from streams.allocator import start_tuned
 from streams.api.deps import Scope
 from streams.api.exports import CsvResponse
 
@@ -125,6 +126,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    start_tuned()
     args = parse(argv)
     with filled_store(args.records, args.seed) as db:
         meter = rebuilt(db)

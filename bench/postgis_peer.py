@@ -45,6 +45,7 @@ from aggregates import UniqueAreaLedger, normalize_geometry
 from bench import engine
 from bench.engine import VERTICES, Stream, make_stream
 from bench.goals import report_load, verdict
+from streams.allocator import start_tuned
 
 GOAL_ENGINE_RATE = 3_000.0  # events/s, engine with intake
 GOAL_RATIO = 3.0  # engine with intake / PostGIS peer
@@ -376,6 +377,7 @@ def parse(argv: Sequence[str] | None) -> tuple[argparse.Namespace, argparse.Name
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    start_tuned()
     args, workload = parse(argv)
     count = args.events
     print(f"generating {count:,} fields of {VERTICES} vertices...", file=sys.stderr)

@@ -36,6 +36,7 @@ from aggregates.records import MeterEvent
 from bench.engine import make_stream
 from bench.goals import report_load, verdict
 from bench.peak import PeakRss
+from streams.allocator import start_tuned
 from streams.holder import full_scan, scan_back
 from streams.settings import Settings
 
@@ -148,6 +149,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    start_tuned()
     args = parse(argv)
     report_load("at start")
     if args.state is None:

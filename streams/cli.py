@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from streams.allocator import start_tuned
 from streams.cli_errors import DEBUG_ENV, Parser, describe, one_line
 from streams.settings import Settings
 
@@ -76,6 +77,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "worker":
+        start_tuned()
         return run_worker(Settings())
     _quiet_libraries()
     if args.command == "broker":
