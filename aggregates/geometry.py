@@ -164,21 +164,29 @@ def _parse_ring(ring: Any, budget: _Budget) -> np.ndarray:
         raise GeometryError("too_many_vertices", "geometry has more vertices than allowed")
     xy = array[:, :2].astype(float)
     _check_range(xy)
-    if not np.array_equal(xy[0], xy[-1]):
+    if xy[0].tolist() != xy[-1].tolist():
         # GeoJSON requires closed rings; closing one is an unambiguous repair.
         xy = np.vstack([xy, xy[:1]])
-    steps = np.diff(xy, axis=0)
-    _check_wrap(steps[:, 0])
     if len(xy) < 4:
         raise GeometryError("malformed", "a ring needs at least 3 distinct positions")
-    _charge_dense(steps, budget)
+    steps = np.diff(xy, axis=0)
+    longest_lon, longest_lat = np.abs(steps).max(axis=0).tolist()
+    _check_wrap(steps[:, 0], longest_lon)
+    _charge_dense(steps, math.hypot(longest_lon, longest_lat), budget)
     return xy
 
 
-def _charge_dense(steps: np.ndarray, budget: _Budget) -> None:
-    """Count the vertices segmentize will give the ring whose edges are `steps`."""
-    lengths = np.hypot(steps[:, 0], steps[:, 1])
-    splits = int(np.floor(lengths / MAX_SEGMENT_DEG).sum())
+def _charge_dense(steps: np.ndarray, longest: float, budget: _Budget) -> None:
+    """Count the vertices segmentize will give the ring whose edges are `steps`.
+
+    `longest` bounds every edge's length from above. Field-size edges stay well under
+    MAX_SEGMENT_DEG and then no edge is measured; the margin sends an edge whose length
+    divided by MAX_SEGMENT_DEG could round up to 1.0 down the exact path."""
+    if longest < MAX_SEGMENT_DEG * 0.999:
+        splits = 0
+    else:
+        lengths = np.hypot(steps[:, 0], steps[:, 1])
+        splits = int(np.floor(lengths / MAX_SEGMENT_DEG).sum())
     budget.splits += splits
     budget.dense += len(steps) + 1 + splits
     if budget.dense > MAX_DENSE_VERTICES:
@@ -187,14 +195,14 @@ def _charge_dense(steps: np.ndarray, budget: _Budget) -> None:
         )
 
 
-def _check_wrap(lon_steps: np.ndarray) -> None:
+def _check_wrap(lon_steps: np.ndarray, longest_lon: float) -> None:
     """Rings are straight lines in lon/lat (RFC 7946). One that winds once around a pole,
     or jumps across the antimeridian, would be read as a band around the whole globe:
     reject it with its own reason (RFC 7946 §3.1.9 asks producers to cut such shapes)."""
     wrapped = (lon_steps + 180.0) % 360.0 - 180.0
     if abs(wrapped.sum()) > 180.0:
         raise GeometryError("encircles_pole", "a ring winds around a pole; cut it into parts")
-    if (np.abs(lon_steps) > 180.0).any():
+    if longest_lon > 180.0:
         raise GeometryError(
             "crosses_antimeridian", "a ring crosses the antimeridian; cut it at ±180° longitude"
         )

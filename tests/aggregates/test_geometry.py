@@ -5,9 +5,11 @@ from typing import Any
 import numpy as np
 import pytest
 import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aggregates import GRID_DEG, GeometryError, clip_to, geodesic_area_m2, normalize_geometry
-from aggregates.geometry import AreaTooLarge
+from aggregates.geometry import AreaTooLarge, _Budget, _parse_ring
 from aggregates.overlay import MAX_SEGMENT_DEG
 from tests.aggregates.conftest import load_features
 
@@ -146,6 +148,24 @@ def test_densify_bounds_edges_and_leaves_field_edges_alone() -> None:
         raw = shapely.geometry.shape(feature["geometry"])
         dense = normalize_geometry(feature["geometry"])
         assert shapely.get_num_coordinates(dense) <= shapely.get_num_coordinates(raw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.floats(-1.5, 1.5), st.floats(-1.5, 1.5)), min_size=3, max_size=12),
+       st.floats(0.1, 1.2))
+def test_charging_a_ring_skips_measuring_edges_only_when_none_would_split(
+    offsets: list[tuple[float, float]], scale: float
+) -> None:
+    """Edges around MAX_SEGMENT_DEG long: the count must be segmentize's own whether the
+    shortcut for field-size edges is taken or not."""
+    xy = np.array([(10 + dx * MAX_SEGMENT_DEG * scale, 50 + dy * MAX_SEGMENT_DEG * scale)
+                   for dx, dy in [(0.0, 0.0), *offsets, (0.0, 0.0)]])
+    budget = _Budget(10**6)
+    _parse_ring(xy.tolist(), budget)
+    steps = np.diff(xy, axis=0)
+    expected = int(np.floor(np.hypot(steps[:, 0], steps[:, 1]) / MAX_SEGMENT_DEG).sum())
+    assert budget.splits == expected
+    assert budget.dense == len(xy) + expected
 
 
 def test_densifying_an_absurd_perimeter_is_rejected() -> None:
