@@ -96,12 +96,13 @@ def on_grid(geom: BaseGeometry) -> BaseGeometry:
     part = polygonal_part(geom)
     xy = shapely.get_coordinates(part)
     snapped_xy = _round(xy)
-    if np.array_equal(xy, snapped_xy) and shapely.get_precision(part) == 0:
+    unmoved = np.array_equal(xy, snapped_xy)
+    if unmoved and shapely.get_precision(part) == 0:
         # Already on the grid (an input that came on it, an overlay that added no
         # vertex): no copy to build.
         return part
     rounded = shapely.transform(part, lambda _: snapped_xy)
-    if np.array_equal(xy, snapped_xy) or shapely.is_valid(rounded):
+    if unmoved or shapely.is_valid(rounded):
         return rounded
     snapped = polygonal_part(shapely.set_precision(part, GRID_DEG))
     return shapely.transform(snapped, _round)

@@ -296,6 +296,9 @@ class UniqueAreaLedger:
         later: dict[int, list[BaseGeometry]] = {}
         read: dict[int, _Piece | None] = {}
         for part, hits in self._parts(geom, read):
+            if not hits.ids:  # open ground, most fields: no array work for nothing
+                inserts.extend(_sized(day, part, origin))
+                continue
             is_later = hits.days > day
             inserts.extend(_sized(day, subtract_all(part, hits.geoms[~is_later]), origin))
             for piece_id in np.asarray(hits.ids, dtype=np.int64)[is_later].tolist():
