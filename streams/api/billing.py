@@ -224,7 +224,23 @@ def _user_of(scope: Scope, contract: Contract, leaf_user_id: str) -> str:
     return leaf_user_id
 
 
-@router.get("/{contractId}/consumption/leaf-user/{leafUserId}", response_model=list[DayOut],
+# Leaf user ids may hold "/": the server decodes %2F before it matches a route, so the id
+# is matched as a path. The CSV route comes first, or the JSON one would take
+# "u1/daily.csv" for an id. (An id that itself ends in "/daily.csv" is reached by the CSV
+# route only, and by ?leafUserId= on the record and report endpoints.)
+@router.get("/{contractId}/consumption/leaf-user/{leafUserId:path}/daily.csv",
+            response_class=CsvResponse,
+            summary="Daily breakdown of one Leaf user's scope, every day, as CSV",
+            responses=CSV_ONLY)
+async def user_breakdown_csv(
+    contract_id: ContractId, leaf_user_id: LeafUserId,
+    q: Annotated[BreakdownQuery, Query()], scope: READ,
+) -> Response:
+    contract = the_contract(scope, contract_id)
+    return _breakdown_csv(scope, contract, _user_of(scope, contract, leaf_user_id), q)
+
+
+@router.get("/{contractId}/consumption/leaf-user/{leafUserId:path}", response_model=list[DayOut],
             summary="Daily breakdown of one Leaf user's scope (CSV with Accept: text/csv)",
             responses=LIST_ALSO_CSV)
 async def user_breakdown(
@@ -236,18 +252,6 @@ async def user_breakdown(
     if csv:
         return _breakdown_csv(scope, contract, user, q)
     return _breakdown(scope, contract, user_scope(user), q, response)
-
-
-@router.get("/{contractId}/consumption/leaf-user/{leafUserId}/daily.csv",
-            response_class=CsvResponse,
-            summary="Daily breakdown of one Leaf user's scope, every day, as CSV",
-            responses=CSV_ONLY)
-async def user_breakdown_csv(
-    contract_id: ContractId, leaf_user_id: LeafUserId,
-    q: Annotated[BreakdownQuery, Query()], scope: READ,
-) -> Response:
-    contract = the_contract(scope, contract_id)
-    return _breakdown_csv(scope, contract, _user_of(scope, contract, leaf_user_id), q)
 
 
 async def _term_report(scope: Scope, contract_id: str, q: ReportQuery) -> TermReport:

@@ -93,7 +93,7 @@ def _allowed(request: Request, starlettes: str) -> str:
     """The methods the API documents for the path's template: Starlette's Allow names only
     the first matching route's, though a template may have a route per method (GET and
     POST /webhooks)."""
-    template = getattr(request.scope.get("route"), "path", None)
+    template = getattr(request.scope.get("route"), "path_format", None)  # no ":path"
     operations = request.app.openapi()["paths"].get(template, {})
     documented = [m for m in METHODS if m.lower() in operations]
     return ", ".join(documented) if documented else starlettes

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession
 
-from aggregates.contracts import contract_id_for
+from aggregates.contracts import contract_id_for, user_scope
 from aggregates.products import Product
 from schemas.exports import original_text
 from streams.api.exports import prefers_csv
 from tests.api.conftest import ADMIN, OTHER, OWNER, T0, Feed, sq
-from tests.api.test_views import FILE, OTHER_FILE, bearer
+from tests.api.test_views import FILE, OTHER_FILE, bearer, get
 
 Client = ClientSession
 CSV = {"Accept": "text/csv"}
@@ -160,6 +160,27 @@ async def test_hostile_ids_reach_the_csv_intact_and_defused(client: Client, worl
     assert days and {original_text(r["leafUserId"]) for r in days} == {HOSTILE_USER}
     texts = [row["event_id"], row["leaf_user_id"], *(r["leafUserId"] for r in (*report, *days))]
     assert all(not cell or cell[0] not in "=+-@" for cell in texts)
+
+
+async def test_a_leaf_user_id_holding_slashes_has_its_breakdown_in_json_and_csv(
+    client: Client, world: Feed
+) -> None:
+    """The server decodes %2F before matching routes, so such an id is matched as a path."""
+    await world.event(OWNER, "farm/7/north", sq(0.004, 0), id="slashed")
+    await world.event(OWNER, "farm", sq(0.008, 0), id="prefix")
+    key = await world.key_for(OWNER)
+    base = f"/billing/contracts/{FILE}/consumption/leaf-user"
+    for user in ("farm%2F7%2Fnorth", "farm/7/north"):
+        status, rows, _ = await get(client, f"{base}/{user}", key, unit="m2")
+        assert status == 200 and rows[-1]["totalArea"] == pytest.approx(
+            world.meter.total_m2(FILE, 0, user_scope("farm/7/north")))
+        days, _ = await get_csv(client, f"{base}/{user}/daily.csv", key)
+        assert days and {r["leafUserId"] for r in days} == {"farm/7/north"}
+    _, farm_rows, _ = await get(client, f"{base}/farm", key, unit="m2")
+    assert farm_rows[-1]["totalArea"] == pytest.approx(
+        world.meter.total_m2(FILE, 0, user_scope("farm")))
+    resp = await client.delete(f"{base}/farm%2F7", headers=bearer(key))
+    assert resp.status == 405 and resp.headers["Allow"] == "GET"
 
 
 @pytest.mark.parametrize("path", [
