@@ -157,6 +157,12 @@ class Settings(BaseSettings):
     webhook_poll_seconds: float = Field(
         0.5, gt=0, description="How often a worker looks for deliveries that are due."
     )
+    webhook_private_targets: bool = Field(
+        False, description="Allow webhook URLs on loopback, private, link-local and other "
+        "non-public addresses (a local receiver in tests or `make run`). Off, such a URL is "
+        "refused when registered, and a delivery to a name that resolves only to such "
+        "addresses fails without connecting."
+    )
     webhook_per_endpoint: int = Field(
         4, ge=1, description="Requests in flight to one endpoint at most, so a slow or dead "
         "receiver holds at most this many of a worker's requests, never all of them."

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 
 import aiohttp
 from standardwebhooks import Webhook
+from yarl import URL
 
 from aggregates.state import SEP, Kind, ReadKey
 from aggregates.webhooks import (
@@ -37,6 +38,7 @@ from aggregates.webhooks import (
 from schemas.codec import dumps
 from schemas.internal import WebhookAttemptMessage
 from streams.runtime import Runtime
+from streams.webhook_targets import address_refusal, connector
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +99,9 @@ class Courier:
     async def _attempt(self, d: Delivery, endpoint: Endpoint) -> None:
         try:
             at = datetime.now(UTC)
-            status, error = await post(endpoint, d, at, self.rt.settings.webhook_timeout_seconds)
+            settings = self.rt.settings
+            status, error = await post(endpoint, d, at, settings.webhook_timeout_seconds,
+                                       settings.webhook_private_targets)
             if not delivered(status):
                 self.rt.metrics.webhook_failures.inc()
             result = WebhookAttemptMessage(
@@ -111,10 +115,15 @@ class Courier:
             self.busy[(d.api_owner, d.endpoint_id)] -= 1
 
 
-async def post(endpoint: Endpoint, d: Delivery, at: datetime,
-               timeout: float) -> tuple[int | None, str | None]:
+async def post(endpoint: Endpoint, d: Delivery, at: datetime, timeout: float,
+               private_targets: bool = False) -> tuple[int | None, str | None]:
     """One signed POST: the status, or the error that kept an answer from coming back.
-    Redirects are not followed: only a 2xx counts as delivered."""
+    Redirects are not followed: only a 2xx counts as delivered. Only public addresses
+    are reached unless `private_targets` (streams/webhook_targets.py); an endpoint
+    stored before that rule, or while the operator allowed others, fails here."""
+    refusal = None if private_targets else address_refusal(URL(endpoint.url).host)
+    if refusal is not None:
+        return None, refusal
     headers = {
         "content-type": "application/json",
         "webhook-id": d.message_id,
@@ -122,7 +131,8 @@ async def post(endpoint: Endpoint, d: Delivery, at: datetime,
         "webhook-signature": Webhook(endpoint.secret).sign(d.message_id, at, d.payload),
     }
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as s, \
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout),
+                                         connector=connector(private_targets)) as s, \
                 s.post(endpoint.url, data=d.payload, headers=headers,
                        allow_redirects=False) as response:
             return response.status, None

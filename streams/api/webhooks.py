@@ -30,10 +30,11 @@ from schemas.api import (
 from schemas.codec import dumps
 from schemas.internal import WebhookEndpointMessage
 from streams.api.deps import READ, Scope
-from streams.api.errors import ERROR_RESPONSES, not_found
+from streams.api.errors import ERROR_RESPONSES, bad_parameter, not_found
 from streams.api.paging import TOTAL_HEADER, page_of, set_total
 from streams.api.params import WebhookId
 from streams.topics import partition_of
+from streams.webhook_targets import address_refusal
 
 VISIBLE_WITHIN_SECONDS = 10.0
 SECRET_BYTES = 24
@@ -49,6 +50,9 @@ def new_secret() -> str:
              summary="Register a webhook endpoint (its secret is shown once)")
 async def create(body: WebhookIn, scope: READ) -> WebhookCreatedOut:
     owner = scope.acting_owner
+    refusal = address_refusal(body.url.host)
+    if refusal is not None and not scope.api.settings.webhook_private_targets:
+        raise bad_parameter("url", f"{refusal}: webhooks reach public addresses only")
     endpoint = Endpoint("ep_" + secrets.token_hex(8), str(body.url), new_secret(), scope.now)
     await _send(scope, WebhookEndpointMessage(
         api_owner=owner, endpoint_id=endpoint.endpoint_id, url=endpoint.url,

@@ -45,6 +45,21 @@ async def test_an_owner_registers_lists_and_removes_an_endpoint(
     assert await (await client.get("/webhooks", headers=bearer(key))).json() == []
 
 
+async def test_a_url_naming_a_non_public_address_is_refused(client: Client, world: Feed) -> None:
+    """The worker POSTs from inside the operator's network: loopback, private, link-local
+    (a cloud's metadata service) and unspecified addresses are not webhook targets."""
+    key = await world.key_for(OWNER)
+    for url in ("http://127.0.0.1:8080/hook", "http://[::1]/hook", "http://10.1.2.3/",
+                "http://169.254.169.254/latest/meta-data", "http://0.0.0.0/",
+                "http://[::ffff:127.0.0.1]/"):
+        status, body = await register(client, key, url=url)
+        assert status == 400 and body["error"] == "invalid_parameter", (url, body)
+        assert body["parameter"] == "url" and "public" in body["message"], body
+    assert await (await client.get("/webhooks", headers=bearer(key))).json() == []
+    status, _ = await register(client, key, url="http://203.0.113.7.nip.io/hook")
+    assert status == 201  # a name is checked where a delivery resolves it
+
+
 async def test_endpoints_are_listed_a_page_at_a_time(client: Client, world: Feed) -> None:
     key = await world.key_for(OWNER)
     ids = [(await register(client, key))[1]["id"] for _ in range(3)]

@@ -1,5 +1,6 @@
 """The courier against real HTTP receivers on 127.0.0.1: a dead receiver holds only its
-own endpoint's few slots, never the deliveries owed to anyone else."""
+own endpoint's few slots, never the deliveries owed to anyone else; and such a receiver
+is reached only when the operator allows non-public targets."""
 
 from __future__ import annotations
 
@@ -14,11 +15,19 @@ from aiohttp import web
 from standardwebhooks import Webhook
 
 from aggregates.state import Write
-from aggregates.webhooks import ALERT_EVENT, Endpoint, encode_endpoint, endpoint_key, owed, payload
+from aggregates.webhooks import (
+    ALERT_EVENT,
+    Endpoint,
+    decode_delivery,
+    encode_endpoint,
+    endpoint_key,
+    owed,
+    payload,
+)
 from schemas.codec import loads
 from streams.metrics import Metrics
 from streams.settings import Settings
-from streams.webhook_delivery import Courier
+from streams.webhook_delivery import Courier, post
 
 NOW = datetime.now(UTC)
 SECRET = "whsec_c2VjcmV0LW9mLXRoZS10ZXN0"
@@ -110,7 +119,8 @@ async def test_a_dead_receiver_holds_only_its_own_slots(
     owe(table, "live@example.com", live_url, 5, NOW)
     rt = SimpleNamespace(holder=table, metering=metering, metrics=Metrics(),
                          settings=Settings(webhook_timeout_seconds=5,
-                                           webhook_per_endpoint=PER_ENDPOINT))
+                                           webhook_per_endpoint=PER_ENDPOINT,
+                                           webhook_private_targets=True))
     courier = Courier(rt)  # type: ignore[arg-type]
     for _ in range(3):
         courier.sweep(NOW)
@@ -122,3 +132,23 @@ async def test_a_dead_receiver_holds_only_its_own_slots(
     assert rt.metrics.webhook_backlog._value.get() == 25  # noqa: SLF001 - results unapplied
     for task in courier.tasks:
         task.cancel()
+
+
+@pytest.mark.parametrize(("host", "reason"), [
+    ("127.0.0.1", "127.0.0.1 is not a public address"),
+    ("localhost", "localhost resolves to no public address"),  # a name: checked resolved
+])
+async def test_a_receiver_on_a_private_address_is_not_reached_unless_allowed(
+    accepting: tuple[str, list[str]], host: str, reason: str
+) -> None:
+    url, received = accepting
+    hook = Endpoint("ep_priv", url.replace("127.0.0.1", host), SECRET, NOW)
+    [(key, raw)] = owed("o@example.com", [hook], [(ALERT_EVENT, payload(ALERT_EVENT, {}, NOW))],
+                        NOW, {}.get)
+    assert raw is not None
+    d = decode_delivery(key, raw)
+    status, error = await post(hook, d, NOW, 5.0)
+    assert status is None and error is not None and reason in error, error
+    assert received == []
+    assert await post(hook, d, NOW, 5.0, private_targets=True) == (204, None)
+    assert len(received) == 1
