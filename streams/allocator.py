@@ -4,7 +4,7 @@ In a worker holding a million pieces GEOS's union of an event's cutters took 2.2
 long as in a fresh process, on inputs of the same size: glibc's small-chunk caches
 (7 chunks a size by default) overflow into a large, fragmented heap whose free lists
 are long and cold. With 2,000 chunks cached a size the same calls stay flat (README,
-"Engine": the scale ratio) and are ~14 % cheaper even on a fresh heap, for ~27 B an
+"Engine": the scale ratio) and are ~14 % cheaper even on a fresh heap, for ~35 B an
 event more memory. glibc reads `GLIBC_TUNABLES` only when a program starts, so the
 process executes itself once more with it set: the same PID, arguments and working
 directory, which keeps supervisors, tests and `kill` working on the PID they hold.
