@@ -8,7 +8,7 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from aggregates.area import EPSILON_M2, geodesic_area_m2
+from aggregates.area import EPSILON_M2, area_bounds_m2, geodesic_area_m2
 from aggregates.overlay import MAX_SEGMENT_DEG, clip, on_grid, polygonal_part
 
 DEFAULT_MAX_VERTICES = 10_000
@@ -92,14 +92,17 @@ def normalize_geometry(
         )
     # Repair only cuts edges, so input edges that need no split leave nothing to split.
     dense = shapely.segmentize(repaired, MAX_SEGMENT_DEG) if budget.splits else repaired
-    # Oriented before it is measured: the shape returned is then the one whose area is
-    # remembered, and a ledger adding it on open ground measures nothing again.
     oriented: BaseGeometry = shapely.orient_polygons(on_grid(dense))
-    area = 0.0 if oriented.is_empty else geodesic_area_m2(oriented)
-    if area < EPSILON_M2:
+    if oriented.is_empty:
         raise GeometryError("no_area", "geometry has no area after repair")
-    if area > max_area_m2:
-        raise AreaTooLarge(area, max_area_m2)
+    low, high = area_bounds_m2(oriented.area, oriented.bounds, MAX_DENSE_VERTICES)
+    if low < EPSILON_M2 or high > max_area_m2:
+        # Only near a limit is the exact area needed to decide (see area_bounds_m2).
+        area = geodesic_area_m2(oriented)
+        if area < EPSILON_M2:
+            raise GeometryError("no_area", "geometry has no area after repair")
+        if area > max_area_m2:
+            raise AreaTooLarge(area, max_area_m2)
     return oriented
 
 

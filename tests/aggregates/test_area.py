@@ -5,9 +5,12 @@ import math
 import numpy as np
 import pytest
 import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pyproj import Geod
 
-from aggregates import geodesic_area_m2
+from aggregates import geodesic_area_m2, normalize_geometry
+from aggregates.area import area_bounds_m2
 from tests.aggregates.conftest import load_features
 
 A = 6_378_137.0
@@ -87,3 +90,25 @@ def test_the_same_shape_is_measured_once_and_others_each_their_own(
     assert geodesic_area_m2(other) == pytest.approx(2 * first, rel=1e-3)
     assert geodesic_area_m2(field) == first and geodesic_area_m2(twin) == first
     assert len(calls) == 4
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(-84.0, 84.0), st.floats(-179.0, 175.0), st.floats(-6.0, -0.35),
+       st.floats(0.2, 5.0), st.lists(st.floats(0.3, 1.0), min_size=5, max_size=24))
+def test_intakes_area_bounds_hold_the_geodesic_area(
+    lat: float, lon: float, log_size: float, aspect: float, radii: list[float]
+) -> None:
+    """Intake decides on bounds and measures only near a limit: a shape whose bounds
+    were wrong would be let in with no area, or past the event area limit. Star-shaped
+    polygons from 1e-6° to ~0.9° across, anywhere from 84° S to 84° N (the equator
+    crossed too), as intake leaves them (densified, on the grid)."""
+    size = 10.0**log_size
+    angles = np.linspace(0.0, 2 * math.pi, len(radii), endpoint=False)
+    ring = [(lon + size * r * math.cos(a), max(-85.0, min(85.0, lat + size / aspect * r
+             * math.sin(a)))) for r, a in zip(radii, angles, strict=True)]
+    geom = normalize_geometry(shapely.geometry.mapping(shapely.Polygon(ring)))
+    low, high = area_bounds_m2(geom.area, geom.bounds, shapely.get_num_coordinates(geom))
+    assert low <= geodesic_area_m2(geom) <= high
+    south, north = geom.bounds[1], geom.bounds[3]
+    if low > 10_000.0 and north - south < 0.01 and max(abs(south), abs(north)) < 80.0:
+        assert high / low < 1.03  # a field's, tight enough to spare its measurement
