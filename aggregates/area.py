@@ -11,8 +11,8 @@ from shapely.geometry.base import BaseGeometry
 EPSILON_M2 = 1e-6
 
 _GEOD = Geod(ellps="WGS84")
-_A = 6_378_137.0  # WGS84's semi-major axis, m
-_E2 = (1 / 298.257223563) * (2 - 1 / 298.257223563)  # its eccentricity squared
+_A: float = _GEOD.a  # the semi-major axis, m
+_E2: float = _GEOD.es  # the eccentricity squared
 # Far above how much a shape's geodesic edges (at most MAX_SEGMENT_DEG long, ~111 m) can
 # move its area from that of its straight lon/lat edges: ~1e-5 at 45°, growing with
 # tan(latitude), so shapes reaching within 5° of a pole get no bounds.
