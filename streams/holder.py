@@ -7,6 +7,12 @@ so receiving that message is the proof that the table is complete. (The
 `on_partitions_assigned` signal comes before recovery ends: a Meter built there, or by
 an API request in that window, would miss records, re-meter events and reuse ids.)
 Until its Meter exists, a partition's owners get 503 from the API.
+
+An event whose shape is cut in parts (a satellite scene: hundreds of pieces a ledger,
+0.2-1.5 s each) is metered in a thread, so the loop keeps answering the API and the
+broker meanwhile. Only loop code starts that thread, so loop code that found the
+partition settled reads its Meter undisturbed until its next await: the API waits for
+`settled` before it reads, and `meter_of` refuses a partition whose Meter a thread holds.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import rocksdict
 
@@ -27,6 +33,8 @@ from aggregates.state import split_key
 from streams.topics import partition_of
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class NotReady(Exception):
@@ -57,6 +65,7 @@ class MeterHolder:
         self._states: dict[int, PartitionState] = {}
         self._assigned: set[int] = set()
         self._serving: set[int] = set()
+        self._changing: dict[int, asyncio.Event] = {}  # Meters a thread is changing
 
     # ---- rebalance signals ----------------------------------------------------------
 
@@ -91,6 +100,28 @@ class MeterHolder:
             self._serving.add(partition)
         return state
 
+    async def off_loop(self, partition: int, change: Callable[[], T]) -> T:
+        """`change` (the partition's Meter metering one message) run in a thread. The
+        agent awaits it, so nothing else changes the Meter meanwhile; readers wait on
+        `settled`. A change cancelled halfway (the worker stopping) leaves the Meter ahead
+        of its table, so it is dropped, as a failed one is."""
+        done = self._changing[partition] = asyncio.Event()
+        try:
+            return await asyncio.to_thread(change)
+        except asyncio.CancelledError:
+            self.drop(partition)
+            raise
+        finally:
+            del self._changing[partition]
+            done.set()
+
+    async def settled(self, api_owner: str | None = None) -> None:
+        """Returns once no thread changes the owner's Meter (every Meter if None)."""
+        only = None if api_owner is None else partition_of(api_owner, self._partitions)
+        while waits := [done.wait() for p, done in list(self._changing.items())
+                        if only in (None, p)]:
+            await asyncio.gather(*waits)
+
     def drop(self, partition: int) -> None:
         """Forget a Meter whose memory may be ahead of its table (an event failed
         half-way); the next message rebuilds it from what was persisted."""
@@ -101,19 +132,19 @@ class MeterHolder:
 
     def meter_of(self, api_owner: str) -> Meter:
         partition = partition_of(api_owner, self._partitions)
-        if partition not in self._serving:
+        if partition not in self._readable():
             raise NotReady(partition)
         return self._states[partition].meter
 
     def meter_with_contract(self, contract_id: str) -> Meter | None:
         """The local Meter holding a contract; NotReady when it may be in one still
         recovering, None when it is on no partition of this worker."""
-        for partition in self._serving:
+        for partition in self._readable():
             meter = self._states[partition].meter
             if contract_id in meter.contracts:
                 return meter
-        if self._assigned - self._serving:
-            raise NotReady(min(self._assigned - self._serving))
+        if unread := self._assigned - self._readable():
+            raise NotReady(min(unread))
         return None
 
     def readiness(self) -> dict[int, bool]:
@@ -130,9 +161,13 @@ class MeterHolder:
     def all_served(self) -> dict[int, Meter]:
         """The Meter of every partition assigned here, for a read across all owners;
         NotReady while any of them recovers, as the read would miss its owners."""
-        if self._assigned - self._serving:
-            raise NotReady(min(self._assigned - self._serving))
+        if unread := self._assigned - self._readable():
+            raise NotReady(min(unread))
         return {p: self._states[p].meter for p in sorted(self._serving)}
+
+    def _readable(self) -> set[int]:
+        """Partitions whose Meter the loop may read now: built, and no thread changing it."""
+        return self._serving - self._changing.keys()
 
     # ---- building -------------------------------------------------------------------
 

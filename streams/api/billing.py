@@ -186,9 +186,10 @@ def _days_page(
 def _breakdown_csv(
     scope: Scope, contract: Contract, leaf_user_id: str | None, q: BreakdownQuery
 ) -> CsvResponse:
-    """Every day of the range, whatever `page` and `size` say."""
+    """Every day of the range, whatever `page` and `size` say; read from the Meter before
+    the first await, as a thread may meter into it later (streams/holder.py)."""
     start, end = _range(scope, contract, q)
-    days = scope_days(scope.meter, contract, leaf_user_id, start, end, scope.now)
+    days = list(scope_days(scope.meter, contract, leaf_user_id, start, end, scope.now))
     name = "api-owner" if leaf_user_id is None else "leaf-user"
     return csv_response(exports.consumption_header(q.unit),
                         (exports.consumption_row(contract, d, q.unit) for d in days),

@@ -65,6 +65,9 @@ class Meters(Protocol):
     def all_served(self) -> dict[int, Meter]:
         """Every local partition's Meter; NotReady while one of them recovers."""
 
+    async def settled(self, api_owner: str | None = None) -> None:
+        """Returns once no thread is metering into the owner's Meter (any, if None)."""
+
 
 class Keys(Protocol):
     """An owner's keys as its worker's table holds them (streams.api.keys.TableKeys)."""
@@ -227,8 +230,14 @@ class Scope:
     api: Api
     principal: Principal
     owner: str | None  # the API owner acted for; None: the admin by contract id alone
-    meter: Meter
+    contract_id: str | None
     now: datetime
+
+    @property
+    def meter(self) -> Meter:
+        """Found again at each read: since the handler's last await, a thread may have
+        begun metering a scene into it (streams/holder.py); then 503, not a torn read."""
+        return _meter(self.api.meters, self.owner, self.contract_id)
 
     @property
     def acting_owner(self) -> str:
@@ -263,11 +272,11 @@ class Everyone:
     forwarded: bool  # asked by another worker for this worker's share only
 
 
-def scoped(bucket: str, *, admin_only: bool = False) -> Callable[..., Scope]:
+def scoped(bucket: str, *, admin_only: bool = False) -> Callable[..., Awaitable[Scope]]:
     """The dependency giving a route its `Scope`: routed, verified, counted in `bucket`."""
     either = scoped_or_everyone(bucket, admin_only=admin_only)
 
-    def scope(chosen: Scope | Everyone = Depends(either)) -> Scope:  # a default: see below
+    async def scope(chosen: Scope | Everyone = Depends(either)) -> Scope:  # a default: below
         if isinstance(chosen, Everyone):
             raise bad_parameter(OWNER_PARAMETER,
                                 "the admin key must name the apiOwner to act for")
@@ -278,13 +287,13 @@ def scoped(bucket: str, *, admin_only: bool = False) -> Callable[..., Scope]:
 
 def scoped_or_everyone(
     bucket: str, *, admin_only: bool = False
-) -> Callable[..., Scope | Everyone]:
+) -> Callable[..., Awaitable[Scope | Everyone]]:
     """`scoped`, except that the admin naming no owner (and no contract) gets `Everyone`."""
     limited = rate_limited(bucket)
 
     # A default, not Annotated: FastAPI resolves annotations in the module's globals,
     # where `limited` is not.
-    def scope(
+    async def scope(
         request: Request,
         target: Annotated[Target, Depends(route)],
         api: Annotated[Api, Depends(api_of)],
@@ -295,10 +304,12 @@ def scoped_or_everyone(
         if not principal.is_admin and target.named not in (None, principal.owner):
             raise not_found("API owner")
         contract_id = request.path_params.get("contractId")
+        await api.meters.settled(target.owner)
         if target.owner is None and contract_id is None:
             return Everyone(api, api.clock(), FORWARDED in request.headers)
-        meter = _meter(api.meters, target.owner, contract_id)
-        return Scope(api, principal, target.owner, meter, api.clock())
+        scope = Scope(api, principal, target.owner, contract_id, api.clock())
+        scope.meter  # noqa: B018 - a missing contract is this request's 404
+        return scope
 
     return scope
 

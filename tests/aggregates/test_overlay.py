@@ -11,7 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aggregates.area import EPSILON_M2, geodesic_area_m2
-from aggregates.overlay import GRID_DEG, object_array, on_grid, subtract_all
+from aggregates.overlay import (
+    GRID_DEG,
+    MAX_PIECE_VERTICES,
+    cut_in_parts,
+    object_array,
+    on_grid,
+    subtract_all,
+    vertex_count,
+)
 
 DATA = Path(__file__).parent / "data"
 
@@ -70,3 +78,19 @@ def test_a_field_covered_by_pieces_adds_nothing() -> None:
     assert geodesic_area_m2(geom) > 1_000
     left = subtract_all(geom, object_array(pieces))
     assert geodesic_area_m2(left) < EPSILON_M2
+
+
+@given(st.integers(3, 2 * MAX_PIECE_VERTICES), st.integers(1, 3))
+def test_a_shape_cut_in_parts_is_known_from_its_wkb_size(vertices: int, polygons: int) -> None:
+    """The metering agent sends an event to a thread by its WKB's size alone: every shape
+    whose add cuts it (over MAX_PIECE_VERTICES vertices) must go, and a field well under
+    the limit must stay on the loop."""
+    each = max(3, vertices // polygons)
+    shape = shapely.MultiPolygon([
+        shapely.Point(3 * i, 0).buffer(1, quad_segs=max(1, each // 4)) for i in range(polygons)
+    ])
+    size = len(shapely.to_wkb(shape))
+    if vertex_count(shape) > MAX_PIECE_VERTICES:
+        assert cut_in_parts(size)
+    if vertex_count(shape) < MAX_PIECE_VERTICES * 0.9:
+        assert not cut_in_parts(size)

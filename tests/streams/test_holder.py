@@ -4,6 +4,7 @@ a crash cut short is undone in the table before the Meter is built from it."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -17,11 +18,12 @@ from aggregates.journal import JOURNAL_PREFIX, applied, bracket
 from aggregates.meter import Meter
 from aggregates.products import Product
 from aggregates.records import MeterEvent
-from streams.holder import MeterHolder
+from streams.holder import MeterHolder, NotReady
 from tests.aggregates.test_meter import OWNER, area, sq
 
 FILE = "providerFileProcessingFinished"
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
+WAIT = 5.0  # seconds
 
 
 class Store:
@@ -181,3 +183,42 @@ async def test_the_loop_answers_while_a_partition_is_rebuilt(table: Table) -> No
     assert turns > 10 and served_meanwhile == set() and holder.serving() == [0]
     cid = contract_id_for(OWNER, Product.OPERATIONS_FILE)
     assert rebuilt.total_m2(cid, 0, OWNER_SCOPE) == first.total_m2(cid, 0, OWNER_SCOPE)
+
+
+async def test_a_meter_a_thread_changes_is_read_once_the_change_settles(table: Table) -> None:
+    """A scene metered off the loop: meanwhile a reader of its owner is refused (503) or
+    waits on `settled`, and gets the Meter back once the thread is done."""
+    holder = MeterHolder(table, partial(Meter.from_state, grace=timedelta(0)), 1)
+    meter = (await holder.state_for(0, offset=1)).meter
+    release = threading.Event()
+    change = asyncio.ensure_future(holder.off_loop(0, partial(release.wait, WAIT)))
+    await asyncio.sleep(0.01)
+    with pytest.raises(NotReady):
+        holder.meter_of(OWNER)
+    with pytest.raises(NotReady):
+        holder.all_served()
+    waiting = asyncio.ensure_future(holder.settled(OWNER))
+    await asyncio.sleep(0.05)
+    assert not waiting.done() and not change.done()
+    release.set()
+    assert await asyncio.wait_for(change, WAIT) is True
+    await asyncio.wait_for(waiting, WAIT)
+    assert holder.meter_of(OWNER) is meter and holder.all_served() == {0: meter}
+
+
+async def test_a_change_stopped_halfway_drops_the_meter(table: Table) -> None:
+    """The thread cannot be stopped and may finish changing the Meter after the agent
+    gave the message up: that Meter is ahead of its table, so the next message rebuilds."""
+    holder = MeterHolder(table, partial(Meter.from_state, grace=timedelta(0)), 1)
+    meter = (await holder.state_for(0, offset=1)).meter
+    release = threading.Event()
+    change = asyncio.ensure_future(holder.off_loop(0, partial(release.wait, WAIT)))
+    await asyncio.sleep(0.01)
+    change.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await change
+    release.set()
+    await asyncio.wait_for(holder.settled(), WAIT)
+    with pytest.raises(NotReady):
+        holder.meter_of(OWNER)
+    assert (await holder.state_for(0, offset=2)).meter is not meter

@@ -1,0 +1,72 @@
+"""A satellite scene is metered in a thread (streams/holder.py): its add cuts it into
+hundreds of pieces a ledger (0.2-1.5 s each), which held the worker's loop, so every
+owner's API request and the broker's heartbeats waited for it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from shapely.geometry import box, mapping
+
+from schemas.codec import dumps
+from streams.replay import TOPIC_OF_TYPE
+from tests.api.conftest import NOW, OTHER, OWNER, Feed, serve
+from tests.api.test_views import get
+from tests.support.agents import WAIT
+
+SCENE = "satelliteImageProcessingFinished"
+
+
+class Watched:
+    """The holder's `off_loop`, passed through, noting when a thread starts and ends."""
+
+    def __init__(self, off_loop: Callable[..., Any]) -> None:
+        self._off_loop = off_loop
+        self.started, self.ended = asyncio.Event(), asyncio.Event()
+
+    async def __call__(self, partition: int, change: Callable[[], Any]) -> Any:
+        self.started.set()
+        try:
+            return await self._off_loop(partition, change)
+        finally:
+            self.ended.set()
+
+
+async def test_the_api_answers_while_a_scene_is_metered(
+    world: Feed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another owner is answered while the scene is metered, and the loop keeps turning;
+    the scene's owner is answered once it is metered, with the scene counted, not with a
+    figure read half-way through it."""
+    watched = Watched(world.rt.holder.off_loop)
+    monkeypatch.setattr(world.rt.holder, "off_loop", watched)
+    async with serve(world) as client:
+        owner_key, other_key = await world.key_for(OWNER), await world.key_for(OTHER)
+        _, before, _ = await get(client, "/usage/summary", owner_key, unit="m2")
+        scene = {"id": "scene-1", "type": SCENE, "timestamp": NOW.isoformat(), "apiOwner": OWNER,
+                 "leafUserId": "u1", "imageId": "img-1", "provider": "planet",
+                 "geometry": mapping(box(10, 40, 11, 41))}
+        await world.pipeline.publish(TOPIC_OF_TYPE[SCENE], dumps(scene), key=OWNER.encode())
+        await asyncio.wait_for(watched.started.wait(), WAIT)
+
+        turns = 0
+
+        async def turn() -> None:
+            nonlocal turns
+            while not watched.ended.is_set():
+                turns += 1
+                await asyncio.sleep(0.005)
+
+        turning = asyncio.ensure_future(turn())
+        status, _, _ = await get(client, "/usage/summary", other_key, unit="m2")
+        assert status == 200 and not watched.ended.is_set()
+        status, during, _ = await get(client, "/usage/summary", owner_key, unit="m2")
+        assert status == 200 and watched.ended.is_set()
+        await turning
+        assert turns >= 3
+        await world.pipeline.settled()
+        _, after, _ = await get(client, "/usage/summary", owner_key, unit="m2")
+        assert during == after != before
