@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-unit test-integration lint promtool chromium ui bench bench-engine bench-peer bench-state bench-recovery bench-explain bench-takeover bench-pipeline bench-api bench-exports bench-check broker-fetch clean soak
+.PHONY: run test test-unit test-integration lint promtool chromium ui bench bench-engine bench-peer bench-state bench-recovery bench-explain bench-takeover bench-pipeline bench-api bench-exports bench-check bench-scenes broker-fetch clean soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,7 +55,7 @@ lint: $(STAMP)
 soak: $(STAMP) broker-fetch
 	$(PY) -m tests.soak --runs $(or $(RUNS),10)
 
-bench: bench-engine bench-peer bench-recovery bench-explain bench-pipeline bench-api bench-exports bench-check
+bench: bench-engine bench-peer bench-recovery bench-explain bench-pipeline bench-api bench-exports bench-check bench-scenes
 
 ## bench-engine: the scale section stores 1M pieces, as issue 9's goal says (minutes);
 ## PIECES=200000 for a quick run.
@@ -99,6 +99,10 @@ bench-exports: $(STAMP)
 ## bench-check: one ledger's preview of a satellite scene (a check's work) beside its add.
 bench-check: $(STAMP)
 	$(PY) -m bench.check
+
+## bench-scenes: a real worker meters satellite scenes; the longest its loop was held.
+bench-scenes: $(STAMP) broker-fetch
+	$(PY) -m bench.scenes
 
 clean:
 	rm -rf .data .pytest_cache .mypy_cache .ruff_cache .hypothesis

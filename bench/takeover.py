@@ -24,13 +24,13 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 
-import aiohttp
 from aiokafka import AIOKafkaProducer
 from faust.stores.rocksdb import RocksDBOptions
 
 from aggregates.state import split_key
 from bench.changelog import advance_metering, fill_changelog
 from bench.pipeline import boundary_events, tail_consumer
+from bench.probe import slowest_answer
 from schemas.codec import dumps, loads
 from streams.settings import Settings
 from streams.topics import ensure_topics, internal_topics, metering_topic, partition_of
@@ -122,7 +122,7 @@ async def _run(
     started = time.monotonic()
     starting = asyncio.create_task(asyncio.to_thread(worker.start, timeout_s))
     done = asyncio.Event()
-    probing = asyncio.create_task(_slowest_answer(f"http://127.0.0.1:{worker.web_port}/health",
+    probing = asyncio.create_task(slowest_answer(f"http://127.0.0.1:{worker.web_port}/health",
                                                   done))
     last_note = started
     try:
@@ -145,22 +145,6 @@ async def _run(
         probing.cancel()
         await starting
         await consumer.stop()
-
-
-async def _slowest_answer(url: str, done: asyncio.Event) -> float:
-    """The slowest of the worker's answers to `url` asked every 100 ms, from its first."""
-    slowest = 0.0
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
-        while not done.is_set():
-            asked = time.monotonic()
-            try:
-                async with session.get(url) as resp:
-                    await resp.read()
-                slowest = max(slowest, time.monotonic() - asked)
-            except aiohttp.ClientConnectionError:
-                pass  # not listening yet
-            await asyncio.sleep(0.1)
-    return slowest
 
 
 def _check(worker: Worker, started: float, timeout_s: float) -> None:

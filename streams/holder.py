@@ -9,10 +9,11 @@ an API request in that window, would miss records, re-meter events and reuse ids
 Until its Meter exists, a partition's owners get 503 from the API.
 
 An event whose shape is cut in parts (a satellite scene: hundreds of pieces a ledger,
-0.2-1.5 s each) is metered in a thread, so the loop keeps answering the API and the
-broker meanwhile. Only loop code starts that thread, so loop code that found the
-partition settled reads its Meter undisturbed until its next await: the API waits for
-`settled` before it reads, and `meter_of` refuses a partition whose Meter a thread holds.
+0.2-1.5 s each) is metered in a thread, and its thousands of writes stored a slice at a
+time, so the loop keeps answering the API and the broker meanwhile (`changing`). Only
+loop code starts that thread, so loop code that found the partition settled reads its
+Meter undisturbed until its next await: the API waits for `settled` before it reads, and
+`meter_of` refuses a partition that is changing.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 import rocksdict
 
@@ -33,8 +35,6 @@ from aggregates.state import split_key
 from streams.topics import partition_of
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 
 class NotReady(Exception):
@@ -100,14 +100,16 @@ class MeterHolder:
             self._serving.add(partition)
         return state
 
-    async def off_loop(self, partition: int, change: Callable[[], T]) -> T:
-        """`change` (the partition's Meter metering one message) run in a thread. The
-        agent awaits it, so nothing else changes the Meter meanwhile; readers wait on
-        `settled`. A change cancelled halfway (the worker stopping) leaves the Meter ahead
-        of its table, so it is dropped, as a failed one is."""
+    @asynccontextmanager
+    async def changing(self, partition: int) -> AsyncIterator[None]:
+        """While the agent meters one message into the partition's Meter in a thread and
+        stores its writes a slice at a time, readers wait on `settled`. A change stopped
+        halfway (the worker stopping) leaves the Meter ahead of its table: it is dropped,
+        as a failed one is, and the next message rebuilds it after undoing the cut
+        message's writes (`_repair`)."""
         done = self._changing[partition] = asyncio.Event()
         try:
-            return await asyncio.to_thread(change)
+            yield
         except asyncio.CancelledError:
             self.drop(partition)
             raise
@@ -152,8 +154,9 @@ class MeterHolder:
         return {p: p in self._serving for p in sorted(self._assigned)}
 
     def serving(self) -> list[int]:
-        """The metering partitions whose state is built from a recovered table."""
-        return sorted(self._serving)
+        """The metering partitions whose state is built from a recovered table and whose
+        table holds no message half-stored (a scene's writes go in slices)."""
+        return sorted(self._readable())
 
     def meters(self) -> list[Meter]:
         return [self._states[p].meter for p in sorted(self._serving)]

@@ -173,7 +173,7 @@ async def route(
                 raise rebalancing()
             raise Forwarded(await forward(api.rt.app.http_client, worker, request, body,
                                           is_export(request)))
-    elif not forwarded and not _holds(api.meters, contract_id or ""):
+    elif not forwarded and not await _holds(api.meters, contract_id or ""):
         for worker in api.locator.other_workers():
             response = await forward(api.rt.app.http_client, worker, request, body,
                                      is_export(request))
@@ -198,7 +198,10 @@ async def _named_owner(request: Request) -> str | None:
     return named if isinstance(named, str) else None
 
 
-def _holds(meters: Meters, contract_id: str) -> bool:
+async def _holds(meters: Meters, contract_id: str) -> bool:
+    """Asked once no scene is being metered here: a contract in a changing partition
+    would look absent and the request go round every other worker first."""
+    await meters.settled()
     try:
         return meters.meter_with_contract(contract_id) is not None
     except NotReady:

@@ -1,12 +1,13 @@
 """A satellite scene is metered in a thread (streams/holder.py): its add cuts it into
-hundreds of pieces a ledger (0.2-1.5 s each), which held the worker's loop, so every
-owner's API request and the broker's heartbeats waited for it."""
+hundreds of pieces a ledger (0.2-1.5 s each), and its thousands of writes are stored a
+slice at a time: both held the worker's loop, so every owner's API request and the
+broker's heartbeats waited for them."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import pytest
 from shapely.geometry import box, mapping
@@ -21,16 +22,19 @@ SCENE = "satelliteImageProcessingFinished"
 
 
 class Watched:
-    """The holder's `off_loop`, passed through, noting when a thread starts and ends."""
+    """The holder's `changing`, passed through, noting when a scene's change starts and
+    ends."""
 
-    def __init__(self, off_loop: Callable[..., Any]) -> None:
-        self._off_loop = off_loop
+    def __init__(self, changing: Callable[[int], AbstractAsyncContextManager[None]]) -> None:
+        self._changing = changing
         self.started, self.ended = asyncio.Event(), asyncio.Event()
 
-    async def __call__(self, partition: int, change: Callable[[], Any]) -> Any:
+    @asynccontextmanager
+    async def __call__(self, partition: int) -> AsyncIterator[None]:
         self.started.set()
         try:
-            return await self._off_loop(partition, change)
+            async with self._changing(partition):
+                yield
         finally:
             self.ended.set()
 
@@ -41,8 +45,8 @@ async def test_the_api_answers_while_a_scene_is_metered(
     """Another owner is answered while the scene is metered, and the loop keeps turning;
     the scene's owner is answered once it is metered, with the scene counted, not with a
     figure read half-way through it."""
-    watched = Watched(world.rt.holder.off_loop)
-    monkeypatch.setattr(world.rt.holder, "off_loop", watched)
+    watched = Watched(world.rt.holder.changing)
+    monkeypatch.setattr(world.rt.holder, "changing", watched)
     async with serve(world) as client:
         owner_key, other_key = await world.key_for(OWNER), await world.key_for(OTHER)
         _, before, _ = await get(client, "/usage/summary", owner_key, unit="m2")
