@@ -82,7 +82,8 @@ def owners_on_distinct_partitions(n: int, partitions: int = PARTITIONS) -> list[
 def fault_scenarios(owners: int = 3, boundaries: int = 180) -> list[Scenario]:
     """≈ 390 events per owner over six days (2 Leaf users each) from real fields, each owner
     on fields of its own: creates with shared and re-digitised copies, machine files,
-    operations, satellite scenes, updates, deletes, 10 FAILED and 30 re-deliveries.
+    operations, satellite scenes (three of them metered in a thread), updates, deletes,
+    10 FAILED and 30 re-deliveries.
 
     Operations carry no `fieldId` (they count unclipped): clipping to a boundary that
     arrives on another topic depends on the order the topics are read in, which is issue 8,
@@ -98,6 +99,7 @@ def fault_scenarios(owners: int = 3, boundaries: int = 180) -> list[Scenario]:
             clip_operations=False,
             failed=10,
             duplicates=30,
+            wide_scenes=3,
         )
         for k, owner in enumerate(owners_on_distinct_partitions(owners))
     ]

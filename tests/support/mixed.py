@@ -260,6 +260,11 @@ def _owner_events(
             provider=provider,
             geometry=geo(around(a, 0.002).envelope),
         )
+    for s in range(2):  # 0.1° a side, over 256 vertices once densified: metered in a thread
+        middle = norm[s * 37 % len(norm)].centroid
+        o.event("satelliteImageProcessingFinished", users[s % len(users)], 1 + s,
+                imageId=f"wide{s}", provider="planet", geometry=geo(shapely.box(
+                    middle.x - 0.05, middle.y - 0.05, middle.x + 0.05, middle.y + 0.05)))
 
     # Day 2: updates (grown or moved ~1 m); operations after them clip to the new shape.
     updated: list[tuple[str, str, int]] = []

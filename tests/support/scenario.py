@@ -101,13 +101,15 @@ def build(
     clip_operations: bool = True,
     failed: int = 30,
     duplicates: int = 100,
+    wide_scenes: int = 0,
 ) -> Scenario:
     """`boundaries` real fields (Chofu first, then East Africa) plus everything else.
 
     `first` skips that many fields, so several owners can get fields of their own.
     `clip_operations=False` sends operations without a `fieldId`: they count unclipped, and
-    the oracle stays exact whatever order the input topics are read in. The defaults
-    reproduce the original scenario exactly (same events, same random draws).
+    the oracle stays exact whatever order the input topics are read in. `wide_scenes` adds
+    scenes of 0.1° a side, which the worker meters in a thread. The defaults reproduce the
+    original scenario exactly (same events, same random draws).
     """
     rng = random.Random(seed)
     features = (
@@ -182,6 +184,13 @@ def build(
         sc.count(
             f"SATELLITE_PROCESS_{provider.upper()}", user, normalize_geometry(geo(footprint))
         )
+    for k in range(wide_scenes):  # over 256 vertices once densified: metered off the loop
+        user = users[k % 2]
+        middle = norm[(k * 37) % len(norm)].centroid
+        footprint = shapely.box(middle.x - 0.05, middle.y - 0.05, middle.x + 0.05, middle.y + 0.05)
+        sc.event("satelliteImageProcessingFinished", user, 2 + k % 3, imageId=f"wide{k}",
+                 provider="planet", geometry=geo(footprint))
+        sc.count("SATELLITE_PROCESS_PLANET", user, normalize_geometry(geo(footprint)))
 
     for i in range(0, len(norm), 60):
         user = users[i % 2]
