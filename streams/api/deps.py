@@ -310,9 +310,8 @@ def scoped_or_everyone(
         await api.meters.settled(target.owner)
         if target.owner is None and contract_id is None:
             return Everyone(api, api.clock(), FORWARDED in request.headers)
-        scope = Scope(api, principal, target.owner, contract_id, api.clock())
-        scope.meter  # noqa: B018 - a missing contract is this request's 404
-        return scope
+        _meter(api.meters, target.owner, contract_id)  # 404 or 503 before the handler runs
+        return Scope(api, principal, target.owner, contract_id, api.clock())
 
     return scope
 
