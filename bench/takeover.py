@@ -123,7 +123,7 @@ async def _run(
     starting = asyncio.create_task(asyncio.to_thread(worker.start, timeout_s))
     done = asyncio.Event()
     probing = asyncio.create_task(slowest_answer(f"http://127.0.0.1:{worker.web_port}/health",
-                                                  done))
+                                                 done))
     last_note = started
     try:
         while True:

@@ -19,10 +19,10 @@ from aggregates.products import Product
 from aggregates.records import MeterEvent
 from streams.holder import MeterHolder, NotReady
 from tests.aggregates.test_meter import OWNER, area, sq
+from tests.support.agents import WAIT
 
 FILE = "providerFileProcessingFinished"
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
-WAIT = 5.0  # seconds
 
 
 class Store:
