@@ -127,6 +127,13 @@ def version_box(data: bytes) -> Bounds | None:
     return bounds
 
 
+def version_wkb_size(data: bytes) -> int:
+    """The size of a stored version's shape, told without parsing it (0: deleted)."""
+    if data[:1] == _VERSION_WITH_BOX:
+        return len(data) - 1 - _BOX.size
+    return len(data)
+
+
 def decode_version(data: bytes) -> BaseGeometry | None:
     if not data:
         return None

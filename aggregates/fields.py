@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 
+import shapely
 from rtree.index import Index
 from shapely.geometry.base import BaseGeometry
 
 from aggregates.boxes import BoxLoad, empty_index
-from aggregates.codec import decode_version, encode_version, version_box
+from aggregates.codec import decode_version, encode_version, version_box, version_wkb_size
 from aggregates.geometry import clip_to
 from aggregates.periods import day_of
 from aggregates.records import MeterEvent
@@ -171,6 +172,20 @@ class FieldBook:
         found = self._load(where, self._scan(base + SEP, base + _AFTER_SEP))
         self._histories[where] = found
         return found
+
+    def widest(self, owner: str, user: str, field_id: str) -> int:
+        """The WKB size of the largest shape the field ever had, told without parsing
+        one: any boundary event of a field once as wide as a satellite scene takes that
+        shape out of the live union, which unites again every field under it (213 ms
+        for a 1°×1° field over 2,000 others)."""
+        if self._scan is None:
+            history = self._histories.get((owner, user, field_id))
+            shapes = (history.shape(v) for v in history.versions) if history else ()
+            return max((len(shapely.to_wkb(s)) for s in shapes if s is not None), default=0)
+        assert self._read is not None
+        base = key(Kind.VERSION, owner, user, field_id)
+        rows = self._scan(base + SEP, base + _AFTER_SEP)
+        return max((version_wkb_size(self._read(row) or b"") for row in rows), default=0)
 
     def histories(self, owner: str) -> list[tuple[str, FieldHistory]]:
         """Every field's history of an owner, by (user, field): a term's carry-over."""

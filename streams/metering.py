@@ -125,7 +125,7 @@ async def _meter_and_store(
     dead-lettered). An event cut in parts is metered in a thread and stored a slice at a
     time, the partition's readers waiting (MeterHolder.changing)."""
     handle = partial(_handle, rt, meter, message, record)
-    off_loop = _cut_in_parts(message)
+    off_loop = _off_loop(meter, message)
     async with rt.holder.changing(record.partition) if off_loop else nullcontext():
         try:
             metered = await asyncio.to_thread(handle) if off_loop else handle()
@@ -141,11 +141,18 @@ async def _meter_and_store(
     return outcome
 
 
-def _cut_in_parts(message: Message) -> bool:
+def _off_loop(meter: Meter, message: Message) -> bool:
     """A satellite scene's add costs 0.2-1.5 s a ledger; a field's costs less than a
-    thread's hand-over would save."""
-    wkb = message.wkb if isinstance(message, EventMessage) else None
-    return wkb is not None and cut_in_parts(len(wkb) // 2)  # hex: two characters a byte
+    thread's hand-over would save. A delete carries no shape, but deleting (or
+    redrawing) a field as wide as a scene costs as much as re-uniting what lies under
+    it."""
+    if not isinstance(message, EventMessage):
+        return False
+    if message.wkb is not None and cut_in_parts(len(message.wkb) // 2):  # hex: 2 a byte
+        return True
+    ev = message.event
+    return (ev.type.startswith("fieldBoundary") and ev.field_id is not None
+            and cut_in_parts(meter.fields.widest(ev.api_owner, ev.leaf_user_id, ev.field_id)))
 
 
 def _handle(rt: Runtime, meter: Meter, message: Message, record: Any) -> Outcome:

@@ -336,3 +336,21 @@ def test_tick_emits_only_for_the_owners_of_its_partition() -> None:
     second = meter.tick(NOW, 11, owns=lambda owner: owner == "b@x")
     assert second.snapshots and {s.api_owner for s in second.snapshots} == {"b@x"}
     assert meter.tick(NOW, 12).snapshots == []
+
+
+@pytest.mark.parametrize("stored", [True, False], ids=["in the table", "in memory"])
+def test_a_field_knows_its_widest_shape_ever_whatever_it_is_now(stored: bool) -> None:
+    """The worker meters a field's delete or redraw off its loop when the field was ever
+    as wide as a scene (streams/metering.py): that is judged from the stored sizes."""
+    h = Harness()
+    if not stored:
+        h.meter = Meter(grace=timedelta(0))
+    wide = shapely.segmentize(sq(10, 40, 0.5), 0.001)
+    for type_, geom in [("fieldBoundaryCreated", sq(10, 40)), ("fieldBoundaryUpdated", wide),
+                        ("fieldBoundaryUpdated", sq(10, 40)), ("fieldBoundaryDeleted", None)]:
+        h.event(type_, "u1", geom, field_id="f1", ts=T0 + timedelta(minutes=h.n))
+    h.event("fieldBoundaryCreated", "u1", sq(11, 40), field_id="f2")
+    fields = h.meter.fields
+    assert fields.widest(OWNER, "u1", "f1") == len(shapely.to_wkb(wide)) > 16 * 256
+    assert fields.widest(OWNER, "u1", "f2") == len(shapely.to_wkb(sq(11, 40)))
+    assert fields.widest(OWNER, "u1", "nope") == fields.widest(OWNER, "u2", "f1") == 0
