@@ -18,6 +18,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -68,11 +69,12 @@ def fields(rng: random.Random) -> list[dict[str, Any]]:
             for i in range(FIELDS)]
 
 
-async def records(consumer: AIOKafkaConsumer, wanted: int) -> None:
+async def records(consumer: AIOKafkaConsumer, wanted: int,
+                  ours: Callable[[str], bool] = OWNER.__eq__) -> None:
     seen = 0
     while seen < wanted:
         batch = await consumer.getmany(timeout_ms=500)
-        found = sum(1 for ms in batch.values() for m in ms if loads(m.value)["apiOwner"] == OWNER)
+        found = sum(1 for ms in batch.values() for m in ms if ours(loads(m.value)["apiOwner"]))
         if found:
             seen += found
             sys.stderr.write(f"\r  usage records: {seen}/{wanted}")

@@ -32,6 +32,7 @@ import rocksdict
 from aggregates.journal import JOURNAL_PREFIX, repairs
 from aggregates.meter import Meter, Outcome
 from aggregates.state import split_key
+from streams.collector import collect_all
 from streams.topics import partition_of
 
 log = logging.getLogger(__name__)
@@ -77,9 +78,12 @@ class MeterHolder:
         """Partitions kept across the rebalance keep their Meter: nobody else wrote their
         table meanwhile. New ones wait for the agent to build theirs."""
         self._assigned = set(partitions)
-        for partition in set(self._states) - self._assigned:
+        gone = set(self._states) - self._assigned
+        for partition in gone:
             del self._states[partition]
         self._serving = set(self._states)
+        if gone:
+            collect_all()
 
     # ---- the metering agent ---------------------------------------------------------
 
@@ -129,6 +133,7 @@ class MeterHolder:
         half-way); the next message rebuilds it from what was persisted."""
         self._states.pop(partition, None)
         self._serving.discard(partition)
+        collect_all()
 
     # ---- readers (API, health) ------------------------------------------------------
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from faust.types import StreamT
 from pydantic import TypeAdapter, ValidationError
@@ -41,6 +41,7 @@ from schemas.internal import (
 from schemas.outputs import DailySnapshotOut, QuotaAlertOut, UsageRecordOut
 from streams.acks import Ack
 from streams.api.keys import key_outcome
+from streams.collector import Freezer
 from streams.decode import Origin, Rejection, dead_letter, to_domain
 from streams.faust_guards import processed_ack
 from streams.holder import PartitionState
@@ -59,7 +60,8 @@ Message = (
     | WebhookAttemptMessage
 )
 _messages: TypeAdapter[Message] = TypeAdapter(MeteringMessage)
-_PERSIST_SLICE = 256  # writes stored between two turns of the loop, ~7 ms
+_PERSIST_SLICE = 256  # writes stored (or outputs sent) between two turns of the loop
+_T = TypeVar("_T")
 
 
 def register(rt: Runtime) -> None:
@@ -83,10 +85,12 @@ def register(rt: Runtime) -> None:
 async def _meter_each(rt: Runtime, stream: Any) -> None:
     """Acks are ours (a `noack` stream): a message is acked once its table writes and its
     usage records are durable, and never if the agent is stopped halfway through it."""
+    freezer = Freezer()
     async for event in stream.events():
         records = await _meter_one(rt, event.message)
         ack = processed_ack(stream, event)
         rt.changelog.ack_after_writes(partial(_send_then, rt, records, ack) if records else ack)
+        freezer.between_messages()
 
 
 async def _send_then(rt: Runtime, records: list[UsageRecord], ack: Ack) -> None:
@@ -114,6 +118,7 @@ async def _meter_one(rt: Runtime, record: Any) -> list[UsageRecord]:
     state.pending.alerts.extend(outcome.alerts)
     state.pending.snapshots.extend(outcome.snapshots)
     if isinstance(message, TickMessage):
+        rt.metrics.pieces.set(sum(m.bounded.piece_count for m in rt.holder.meters()))
         await _flush(rt, state, record.offset)
     return records
 
@@ -122,18 +127,18 @@ async def _meter_and_store(
     rt: Runtime, meter: Meter, message: Message, record: Any
 ) -> Outcome | None:
     """The message metered and its writes stored in the table; None if it failed (then
-    dead-lettered). An event cut in parts is metered in a thread and stored a slice at a
-    time, the partition's readers waiting (MeterHolder.changing)."""
-    handle = partial(_handle, rt, meter, message, record)
+    dead-lettered). A message that may cost more than the loop can spare is metered and
+    journalled in a thread and stored a slice at a time, the partition's readers waiting
+    (MeterHolder.changing)."""
     off_loop = _off_loop(meter, message)
     async with rt.holder.changing(record.partition) if off_loop else nullcontext():
         try:
-            metered = await asyncio.to_thread(handle) if off_loop else handle()
-            outcome = _with_owed(rt, metered, record.partition)
+            outcome = await _run(off_loop, partial(_handle_owed, rt, meter, message, record))
         except Exception as exc:  # noqa: BLE001 - one input must not stop metering
             await _failed(rt, record, exc)
             return None
-        writes = bracket(outcome.writes, record.offset, rt.state.get)
+        writes = await _run(off_loop, partial(bracket, outcome.writes, record.offset,
+                                              rt.state.get))
         if off_loop:
             await _persist_paced(rt, writes)
         else:
@@ -141,11 +146,19 @@ async def _meter_and_store(
     return outcome
 
 
+async def _run(off_loop: bool, work: Callable[[], _T]) -> _T:
+    return await asyncio.to_thread(work) if off_loop else work()
+
+
 def _off_loop(meter: Meter, message: Message) -> bool:
     """A satellite scene's add costs 0.2-1.5 s a ledger; a field's costs less than a
     thread's hand-over would save. A delete carries no shape, but deleting (or
     redrawing) a field as wide as a scene costs as much as re-uniting what lies under
-    it."""
+    it. A tick's cost grows with the owners and days it closes (~0.2 ms an owner's
+    snapshot, ~0.2 s for 1,000 owners at a day's end), and ticks are too rare for the
+    hand-over to matter."""
+    if isinstance(message, TickMessage):
+        return True
     if not isinstance(message, EventMessage):
         return False
     if message.wkb is not None and cut_in_parts(len(message.wkb) // 2):  # hex: 2 a byte
@@ -153,6 +166,15 @@ def _off_loop(meter: Meter, message: Message) -> bool:
     ev = message.event
     return (ev.type.startswith("fieldBoundary") and ev.field_id is not None
             and cut_in_parts(meter.fields.widest(ev.api_owner, ev.leaf_user_id, ev.field_id)))
+
+
+def _handle_owed(rt: Runtime, meter: Meter, message: Message, record: Any) -> Outcome:
+    """With the webhook deliveries of the message's alerts and final days, journalled
+    with it."""
+    outcome = _handle(rt, meter, message, record)
+    outcome.writes += owed_for(outcome, rt.holder.reader(record.partition),
+                               partial(rt.holder.scan, record.partition))
+    return outcome
 
 
 def _handle(rt: Runtime, meter: Meter, message: Message, record: Any) -> Outcome:
@@ -165,7 +187,6 @@ def _handle(rt: Runtime, meter: Meter, message: Message, record: Any) -> Outcome
     if isinstance(message, WebhookEndpointMessage | WebhookAttemptMessage):
         return _webhook(rt, message, partition)
     if isinstance(message, TickMessage):
-        rt.metrics.pieces.set(sum(m.bounded.piece_count for m in rt.holder.meters()))
         return meter.tick(
             message.now,
             seq,
@@ -189,14 +210,6 @@ def _webhook(
         return endpoint_outcome(message, scan)
     return attempt_outcome(message, rt.holder.reader(partition), scan,
                            retry_policy(rt.settings))
-
-
-def _with_owed(rt: Runtime, outcome: Outcome, partition: int) -> Outcome:
-    """With the webhook deliveries of the message's alerts and final days, journalled
-    with it."""
-    outcome.writes += owed_for(outcome, rt.holder.reader(partition),
-                               partial(rt.holder.scan, partition))
-    return outcome
 
 
 async def _failed(rt: Runtime, record: Any, exc: Exception) -> None:
@@ -225,7 +238,7 @@ def _persist(rt: Runtime, writes: Iterable[Write]) -> None:
 
 async def _persist_paced(rt: Runtime, writes: list[Write]) -> None:
     """A scene's ~3,000 writes held the loop ~80 ms: stored a slice at a time, while
-    readers of the partition wait (MeterHolder.changing)."""
+    readers of the partition wait (MeterHolder.changing) if they read what they change."""
     for start in range(0, len(writes), _PERSIST_SLICE):
         _persist(rt, writes[start:start + _PERSIST_SLICE])
         await asyncio.sleep(0)
@@ -253,7 +266,10 @@ async def _flush(rt: Runtime, state: PartitionState, seq: int) -> None:
     try:
         await rt.changelog.settled()  # the bookkeeping that numbers them
         acks = [await _send_alert(rt, a) for a in pending.alerts]
-        acks += [await _send_snapshot(rt, s) for s in pending.snapshots]
+        for n, snapshot in enumerate(pending.snapshots, 1):
+            acks.append(await _send_snapshot(rt, snapshot))
+            if n % _PERSIST_SLICE == 0:  # a day's end sends one per owner, scope and day
+                await asyncio.sleep(0)
         await asyncio.gather(*acks)
     except Exception as exc:  # noqa: BLE001 - the broker may be away; retried next tick
         log.warning("outputs not sent yet (%d pending): %s", len(pending.snapshots) +
@@ -261,7 +277,7 @@ async def _flush(rt: Runtime, state: PartitionState, seq: int) -> None:
         return
     owners = {a.api_owner for a in pending.alerts} | {s.api_owner for s in pending.snapshots}
     state.pending = Outcome()
-    _persist(rt, [state.meter.sent(owner, seq) for owner in sorted(owners)])
+    await _persist_paced(rt, [state.meter.sent(owner, seq) for owner in sorted(owners)])
 
 
 async def _send_alert(rt: Runtime, alert: Any) -> Any:

@@ -30,6 +30,7 @@ when `Broker` acknowledges the changelog records.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -152,6 +153,7 @@ async def harness(rt: Runtime) -> AsyncIterator[Harness]:
         broker.acknowledge()
         await asyncio.sleep(0.02)
         await broker.stop()
+        gc.unfreeze()  # the metering agent froze this test's objects (streams/collector.py)
 
 
 class Pipeline:
