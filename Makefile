@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-unit test-integration lint promtool chromium ui bench bench-engine bench-peer bench-state bench-recovery bench-explain bench-takeover bench-pipeline bench-api bench-exports bench-check bench-scenes broker-fetch clean soak
+.PHONY: run test test-unit test-integration lint promtool chromium ui bench bench-engine bench-peer bench-state bench-recovery bench-explain bench-takeover bench-pipeline bench-api bench-exports bench-check bench-scenes bench-ticks broker-fetch clean soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,7 +55,7 @@ lint: $(STAMP)
 soak: $(STAMP) broker-fetch
 	$(PY) -m tests.soak --runs $(or $(RUNS),10)
 
-bench: bench-engine bench-peer bench-recovery bench-explain bench-pipeline bench-api bench-exports bench-check bench-scenes
+bench: bench-engine bench-peer bench-recovery bench-explain bench-pipeline bench-api bench-exports bench-check bench-scenes bench-ticks
 
 ## bench-engine: the scale section stores 1M pieces, as issue 9's goal says (minutes);
 ## PIECES=200000 for a quick run.
@@ -103,6 +103,12 @@ bench-check: $(STAMP)
 ## bench-scenes: a real worker meters satellite scenes; the longest its loop was held.
 bench-scenes: $(STAMP) broker-fetch
 	$(PY) -m bench.scenes
+
+## bench-ticks: a real worker meters 1,000 owners, then one tick over them all; the
+## longest its loop was held (OWNERS=... to change).
+OWNERS ?= 1000
+bench-ticks: $(STAMP) broker-fetch
+	$(PY) -m bench.ticks --owners $(OWNERS)
 
 clean:
 	rm -rf .data .pytest_cache .mypy_cache .ruff_cache .hypothesis
