@@ -48,7 +48,7 @@ test-integration: $(STAMP) broker-fetch chromium ui
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check schemas aggregates streams tests bench
-	$(VENV)/bin/mypy schemas aggregates streams
+	$(VENV)/bin/mypy schemas aggregates streams bench
 
 ## make soak: the fault matrix (kill -9, scale out/in, broker restart, cold start) 10 times;
 ## prints stalls, losses, duplicates and 5xx per run and in total; all must be 0.

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from inspect import signature
+from types import SimpleNamespace
 from typing import Any, cast, get_args, get_type_hints
 
 from fastapi import Response
@@ -107,13 +108,39 @@ class Reads:
                 {"contractId": self.rng.choice(self.contract_ids)})
 
 
+class OnlyMeter:
+    """The bench's one Meter, where a request looks its Meter up (streams.api.deps.Meters)."""
+
+    def __init__(self, meter: Meter) -> None:
+        self._meter = meter
+
+    def meter_of(self, api_owner: str) -> Meter:
+        return self._meter
+
+    def meter_with_contract(self, contract_id: str) -> Meter | None:
+        return self._meter
+
+    def all_served(self) -> dict[int, Meter]:
+        return {0: self._meter}
+
+    async def settled(self, api_owner: str | None = None) -> None:
+        return None
+
+
+def scope_of(meter: Meter) -> Scope:
+    """The bench owner's request as its dependency hands it to the route; the Api is
+    only asked for its Meters."""
+    return Scope(cast(Any, SimpleNamespace(meters=OnlyMeter(meter))), PRINCIPAL, OWNER,
+                 None, NOW)
+
+
 def call_ms(runner: asyncio.Runner, meter: Meter, route: APIRoute, request: Request) -> float:
     """One routed request: parse the query, run the route's function, render its model."""
     query, path = request
     query_model = get_args(get_type_hints(route.endpoint, include_extras=True)["q"])[0]
     render = TypeAdapter(route.response_model)
     started = time.perf_counter()
-    scope = Scope(cast(Any, None), PRINCIPAL, OWNER, meter, NOW)
+    scope = scope_of(meter)
     arguments: dict[str, Any] = {PATH_ARGUMENTS[k]: v for k, v in path.items()}
     if route.dependant.response_param_name:
         arguments[route.dependant.response_param_name] = Response()
@@ -161,7 +188,7 @@ def run_reads(meter: Meter, args: argparse.Namespace) -> None:
     worst: list[tuple[float, str]] = []
     with asyncio.Runner() as runner:
         for label, path, request in cases:
-            route, times = ROUTES[path], []
+            route, times = ROUTES[path], list[float]()
             deadline = time.perf_counter() + args.seconds
             while len(times) < args.reads and time.perf_counter() < deadline:
                 times.append(call_ms(runner, meter, route, request()))

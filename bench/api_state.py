@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
+from typing import cast
 
 from rocksdict import Options, Rdict
 from shapely.geometry import box
@@ -130,7 +131,7 @@ def rebuilt(db: Rdict) -> Meter:
 
 def _items(db: Rdict) -> Iterator[tuple[str, bytes]]:
     for raw, value in db.items():
-        yield raw.decode(), value
+        yield cast(bytes, raw).decode(), cast(bytes, value)
 
 
 def year_day(i: int) -> date:

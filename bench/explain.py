@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import shapely
-from faust.stores.rocksdb import RocksDBOptions
 from rocksdict import Rdict
 from shapely.geometry import Point
 
@@ -36,7 +35,6 @@ from bench.engine import make_stream
 from bench.goals import report_load
 from streams.allocator import start_tuned
 from streams.holder import full_scan
-from streams.settings import Settings
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -55,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def run(args: argparse.Namespace, path: Path, points: int) -> None:
-    store = RocksDBOptions(**Settings().rocksdb_options()).open(path)
+    store = state.open_as_worker(path)
     recipe, done = state.built_recipe(args), path / state.BUILT
     if not (done.exists() and done.read_text() == recipe):
         done.unlink(missing_ok=True)

@@ -16,19 +16,18 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast, get_args, get_type_hints
+from typing import Any, get_args, get_type_hints
 
 from fastapi.routing import APIRoute
 
 from aggregates.contracts import contract_id_for
 from aggregates.meter import Meter
 from aggregates.products import Product
-from bench.api_reads import NOW, PATH_ARGUMENTS, PRINCIPAL, ROUTES
+from bench.api_reads import PATH_ARGUMENTS, ROUTES, scope_of
 from bench.api_state import OWNER, filled_store, rebuilt
 from bench.goals import report_load
 from bench.peak import PeakRss
 from streams.allocator import start_tuned
-from streams.api.deps import Scope
 from streams.api.exports import CsvResponse
 
 CONTRACT = "/billing/contracts/{contractId}"
@@ -56,7 +55,7 @@ async def export(meter: Meter, route: APIRoute, query: dict[str, str],
         watching = asyncio.create_task(watch.run())
         await asyncio.sleep(0)
         started, started_cpu = time.perf_counter(), time.thread_time()
-        scope = Scope(cast(Any, None), PRINCIPAL, OWNER, meter, NOW)
+        scope = scope_of(meter)
         out = await route.endpoint(q=query_model.model_validate(query), scope=scope,
                                    **arguments)
         assert isinstance(out, CsvResponse)

@@ -14,24 +14,20 @@ from __future__ import annotations
 
 import asyncio
 import random
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from shapely.geometry import box, mapping
 
 from bench.check import FIELD
-from bench.goals import report_load, verdict
+from bench.goals import verdict
 from bench.pipeline import tail_consumer
-from bench.probe import slowest_answer
+from bench.probe import on_one_worker, slowest_answer
 from schemas.codec import dumps, loads
-from tests.support.kafka import Broker, Worker
 
 OWNER = "scenes@example.com"
 FIELDS = 2_000
@@ -107,17 +103,7 @@ async def run(bootstrap: str, health: str) -> None:
 
 
 def main() -> None:
-    report_load("before")
-    root = Path(tempfile.mkdtemp(prefix="acreage-scenes-"))
-    broker = Broker(root / "kafka").start()
-    worker = Worker(broker, "bench", root / "worker").start()
-    try:
-        asyncio.run(run(broker.bootstrap, f"http://127.0.0.1:{worker.web_port}/health"))
-    finally:
-        worker.stop()
-        broker.stop()
-        shutil.rmtree(root, ignore_errors=True)
-    report_load("after")
+    on_one_worker("scenes", run)
 
 
 if __name__ == "__main__":

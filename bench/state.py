@@ -26,6 +26,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import shapely
 from faust.stores.rocksdb import RocksDBOptions
@@ -162,12 +163,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     report_load("at end")
 
 
+def open_as_worker(path: Path) -> Rdict:
+    """A RocksDB with the options the worker opens its table partitions with."""
+    options: dict[str, Any] = Settings().rocksdb_options()
+    store: Rdict = RocksDBOptions(**options).open(path)
+    return store
+
+
 def run(args: argparse.Namespace, path: Path) -> None:
     """Build the state in `path` unless a build with the same arguments finished there,
     then take it over."""
     recipe = built_recipe(args)
     done = path / BUILT
-    store = RocksDBOptions(**Settings().rocksdb_options()).open(path)
+    store = open_as_worker(path)
     if done.exists() and done.read_text() == recipe:
         print(f"reusing the store in {path}, built by {recipe}", file=sys.stderr)
     else:

@@ -21,16 +21,18 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
+from typing import cast
 
 from aiokafka import AIOKafkaProducer
-from faust.stores.rocksdb import RocksDBOptions
 
 from aggregates.state import split_key
 from bench.changelog import advance_metering, fill_changelog
 from bench.pipeline import boundary_events, tail_consumer
 from bench.probe import slowest_answer
+from bench.state import open_as_worker
 from schemas.codec import dumps, loads
 from streams.settings import Settings
 from streams.topics import ensure_topics, internal_topics, metering_topic, partition_of
@@ -87,14 +89,15 @@ def measure(state_dir: Path, root: Path, timeout_s: float) -> None:
 
 
 async def _fill(bootstrap: str, state_dir: Path) -> tuple[str, int]:
-    store = RocksDBOptions(**Settings().rocksdb_options()).open(state_dir)
+    store = open_as_worker(state_dir)
     try:
         keys = store.keys()  # a raw-mode Rdict is not iterable itself
         total = sum(1 for _ in keys)
         changelog = next(t for t in internal_topics(APP) if t.endswith("-changelog"))
-        reached = await fill_changelog(bootstrap, changelog, store.items(), PARTITIONS, total)
+        items = cast(Iterable[tuple[bytes, bytes]], store.items())  # raw mode: bytes
+        reached = await fill_changelog(bootstrap, changelog, items, PARTITIONS, total)
         await advance_metering(bootstrap, metering_topic(APP), APP, reached)
-        owner = split_key(next(iter(store.keys())).decode())[1]
+        owner = split_key(cast(bytes, next(iter(store.keys()))).decode())[1]
     finally:
         store.close()
     return owner, partition_of(owner, PARTITIONS)

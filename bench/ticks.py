@@ -18,25 +18,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import shutil
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from shapely.geometry import box, mapping
 
 from bench.check import FIELD
-from bench.goals import report_load, verdict
+from bench.goals import verdict
 from bench.pipeline import tail_consumer
-from bench.probe import slowest_answer
+from bench.probe import on_one_worker, slowest_answer
 from bench.scenes import GOAL_MS, records
 from schemas.codec import dumps
 from streams.topics import DAILY_TOPIC
-from tests.support.kafka import Broker, Worker
 
 TICK_SECONDS = 60.0
 EVENTS_AN_OWNER = 3
@@ -73,7 +70,7 @@ async def snapshots_after_tick(consumer: AIOKafkaConsumer) -> tuple[int, float]:
     return count, last - first
 
 
-async def run(bootstrap: str, health: str, owners: int) -> None:
+async def run(bootstrap: str, health: str, *, owners: int) -> None:
     consumer = await tail_consumer(bootstrap, "usage.records")
     daily = await tail_consumer(bootstrap, DAILY_TOPIC)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
@@ -107,20 +104,9 @@ async def run(bootstrap: str, health: str, owners: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--owners", type=int, default=1_000)
-    args = parser.parse_args()
-    report_load("before")
-    root = Path(tempfile.mkdtemp(prefix="acreage-ticks-"))
-    broker = Broker(root / "kafka").start()
-    worker = Worker(broker, "bench", root / "worker",
-                    extra_env={"ACREAGE_TICK_SECONDS": str(TICK_SECONDS)}).start()
-    try:
-        asyncio.run(run(broker.bootstrap, f"http://127.0.0.1:{worker.web_port}/health",
-                        args.owners))
-    finally:
-        worker.stop()
-        broker.stop()
-        shutil.rmtree(root, ignore_errors=True)
-    report_load("after")
+    owners = parser.parse_args().owners
+    on_one_worker("ticks", partial(run, owners=owners),
+                  env={"ACREAGE_TICK_SECONDS": str(TICK_SECONDS)})
 
 
 if __name__ == "__main__":
