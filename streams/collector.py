@@ -10,7 +10,7 @@ walk); the passes then walk only what was made since. A frozen object is still f
 when its last reference goes; only a cycle of frozen objects is not. A Meter a partition
 drops is such a cycle (a field's history reads its shapes back through its book), so
 dropping one gives everything back to the collector and collects it at once: a
-rebalance's pause, not one every few seconds.
+rebalance's pause (455 ms with 3,000 owners), not one every few seconds.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ class Freezer:
     """Freezes what is alive at most once every `every_s`, between two messages (ticks
     alone would leave a burst unfrozen: they wait behind its events). What a freeze
     catches half-way through its life and later leaves as a cycle is never collected:
-    23 objects after 13 freezes with 1,000 owners in `make bench-ticks`."""
+    52 objects after 90 freezes with 3,000 owners (`make bench-ticks OWNERS=3000`)."""
 
     def __init__(self, every_s: float = 1.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
