@@ -8,7 +8,9 @@ import asyncio
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,25 @@ async def slowest_answer(url: str, done: asyncio.Event, every_s: float = 0.1) ->
                 pass  # not listening yet
             await asyncio.sleep(every_s)
     return slowest
+
+
+@dataclass
+class Held:
+    """The slowest answer seen while a `loop_held` block ran, set when it ends."""
+
+    ms: float = 0.0
+
+
+@asynccontextmanager
+async def loop_held(url: str, every_s: float = 0.01) -> AsyncIterator[Held]:
+    """`url` asked every `every_s` while the block runs; its slowest answer, in ms."""
+    done, held = asyncio.Event(), Held()
+    probing = asyncio.create_task(slowest_answer(url, done, every_s))
+    try:
+        yield held
+    finally:
+        done.set()
+        held.ms = 1000 * await probing
 
 
 def on_one_worker(

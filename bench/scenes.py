@@ -12,7 +12,6 @@ the loop over 100 ms. Run `make bench-scenes`.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import sys
 import time
@@ -26,7 +25,7 @@ from shapely.geometry import box, mapping
 from bench.check import FIELD
 from bench.goals import verdict
 from bench.pipeline import tail_consumer
-from bench.probe import on_one_worker, slowest_answer
+from bench.probe import loop_held, on_one_worker
 from schemas.codec import dumps, loads
 
 OWNER = "scenes@example.com"
@@ -86,17 +85,14 @@ async def run(bootstrap: str, health: str) -> None:
             await producer.send("events.field-boundaries", dumps(ev), key=OWNER.encode())
         await records(consumer, FIELDS)
         for label, topic, body in wide(FIELDS):
-            done = asyncio.Event()
-            probing = asyncio.create_task(slowest_answer(health, done, every_s=0.01))
-            started = time.monotonic()
-            await producer.send_and_wait(topic, dumps(body), key=OWNER.encode())
-            await records(consumer, 1)
-            took = time.monotonic() - started
-            done.set()
-            held_ms = 1000 * await probing
+            async with loop_held(health) as held:
+                started = time.monotonic()
+                await producer.send_and_wait(topic, dumps(body), key=OWNER.encode())
+                await records(consumer, 1)
+                took = time.monotonic() - started
             print(f"{label}: metered {took:.2f} s after its send; the slowest /health answer "
-                  f"meanwhile {held_ms:.0f} ms (goal < {GOAL_MS:.0f} ms: "
-                  f"{verdict(held_ms < GOAL_MS)})")
+                  f"meanwhile {held.ms:.0f} ms (goal < {GOAL_MS:.0f} ms: "
+                  f"{verdict(held.ms < GOAL_MS)})")
     finally:
         await producer.stop()
         await consumer.stop()

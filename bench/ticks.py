@@ -16,7 +16,6 @@ nothing hold the loop over 100 ms. Run `make bench-ticks`.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import random
 import sys
 import time
@@ -30,7 +29,7 @@ from shapely.geometry import box, mapping
 from bench.check import FIELD
 from bench.goals import verdict
 from bench.pipeline import tail_consumer
-from bench.probe import on_one_worker, slowest_answer
+from bench.probe import loop_held, on_one_worker
 from bench.scenes import GOAL_MS, records
 from schemas.codec import dumps
 from streams.topics import DAILY_TOPIC
@@ -77,24 +76,19 @@ async def run(bootstrap: str, health: str, *, owners: int) -> None:
     await producer.start()
     try:
         started = time.monotonic()
-        done = asyncio.Event()
-        probing = asyncio.create_task(slowest_answer(health, done, every_s=0.01))
-        for ev in events(owners, random.Random(1)):
-            await producer.send("events.field-boundaries", dumps(ev), key=ev["apiOwner"].encode())
-        await records(consumer, owners * EVENTS_AN_OWNER, lambda _: True)
+        async with loop_held(health) as burst:
+            for ev in events(owners, random.Random(1)):
+                await producer.send("events.field-boundaries", dumps(ev),
+                                    key=ev["apiOwner"].encode())
+            await records(consumer, owners * EVENTS_AN_OWNER, lambda _: True)
         metered = time.monotonic() - started
-        done.set()
-        burst_ms = 1000 * await probing
-        done = asyncio.Event()
-        probing = asyncio.create_task(slowest_answer(health, done, every_s=0.01))
-        count, took = await snapshots_after_tick(daily)
-        done.set()
-        tick_ms = 1000 * await probing
+        async with loop_held(health) as tick:
+            count, took = await snapshots_after_tick(daily)
         print(f"{owners:,} owners x {EVENTS_AN_OWNER} events metered in {metered:.1f} s, the "
-              f"slowest /health answer meanwhile {burst_ms:.0f} ms; the tick after them sent "
+              f"slowest /health answer meanwhile {burst.ms:.0f} ms; the tick after them sent "
               f"{count:,} snapshots in {took:.1f} s, the slowest /health answer from the "
-              f"burst's end to the last snapshot {tick_ms:.0f} ms (goal < {GOAL_MS:.0f} ms: "
-              f"{verdict(max(burst_ms, tick_ms) < GOAL_MS)})")
+              f"burst's end to the last snapshot {tick.ms:.0f} ms (goal < {GOAL_MS:.0f} ms: "
+              f"{verdict(max(burst.ms, tick.ms) < GOAL_MS)})")
     finally:
         await producer.stop()
         await consumer.stop()
