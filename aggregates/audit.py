@@ -95,6 +95,47 @@ def live_box(raw: bytes) -> Bounds | None:
 _BOX_OPENS = b'{"box":['
 
 
+_LatestKey = tuple[str, str, str]  # (owner, leaf user, field id)
+_Found = tuple[LiveEntry, BaseGeometry | None] | None
+
+
+class LiveRecords:
+    """The LIVE records the current input read, parsed: an update reads its field's
+    record for the latest time, then for the old shape in each scope.
+
+    An object of its own because the live unions read their shapes through it: had they
+    read through AuditDays, which holds them, every Meter would be a reference cycle,
+    which only the cyclic collector frees, and the worker freezes its state out of that
+    collector's sight (streams/collector.py): a Meter dropped at a rebalance would then
+    stay in memory, or cost a full collection (455 ms with 3,000 owners) to free."""
+
+    def __init__(self, read: ReadKey) -> None:
+        self._read = read
+        self._entries: dict[_LatestKey, _Found] = {}
+
+    def entry(self, latest_key: _LatestKey) -> _Found:
+        if latest_key in self._entries:
+            return self._entries[latest_key]
+        raw = self._read(key(Kind.LIVE, *latest_key))
+        entry = decode_live(raw) if raw is not None else None
+        found = None if entry is None else (
+            entry, shapely.from_wkb(entry.wkb) if entry.wkb is not None else None)
+        self._entries[latest_key] = found
+        return found
+
+    def shape(self, owner: str, user: str, field_id: str) -> BaseGeometry | None:
+        found = self.entry((owner, user, field_id))
+        return found[1] if found is not None else None
+
+    def forget(self, latest_key: _LatestKey) -> None:
+        """The current input wrote the record anew."""
+        self._entries.pop(latest_key, None)
+
+    def clear(self) -> None:
+        """A new input starts: what the last one read may have changed since."""
+        self._entries.clear()
+
+
 class AuditDays:
     """Live unions per (owner, scope) and AUDIT's signed daily deltas per (contract, scope).
 
@@ -108,10 +149,8 @@ class AuditDays:
 
     def __init__(self, read: ReadKey | None = None) -> None:
         self._read = read
+        self._records = LiveRecords(read) if read is not None else None
         self._touched: set[LiveUnion] = set()  # by the current input
-        # LIVE records the current input read, parsed: an update reads its field's record
-        # for the latest time, then for the old shape in each scope
-        self._entries: dict[tuple[str, str, str], tuple[LiveEntry, BaseGeometry | None] | None] = {}
         self.live: dict[tuple[str, str], LiveUnion] = {}
         self.days: dict[tuple[str, str], dict[int, float]] = defaultdict(
             lambda: defaultdict(float)
@@ -119,7 +158,7 @@ class AuditDays:
         self._users: dict[str, set[str]] = defaultdict(set)
         # (owner, leaf user, field id) -> event time of its latest version, ISO 8601;
         # with the table, read from the LIVE records instead
-        self._latest: dict[tuple[str, str, str], str] = {}
+        self._latest: dict[_LatestKey, str] = {}
         self._last_day: dict[str, int] = {}
         # (owner, scope) -> a user of the scope, its live boundaries' boxes by field key,
         # and the shapes parsed of them (only without a table, or without a stored box)
@@ -149,7 +188,8 @@ class AuditDays:
         for union in self._touched:
             union.begin()
         self._touched.clear()
-        self._entries.clear()
+        if self._records is not None:
+            self._records.clear()
 
     def apply(self, contract: Contract, ev: MeterEvent, fields: FieldBook) -> AuditChange:
         """Count one boundary event; `fields` already holds its version."""
@@ -167,7 +207,8 @@ class AuditDays:
                 self._latest[latest_key] = moment
             entry = encode_live(LiveEntry(moment, ev.event_id, wkb, box))
             change.writes.append((key(Kind.LIVE, *latest_key), entry))
-            self._entries.pop(latest_key, None)
+            if self._records is not None:
+                self._records.forget(latest_key)
         ordinal = day_of(ev.timestamp).toordinal()
         last = self._last_day.get(ev.api_owner, ordinal)
         if ordinal < last:
@@ -197,24 +238,11 @@ class AuditDays:
             change.writes.append((total, repr(union.total_m2).encode()))
         return ProductArea(deltas[0], deltas[1])
 
-    def _latest_time(self, latest_key: tuple[str, str, str]) -> str | None:
-        if self._read is None:
+    def _latest_time(self, latest_key: _LatestKey) -> str | None:
+        if self._records is None:
             return self._latest.get(latest_key)
-        found = self._live_entry(latest_key)
+        found = self._records.entry(latest_key)
         return found[0].timestamp if found is not None else None
-
-    def _live_entry(
-        self, latest_key: tuple[str, str, str]
-    ) -> tuple[LiveEntry, BaseGeometry | None] | None:
-        if latest_key in self._entries:
-            return self._entries[latest_key]
-        assert self._read is not None
-        raw = self._read(key(Kind.LIVE, *latest_key))
-        entry = decode_live(raw) if raw is not None else None
-        found = None if entry is None else (
-            entry, shapely.from_wkb(entry.wkb) if entry.wkb is not None else None)
-        self._entries[latest_key] = found
-        return found
 
     def _union(self, owner: str, scope: str, user: str) -> LiveUnion:
         union = self.live.get((owner, scope))
@@ -225,15 +253,12 @@ class AuditDays:
     def _shapes(self, owner: str, scope: str, user: str) -> ReadShape | None:
         """A scope's live shapes by field key, from the LIVE records; the owner's scope
         keys them by user and field (`field_key`)."""
-        if self._read is None:
+        records = self._records
+        if records is None:
             return None
         if scope == OWNER_SCOPE:
-            return lambda fkey: self._live_shape(owner, *split_parts(fkey))
-        return lambda fkey: self._live_shape(owner, user, fkey)
-
-    def _live_shape(self, owner: str, user: str, field_id: str) -> BaseGeometry | None:
-        found = self._live_entry((owner, user, field_id))
-        return found[1] if found is not None else None
+            return lambda fkey: records.shape(owner, *split_parts(fkey))
+        return lambda fkey: records.shape(owner, user, fkey)
 
     def _correct(
         self, contract: Contract, ev: MeterEvent, fields: FieldBook, change: AuditChange

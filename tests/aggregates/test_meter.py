@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -354,3 +355,35 @@ def test_a_field_knows_its_widest_shape_ever_whatever_it_is_now(stored: bool) ->
     assert fields.widest(OWNER, "u1", "f1") == len(shapely.to_wkb(wide)) > 16 * 256
     assert fields.widest(OWNER, "u1", "f2") == len(shapely.to_wkb(sq(11, 40)))
     assert fields.widest(OWNER, "u1", "nope") == fields.widest(OWNER, "u2", "f1") == 0
+
+
+@pytest.mark.parametrize("rebuilt", [False, True], ids=["metered", "rebuilt"])
+def test_a_dropped_meter_is_freed_without_the_cyclic_collector(rebuilt: bool) -> None:
+    """The worker freezes its state out of the cyclic collector's sight between messages
+    (streams/collector.py), so a reference cycle anywhere in a Meter would keep a Meter
+    dropped at a rebalance in memory for good, or cost a full collection to free."""
+    h = Harness(field_wait=timedelta(hours=1))
+    h.event("fieldBoundaryCreated", "u1", sq(10, 50), field_id="f1")
+    h.event("fieldBoundaryCreated", "u2", sq(10.0005, 50), field_id="f2")
+    h.event("operationProcessingFinished", "u1", sq(10.0002, 50), field_id="f1")
+    h.event("operationProcessingFinished", "u1", sq(11, 50), field_id="f9")  # held
+    h.event("fieldBoundaryUpdated", "u1", sq(10.0001, 50), field_id="f1",
+            ts=T0 + timedelta(days=1))
+    h.event("fieldBoundaryDeleted", "u2", field_id="f2", ts=T0 + timedelta(days=2))
+    h.event("providerFileProcessingFinished", "u2", sq(10.001, 50), ts=T0 - timedelta(days=1))
+    h.event("satelliteImageProcessingFinished", "u1", box(9.9, 49.9, 10.1, 50.1),
+            provider="sentinel")
+    h.event("satelliteImageProcessingFinished", "u1", sq(12, 50), provider="planet",
+            status="FAILED")
+    h.persist(h.meter.set_quota(contract_id_for(OWNER, Product.OPERATIONS_FILE), 1e4, NOW,
+                                h.next_seq()))
+    h.tick()
+    meter = h.rebuilt() if rebuilt else h.meter
+    del h
+    gc.collect()
+    gc.disable()
+    try:
+        del meter
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
