@@ -104,8 +104,8 @@ bench-check: $(STAMP)
 bench-scenes: $(STAMP) broker-fetch
 	$(PY) -m bench.scenes
 
-## bench-ticks: a real worker meters 1,000 owners, then one tick over them all; the
-## longest its loop was held (OWNERS=... to change).
+## bench-ticks: a real worker meters 1,000 owners, then one tick over them all, then a
+## second worker joins; the longest its loop was held (OWNERS=... to change).
 OWNERS ?= 1000
 bench-ticks: $(STAMP) broker-fetch
 	$(PY) -m bench.ticks --owners $(OWNERS)

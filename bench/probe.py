@@ -10,7 +10,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,20 +55,50 @@ async def loop_held(url: str, every_s: float = 0.01) -> AsyncIterator[Held]:
         held.ms = 1000 * await probing
 
 
+@dataclass
+class Bench:
+    """A broker and the workers a benchmark started in its scratch directory, one group."""
+
+    broker: Broker
+    root: Path
+    env: dict[str, str]
+    workers: list[Worker] = field(default_factory=list)
+
+    @property
+    def bootstrap(self) -> str:
+        return self.broker.bootstrap
+
+    @property
+    def health(self) -> str:
+        """The first worker's `/health`."""
+        return self.url("/health")
+
+    def url(self, path: str, worker: int = 0) -> str:
+        return f"http://127.0.0.1:{self.workers[worker].web_port}{path}"
+
+    def join(self) -> Worker:
+        """Another worker in the same group, started (blocks until it serves)."""
+        data_dir = self.root / f"worker-{len(self.workers)}"
+        worker = Worker(self.broker, "bench", data_dir, extra_env=self.env).start()
+        self.workers.append(worker)
+        return worker
+
+
 def on_one_worker(
-    name: str, run: Callable[[str, str], Coroutine[Any, Any, None]],
+    name: str, run: Callable[[Bench], Coroutine[Any, Any, None]],
     env: dict[str, str] | None = None,
 ) -> None:
-    """`run(bootstrap, health_url)` against a broker and one worker started for it in a
-    scratch directory, the machine's load printed before and after."""
+    """`run(bench)` against a broker and one worker started for it in a scratch
+    directory, the machine's load printed before and after."""
     report_load("before")
     root = Path(tempfile.mkdtemp(prefix=f"acreage-{name}-"))
-    broker = Broker(root / "kafka").start()
-    worker = Worker(broker, "bench", root / "worker", extra_env=env or {}).start()
+    bench = Bench(Broker(root / "kafka").start(), root, env or {})
     try:
-        asyncio.run(run(broker.bootstrap, f"http://127.0.0.1:{worker.web_port}/health"))
+        bench.join()
+        asyncio.run(run(bench))
     finally:
-        worker.stop()
-        broker.stop()
+        for worker in bench.workers:
+            worker.stop()
+        bench.broker.stop()
         shutil.rmtree(root, ignore_errors=True)
     report_load("after")

@@ -25,7 +25,7 @@ from shapely.geometry import box, mapping
 from bench.check import FIELD
 from bench.goals import verdict
 from bench.pipeline import tail_consumer
-from bench.probe import loop_held, on_one_worker
+from bench.probe import Bench, loop_held, on_one_worker
 from schemas.codec import dumps, loads
 
 OWNER = "scenes@example.com"
@@ -76,16 +76,16 @@ async def records(consumer: AIOKafkaConsumer, wanted: int,
     sys.stderr.write("\n")
 
 
-async def run(bootstrap: str, health: str) -> None:
-    consumer = await tail_consumer(bootstrap, "usage.records")
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+async def run(bench: Bench) -> None:
+    consumer = await tail_consumer(bench.bootstrap, "usage.records")
+    producer = AIOKafkaProducer(bootstrap_servers=bench.bootstrap, linger_ms=5)
     await producer.start()
     try:
         for ev in fields(random.Random(1)):
             await producer.send("events.field-boundaries", dumps(ev), key=OWNER.encode())
         await records(consumer, FIELDS)
         for label, topic, body in wide(FIELDS):
-            async with loop_held(health) as held:
+            async with loop_held(bench.health) as held:
                 started = time.monotonic()
                 await producer.send_and_wait(topic, dumps(body), key=OWNER.encode())
                 await records(consumer, 1)

@@ -4,6 +4,8 @@ a crash cut short is undone in the table before the Meter is built from it."""
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -17,6 +19,7 @@ from aggregates.journal import JOURNAL_PREFIX, applied, bracket
 from aggregates.meter import Meter
 from aggregates.products import Product
 from aggregates.records import MeterEvent
+from streams.collector import Freezer
 from streams.holder import MeterHolder, NotReady
 from tests.aggregates.test_meter import OWNER, area, sq
 from tests.support.agents import WAIT
@@ -130,6 +133,34 @@ async def test_a_meter_kept_across_a_rebalance_reads_the_database_faust_opened_a
     assert (await holder.state_for(0, offset=2)).meter is meter
     again = meter.apply(event("e2", sq(10, 50), 0), T0, 2)  # the same ground, counted once
     assert all(r.area_added_owner_m2 == 0 for r in again.records)
+
+
+@pytest.mark.parametrize("let_go", ["revoked", "dropped"])
+async def test_a_meter_let_go_is_freed_though_the_agent_froze_it(table: Table, let_go: str) -> None:
+    """The metering agent freezes the worker's state out of the cyclic collector's sight
+    (streams/collector.py); a Meter the holder lets go at a rebalance, or after a failure,
+    must go by its references alone, with no full collection holding the loop."""
+    first = Meter(grace=timedelta(0))
+    for seq, (user, geom) in enumerate((("u1", sq(10, 50)), ("u2", sq(10.0005, 50))), 1):
+        boundary = MeterEvent(f"e{seq}", "fieldBoundaryCreated", T0, OWNER, user,
+                              field_id=f"f{seq}", geometry=geom)
+        write(table, first.apply(boundary, T0, seq).writes)
+    holder = MeterHolder(table, partial(Meter.from_state, grace=timedelta(0)), 1)
+    audit = weakref.ref((await holder.state_for(0, offset=3)).meter.audit)
+    await asyncio.sleep(0)  # the loop lets go of the build's future, and its result
+    Freezer().between_messages()
+    try:
+        if let_go == "revoked":
+            holder.assigned([])
+        else:
+            holder.drop(0)
+        for _ in range(100):  # freed in a thread, so the loop runs meanwhile
+            if audit() is None:
+                break
+            await asyncio.sleep(0.01)
+        assert audit() is None
+    finally:
+        gc.unfreeze()
 
 
 async def test_usage_history_and_event_ids_are_read_from_the_database(table: Table) -> None:
