@@ -9,9 +9,9 @@ moves it out of the collector's sight once a second (`gc.freeze`, a list splice:
 walk); the passes then walk only what was made since. A frozen object is still freed
 when its last reference goes; only a cycle of frozen objects is not. So a Meter holds no
 reference cycle (`tests/aggregates/test_meter.py` checks it): one a rebalance or a
-failure lets go is freed at once by its references. Until 2026-12-05 its live unions read
-their shapes back through the object holding them, and letting one go cost an unfreeze
-and a full collection on the loop: 455-926 ms with 3,000 owners at each rebalance.
+failure lets go is freed by its references (in a thread: streams/holder.py), with no
+unfreeze and full collection, which held the loop 926 ms when a joining worker took
+1,500 of 3,000 owners.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ class Freezer:
     """Freezes what is alive at most once every `every_s`, between two messages (ticks
     alone would leave a burst unfrozen: they wait behind its events). What a freeze
     catches half-way through its life and later leaves as a cycle is never collected:
-    52 objects after 90 freezes with 3,000 owners (`make bench-ticks OWNERS=3000`)."""
+    52 objects after 90 freezes with 3,000 owners (`make bench-ticks OWNERS=3000`);
+    nothing reclaims them later, as no full collection runs."""
 
     def __init__(self, every_s: float = 1.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
