@@ -70,11 +70,11 @@ class Bench:
 
     @property
     def health(self) -> str:
-        """The first worker's `/health`."""
         return self.url("/health")
 
-    def url(self, path: str, worker: int = 0) -> str:
-        return f"http://127.0.0.1:{self.workers[worker].web_port}{path}"
+    def url(self, path: str) -> str:
+        """`path` on the first worker, the one a benchmark probes."""
+        return f"http://127.0.0.1:{self.workers[0].web_port}{path}"
 
     def join(self) -> Worker:
         """Another worker in the same group, started (blocks until it serves)."""
