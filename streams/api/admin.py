@@ -19,13 +19,16 @@ from streams.api.deps import ADMIN, READ, Scope
 from streams.api.errors import ERROR_RESPONSES, not_found
 from streams.api.keys import command, info
 from streams.api.paging import TOTAL_HEADER, page_of, set_total
+from streams.api.settled import SettledRoute
 
 VISIBLE_WITHIN_SECONDS = 10.0
 KeyId = Annotated[str, Path(alias="keyId", min_length=1, max_length=64,
                             description="A key's id, as GET /api-keys lists it.")]
 
-router = APIRouter(prefix="/admin", tags=["admin"], responses=ERROR_RESPONSES)
-keys_router = APIRouter(prefix="/api-keys", tags=["admin"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/admin", tags=["admin"], responses=ERROR_RESPONSES,
+                   route_class=SettledRoute)
+keys_router = APIRouter(prefix="/api-keys", tags=["admin"], responses=ERROR_RESPONSES,
+                        route_class=SettledRoute)
 
 
 @router.post("/api-keys", response_model=ApiKeyOut, status_code=201,

@@ -49,8 +49,10 @@ from streams.api.exports import (
 )
 from streams.api.paging import TOTAL_HEADER, PageSpan, page_of, set_total
 from streams.api.params import ContractId, LeafUserId
+from streams.api.settled import SettledRoute
 
-router = APIRouter(prefix="/billing/contracts", tags=["billing"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/billing/contracts", tags=["billing"], responses=ERROR_RESPONSES,
+                   route_class=SettledRoute)
 
 
 def term_out(term: Term) -> TermOut:

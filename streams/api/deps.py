@@ -8,7 +8,8 @@
    not revoked; its use is reported at most once a minute;
 4. `rate_limit`: per key with the `limits` library; 429 with Retry-After;
 5. `Scope` (`READ`, `CHECK`, `ADMIN`): the routed, verified caller with the Meter it
-   reads and the request's time, which is all a handler sees.
+   reads and the request's time, which is all a handler sees; the handler itself starts
+   once no thread changes that Meter (streams/api/settled.py).
 
 What they use lives in one `Api` on `app.state.api`, so a test can swap the locator, the
 clock or the keys without touching a route.
@@ -238,8 +239,9 @@ class Scope:
 
     @property
     def meter(self) -> Meter:
-        """Found again at each read: since the handler's last await, a thread may have
-        begun metering a scene into it (streams/holder.py); then 503, not a torn read."""
+        """Found again at each read: the handler starts on a settled Meter
+        (streams/api/settled.py), but after an await of its own a thread may have begun
+        metering into it (streams/holder.py); then 503, not a torn read."""
         return _meter(self.api.meters, self.owner, self.contract_id)
 
     @property

@@ -31,8 +31,10 @@ from schemas.api import (
 from schemas.units import Unit, convert
 from streams.api.deps import READ, Scope
 from streams.api.errors import ERROR_RESPONSES, bad_parameter
+from streams.api.settled import SettledRoute
 
-router = APIRouter(prefix="/usage", tags=["usage"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/usage", tags=["usage"], responses=ERROR_RESPONSES,
+                   route_class=SettledRoute)
 _NOWHERE = Point()  # the map's question has no point: it lists pieces
 
 

@@ -49,9 +49,11 @@ from streams.api.deps import CHECK, READ, Scope
 from streams.api.errors import ERROR_RESPONSES, bad_parameter
 from streams.api.exports import CSV, CSV_ONLY, LIST_ALSO_CSV, CsvResponse, csv_response
 from streams.api.paging import TOTAL_HEADER, PageSpan, page_of, set_total
+from streams.api.settled import SettledRoute
 from streams.decode import Limits
 
-router = APIRouter(prefix="/usage", tags=["usage"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/usage", tags=["usage"], responses=ERROR_RESPONSES,
+                   route_class=SettledRoute)
 
 
 def _id(contract: Contract | None) -> str | None:

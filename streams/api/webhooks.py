@@ -33,13 +33,15 @@ from streams.api.deps import READ, Scope
 from streams.api.errors import ERROR_RESPONSES, bad_parameter, not_found
 from streams.api.paging import TOTAL_HEADER, page_of, set_total
 from streams.api.params import WebhookId
+from streams.api.settled import SettledRoute
 from streams.topics import partition_of
 from streams.webhook_targets import address_refusal
 
 VISIBLE_WITHIN_SECONDS = 10.0
 SECRET_BYTES = 24
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=ERROR_RESPONSES,
+                   route_class=SettledRoute)
 
 
 def new_secret() -> str:

@@ -16,6 +16,7 @@ from shapely.geometry import box, mapping
 
 from schemas.codec import dumps
 from streams.replay import TOPIC_OF_TYPE
+from streams.topics import partition_of
 from tests.api.conftest import NOW, OTHER, OWNER, T0, Feed, serve
 from tests.api.test_views import get
 from tests.support.agents import WAIT
@@ -111,3 +112,34 @@ async def test_a_tick_is_metered_in_a_thread(world: Feed, monkeypatch: pytest.Mo
     await asyncio.wait_for(watched.started.wait(), WAIT)
     await world.pipeline.settled()
     assert watched.ended.is_set()
+
+
+async def test_a_change_begun_once_a_request_is_routed_is_waited_for(
+    world: Feed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every tick is metered in a thread, so changes begin every few seconds. One that
+    began after the request's dependencies found the owner's Meter settled, but before
+    its handler read it (FastAPI runs `accepts_csv` in a thread in between), answered 503
+    "being recovered" on a steady cluster (CI, 2026-12-05). The handler is let run once
+    that change has ended."""
+    holder = world.rt.holder
+    partition = partition_of(OWNER, world.rt.settings.partitions)
+    settled, changes = holder.settled, []
+    begun = asyncio.Event()
+
+    async def change() -> None:
+        async with holder.changing(partition):
+            begun.set()
+            await asyncio.sleep(0.2)
+
+    async def settled_then_changed(api_owner: str | None = None) -> None:
+        await settled(api_owner)
+        if api_owner == OWNER and not changes:
+            changes.append(asyncio.ensure_future(change()))
+
+    async with serve(world) as client:
+        key = await world.key_for(OWNER)
+        monkeypatch.setattr(holder, "settled", settled_then_changed)
+        status, body, _ = await get(client, "/usage/details", key)
+        assert begun.is_set()
+        assert status == 200 and changes[0].done(), body
