@@ -330,10 +330,12 @@ async def put_quota(
     contract_id: ContractId, body: QuotaIn, q: Annotated[BillingQuery, Query()],
     scope: ADMIN,
 ) -> ContractOut:
-    """Sent in-stream to the owner's partition; the reply is the contract as it will be."""
+    """Sent in-stream to the owner's partition; the reply is the contract as it will be,
+    read before the send's await: after it, a tick may be changing the Meter, and a 503
+    would tell the client that a quota it sent was not."""
     contract = the_contract(scope, contract_id)
     quota_m2 = None if body.quota is None else to_m2(body.quota, body.unit)
+    pending = usage.contract_usage(scope.meter, contract.with_quota(quota_m2), scope.now.date())
     message = QuotaMessage(contract_id=contract.contract_id, quota_m2=quota_m2, now=scope.now)
     await scope.api.send(contract.api_owner, dumps(message.model_dump(mode="json")))
-    pending = usage.contract_usage(scope.meter, contract.with_quota(quota_m2), scope.now.date())
     return contract_out(pending, q.unit)

@@ -17,8 +17,8 @@ from shapely.geometry import box, mapping
 from schemas.codec import dumps
 from streams.replay import TOPIC_OF_TYPE
 from streams.topics import partition_of
-from tests.api.conftest import NOW, OTHER, OWNER, T0, Feed, serve
-from tests.api.test_views import get
+from tests.api.conftest import ADMIN, NOW, OTHER, OWNER, T0, Feed, serve
+from tests.api.test_views import FILE, bearer, get
 from tests.support.agents import WAIT
 
 SCENE = "satelliteImageProcessingFinished"
@@ -143,3 +143,32 @@ async def test_a_change_begun_once_a_request_is_routed_is_waited_for(
         status, body, _ = await get(client, "/usage/details", key)
         assert begun.is_set()
         assert status == 200 and changes[0].done(), body
+
+
+async def test_a_quota_sent_is_answered_though_a_change_begins_after_the_send(
+    world: Feed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PUT quota sends its message, then answers with the contract as it will be. Read
+    after the send's await, a change begun meanwhile made it 503: the client was told
+    that a quota it had sent was not. It is read before."""
+    holder, api = world.rt.holder, world.rt.api.state.api
+    partition = partition_of(OWNER, world.rt.settings.partitions)
+    send, changes = api.send, []
+
+    async def change() -> None:
+        async with holder.changing(partition):
+            await asyncio.sleep(0.2)
+
+    async def send_then_change(owner: str, value: bytes) -> None:
+        await send(owner, value)
+        changes.append(asyncio.ensure_future(change()))
+        await asyncio.sleep(0)  # the change has begun when the handler goes on
+
+    monkeypatch.setattr(api, "send", send_then_change)
+    async with serve(world) as client:
+        resp = await client.put(f"/billing/contracts/{FILE}/quota?unit=m2",
+                                headers=bearer(ADMIN), json={"quota": 1.0, "unit": "hectares"})
+        body = await resp.json()
+        assert resp.status == 202 and body["quota"] == pytest.approx(10_000.0), body
+        assert changes
+        await changes[0]
