@@ -124,7 +124,7 @@ async def test_a_change_begun_once_a_request_is_routed_is_waited_for(
     that change has ended."""
     holder = world.rt.holder
     partition = partition_of(OWNER, world.rt.settings.partitions)
-    settled, changes = holder.settled, []
+    settled, changes = holder.settled, list[asyncio.Future[None]]()
     begun = asyncio.Event()
 
     async def change() -> None:
@@ -151,9 +151,10 @@ async def test_a_quota_sent_is_answered_though_a_change_begins_after_the_send(
     """PUT quota sends its message, then answers with the contract as it will be. Read
     after the send's await, a change begun meanwhile made it 503: the client was told
     that a quota it had sent was not. It is read before."""
+    assert world.rt.api is not None
     holder, api = world.rt.holder, world.rt.api.state.api
     partition = partition_of(OWNER, world.rt.settings.partitions)
-    send, changes = api.send, []
+    send, changes = api.send, list[asyncio.Future[None]]()
 
     async def change() -> None:
         async with holder.changing(partition):
