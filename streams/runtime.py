@@ -103,7 +103,7 @@ def build_runtime(s: Settings) -> Runtime:
     state = BulkRestoredTable(
         app, name="state", beacon=app.tables.beacon, key_type=bytes, value_type=bytes,
         partitions=s.partitions, options=s.rocksdb_options(),
-        bootstrap=s.bootstrap_servers(), fetch_bytes=s.consumer_max_fetch_mb * 2**20,
+        bootstrap=s.bootstrap_servers(), fetch_bytes=s.restore_fetch_mb * 2**20,
     )
     app.tables.add(state)
     rt = Runtime(

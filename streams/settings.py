@@ -111,12 +111,22 @@ class Settings(BaseSettings):
         "default is 64 MB, three of them.",
     )
     consumer_max_fetch_mb: int = Field(
+        1,
+        ge=1,
+        description="Most one of Faust's fetches returns per partition (input topics, the "
+        "metering topic, and whatever of the changelog the bulk restore left). At a "
+        "rebalance Faust's consumer fetched each changelog partition it kept from the "
+        "earliest offset before recovery sought it to its end: at 16 MB a partition that "
+        "was 33.6 MB received and thrown away, holding the GIL ~200 ms in the consumer's "
+        "thread, so the loop stalled as long (`make bench-ticks`).",
+    )
+    restore_fetch_mb: int = Field(
         16,
         ge=1,
-        description="Most a fetch returns per partition. A takeover recovers the state "
-        "table's changelog through these fetches: at Faust's 1 MB a worker waited on the "
-        "broker most of the time (20,000 events of state: 53-107 s; at 16 MB, 20 s). "
-        "aiokafka caps a whole fetch at 50 MB whatever the partitions.",
+        description="Most a fetch of a takeover's bulk changelog restore returns per "
+        "partition (streams/restore.py): at 1 MB a worker waited on the broker most of the "
+        "time (20,000 events of state: 53-107 s; at 16 MB, 20 s). aiokafka caps a whole "
+        "fetch at 50 MB whatever the partitions.",
     )
     rocksdb_block_cache_mb: int = Field(
         16,

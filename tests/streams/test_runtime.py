@@ -1,6 +1,6 @@
 """The worker's state table keeps RocksDB's memory bounded by settings, not by Faust's
 defaults (three 64 MB memtables and a 2 GB block cache per partition), and its consumer
-fetches as much per partition as the settings say, not Faust's 1 MB."""
+and the bulk restore fetch as much per partition as the settings say."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,7 +21,13 @@ def test_each_partitions_rocksdb_opens_with_the_configured_buffers(tmp_path: Pat
         db.close()
 
 
-def test_a_fetch_brings_the_configured_bytes_per_partition(tmp_path: Path) -> None:
-    """A takeover's changelog recovery reads through these fetches."""
-    rt = build_runtime(Settings(data_dir=tmp_path, partitions=1, consumer_max_fetch_mb=16))
-    assert rt.app.conf.consumer_max_fetch_size == 16 * 2**20
+def test_the_bulk_restore_fetches_big_and_the_streams_small(tmp_path: Path) -> None:
+    """A takeover's bulk restore reads the changelog in big fetches; Faust's consumer
+    fetches little, as at a rebalance it fetched changelog partitions it kept from their
+    start, only to seek past what it got."""
+    defaults = build_runtime(Settings(data_dir=tmp_path / "a", partitions=1))
+    assert defaults.app.conf.consumer_max_fetch_size == 2**20
+    assert defaults.state._fetch_bytes == 16 * 2**20
+    rt = build_runtime(Settings(data_dir=tmp_path / "b", partitions=1, consumer_max_fetch_mb=2,
+                                restore_fetch_mb=32))
+    assert (rt.app.conf.consumer_max_fetch_size, rt.state._fetch_bytes) == (2 * 2**20, 32 * 2**20)
