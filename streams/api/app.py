@@ -1,7 +1,8 @@
 """The FastAPI application: every APIRouter of the API, the JSON error handlers, the
 OpenAPI document at /openapi.json and its interactive docs at /docs.
 
-Adding endpoints is adding their APIRouter to `ROUTERS`; their routes take the shared
+Adding endpoints is adding their APIRouter to `ROUTERS`, made with
+`route_class=SettledRoute` (streams/api/settled.py); their routes take the shared
 dependencies from streams/api/deps.py (`READ`, `CHECK`, `ADMIN`).
 """
 

@@ -15,6 +15,8 @@ import pytest
 from shapely.geometry import box, mapping
 
 from schemas.codec import dumps
+from streams.api.app import ROUTERS
+from streams.api.settled import SettledRoute
 from streams.replay import TOPIC_OF_TYPE
 from streams.topics import partition_of
 from tests.api.conftest import ADMIN, NOW, OTHER, OWNER, T0, Feed, serve
@@ -173,3 +175,10 @@ async def test_a_quota_sent_is_answered_though_a_change_begins_after_the_send(
         assert resp.status == 202 and body["quota"] == pytest.approx(10_000.0), body
         assert changes
         await changes[0]
+
+
+def test_every_api_route_starts_on_a_settled_meter() -> None:
+    """A router added without `route_class=SettledRoute` answers 503 when a change
+    begins between its dependencies and its handler (the test above, on one route)."""
+    routes = [route for router in ROUTERS for route in router.routes]
+    assert routes and all(isinstance(route, SettledRoute) for route in routes)
