@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-unit test-integration lint promtool chromium ui bench bench-engine bench-peer bench-state bench-recovery bench-explain bench-takeover bench-pipeline bench-api bench-exports bench-check bench-scenes bench-ticks broker-fetch clean soak
+.PHONY: run test test-unit test-integration lint promtool chromium ui bench bench-engine bench-peer bench-state bench-recovery bench-explain bench-takeover bench-pipeline bench-api bench-exports bench-check bench-scenes bench-ticks bench-native broker-fetch clean soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,7 +55,7 @@ lint: $(STAMP)
 soak: $(STAMP) broker-fetch
 	$(PY) -m tests.soak --runs $(or $(RUNS),10)
 
-bench: bench-engine bench-peer bench-recovery bench-explain bench-pipeline bench-api bench-exports bench-check bench-scenes bench-ticks
+bench: bench-engine bench-peer bench-recovery bench-explain bench-pipeline bench-api bench-exports bench-check bench-scenes bench-ticks bench-native
 
 ## bench-engine: the scale section stores 1M pieces, as issue 9's goal says (minutes);
 ## PIECES=200000 for a quick run.
@@ -109,6 +109,13 @@ bench-scenes: $(STAMP) broker-fetch
 OWNERS ?= 1000
 bench-ticks: $(STAMP) broker-fetch
 	$(PY) -m bench.ticks --owners $(OWNERS)
+
+## bench-native: how much of the engine's and the Meter's time GEOS, GeographicLib,
+## libspatialindex and RocksDB take (py-spy's native samples; py-spy installed here, a
+## benchmark tool, not a dependency).
+bench-native: $(STAMP)
+	$(PY) -m pip install -q py-spy
+	$(PY) -m bench.native --events $(or $(EVENTS),5000)
 
 clean:
 	rm -rf .data .pytest_cache .mypy_cache .ruff_cache .hypothesis
