@@ -267,7 +267,7 @@ async def _term_report(scope: Scope, contract_id: str, q: ReportQuery) -> TermRe
     records = scope.meter.records.select(contract.api_owner, leaf_user_id=user, start=start,
                                          end=end)
     found = await tally(records, TermTally(contract.product.value))
-    return build_report(scope.meter, contract, term, found, user)
+    return build_report(await scope.settled_meter(), contract, term, found, user)
 
 
 def report_line_out(line: ReportLine, unit: Unit) -> ReportLineOut:

@@ -244,6 +244,13 @@ class Scope:
         metering into it (streams/holder.py); then 503, not a torn read."""
         return _meter(self.api.meters, self.owner, self.contract_id)
 
+    async def settled_meter(self) -> Meter:
+        """The Meter for a handler that awaited since it started (a term report hands
+        the loop back while it tallies): a tick begun meanwhile is waited for, not
+        answered 503 (routing an admin's contract id waits for every partition)."""
+        await self.api.meters.settled(self.owner)
+        return self.meter
+
     @property
     def acting_owner(self) -> str:
         """For routes that always act for an owner (every route without a contract id)."""

@@ -7,15 +7,19 @@ tick."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 
 import pytest
 from shapely.geometry import box, mapping
 
+from aggregates.exports import TermTally
+from aggregates.records import UsageRecord
 from schemas.codec import dumps
+from streams.api import billing
 from streams.api.app import ROUTERS
+from streams.api.exports import tally
 from streams.api.settled import SettledRoute
 from streams.replay import TOPIC_OF_TYPE
 from streams.topics import partition_of
@@ -175,6 +179,34 @@ async def test_a_quota_sent_is_answered_though_a_change_begins_after_the_send(
         assert resp.status == 202 and body["quota"] == pytest.approx(10_000.0), body
         assert changes
         await changes[0]
+
+
+async def test_a_term_report_waits_for_a_change_begun_while_it_tallied(
+    world: Feed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A term report hands the loop back as it tallies the term's records (every 500),
+    so a tick may begin meanwhile; the Meter read after the tally then answered 503 to a
+    report a big owner asked for on a steady cluster. That change is waited for."""
+    holder = world.rt.holder
+    partition = partition_of(OWNER, world.rt.settings.partitions)
+    changes = list[asyncio.Future[None]]()
+
+    async def change() -> None:
+        async with holder.changing(partition):
+            await asyncio.sleep(0.2)
+
+    async def tally_then_change(records: Iterable[UsageRecord], into: TermTally) -> TermTally:
+        found = await tally(records, into)
+        changes.append(asyncio.ensure_future(change()))
+        await asyncio.sleep(0)  # the change has begun when the report goes on
+        return found
+
+    monkeypatch.setattr(billing, "tally", tally_then_change)
+    async with serve(world) as client:
+        key = await world.key_for(OWNER)
+        status, body, _ = await get(client, f"/billing/contracts/{FILE}/report", key)
+        assert status == 200 and body["contractId"] == FILE, body
+        assert changes and changes[0].done()
 
 
 def test_every_api_route_starts_on_a_settled_meter() -> None:
