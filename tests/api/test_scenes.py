@@ -120,6 +120,15 @@ async def test_a_tick_is_metered_in_a_thread(world: Feed, monkeypatch: pytest.Mo
     assert watched.ended.is_set()
 
 
+async def owner_change(world: Feed, begun: asyncio.Event | None = None) -> None:
+    """What a tick metered in a thread is to the API: OWNER's partition changing a
+    moment (~0.2 s here)."""
+    async with world.rt.holder.changing(partition_of(OWNER, world.rt.settings.partitions)):
+        if begun is not None:
+            begun.set()
+        await asyncio.sleep(0.2)
+
+
 async def test_a_change_begun_once_a_request_is_routed_is_waited_for(
     world: Feed, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -129,19 +138,13 @@ async def test_a_change_begun_once_a_request_is_routed_is_waited_for(
     "being recovered" on a steady cluster (CI, 2026-12-05). The handler is let run once
     that change has ended."""
     holder = world.rt.holder
-    partition = partition_of(OWNER, world.rt.settings.partitions)
     settled, changes = holder.settled, list[asyncio.Future[None]]()
     begun = asyncio.Event()
-
-    async def change() -> None:
-        async with holder.changing(partition):
-            begun.set()
-            await asyncio.sleep(0.2)
 
     async def settled_then_changed(api_owner: str | None = None) -> None:
         await settled(api_owner)
         if api_owner == OWNER and not changes:
-            changes.append(asyncio.ensure_future(change()))
+            changes.append(asyncio.ensure_future(owner_change(world, begun)))
 
     async with serve(world) as client:
         key = await world.key_for(OWNER)
@@ -158,17 +161,12 @@ async def test_a_quota_sent_is_answered_though_a_change_begins_after_the_send(
     after the send's await, a change begun meanwhile made it 503: the client was told
     that a quota it had sent was not. It is read before."""
     assert world.rt.api is not None
-    holder, api = world.rt.holder, world.rt.api.state.api
-    partition = partition_of(OWNER, world.rt.settings.partitions)
+    api = world.rt.api.state.api
     send, changes = api.send, list[asyncio.Future[None]]()
-
-    async def change() -> None:
-        async with holder.changing(partition):
-            await asyncio.sleep(0.2)
 
     async def send_then_change(owner: str, value: bytes) -> None:
         await send(owner, value)
-        changes.append(asyncio.ensure_future(change()))
+        changes.append(asyncio.ensure_future(owner_change(world)))
         await asyncio.sleep(0)  # the change has begun when the handler goes on
 
     monkeypatch.setattr(api, "send", send_then_change)
@@ -187,17 +185,11 @@ async def test_a_term_report_waits_for_a_change_begun_while_it_tallied(
     """A term report hands the loop back as it tallies the term's records (every 500),
     so a tick may begin meanwhile; the Meter read after the tally then answered 503 to a
     report a big owner asked for on a steady cluster. That change is waited for."""
-    holder = world.rt.holder
-    partition = partition_of(OWNER, world.rt.settings.partitions)
     changes = list[asyncio.Future[None]]()
-
-    async def change() -> None:
-        async with holder.changing(partition):
-            await asyncio.sleep(0.2)
 
     async def tally_then_change(records: Iterable[UsageRecord], into: TermTally) -> TermTally:
         found = await tally(records, into)
-        changes.append(asyncio.ensure_future(change()))
+        changes.append(asyncio.ensure_future(owner_change(world)))
         await asyncio.sleep(0)  # the change has begun when the report goes on
         return found
 
