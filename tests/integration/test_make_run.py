@@ -49,7 +49,7 @@ def processes_of(data_dir: Path) -> dict[int, str]:
 
 
 def test_ctrl_c_ends_make_run_with_status_0_and_nothing_left(tmp_path: Path) -> None:
-    kafka_port, web_port = free_port(), free_port()
+    kafka_port, web_port = free_port(span=2), free_port()  # run.sh: controller on port + 1
     env = dict(
         os.environ,
         ACREAGE_RUN_DIR=str(tmp_path),

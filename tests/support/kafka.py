@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -25,10 +26,37 @@ ROOT = Path(__file__).resolve().parents[2]
 BROKER_SH = ROOT / "deploy" / "kafka" / "broker.sh"
 
 
-def free_port() -> int:
+_EPHEMERAL = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_BELOW_EPHEMERAL = 10_000  # how far below the kernel's ephemeral range ports are drawn
+_handed_out: set[int] = set()
+
+
+def free_port(span: int = 1) -> int:
+    """A port, and the `span - 1` after it, that nothing holds now and no outgoing
+    connection can take later: drawn below the kernel's ephemeral range. A port the
+    kernel picks for `bind(0)` is ephemeral, so any process's next connection may take it
+    (or the port after it, which `make run` gives the broker's controller) before the
+    broker binds it: CI failed so once (2026-12-06, "Address already in use" on the
+    controller's port). None is handed out twice in one run, so a broker's two ports
+    never coincide."""
+    low = int(_EPHEMERAL.read_text().split()[0]) if _EPHEMERAL.exists() else 32_768
+    first = max(1_024, low - _BELOW_EPHEMERAL)
+    for _ in range(1_000):
+        port = random.randrange(first, low - span + 1)
+        ports = range(port, port + span)
+        if _handed_out.isdisjoint(ports) and all(_bindable(p) for p in ports):
+            _handed_out.update(ports)
+            return port
+    raise RuntimeError(f"no {span} free port(s) in [{first}, {low})")
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 @dataclass
