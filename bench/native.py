@@ -108,19 +108,20 @@ def py_spy() -> str | None:
 def sampled(tool: str, workload: Workload, within: str) -> Shares:
     """The workload run while py-spy samples this very process."""
     with tempfile.TemporaryDirectory() as scratch:
-        raw = Path(scratch) / "samples.raw"
-        spy = subprocess.Popen(
-            [tool, "record", "--native", "--format", "raw", "--rate", str(SAMPLES_PER_S),
-             "--output", str(raw), "--pid", str(os.getpid())],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        time.sleep(ATTACH_S)
-        try:
-            workload()
-        finally:
-            spy.send_signal(signal.SIGINT)
-            _, errors = spy.communicate(timeout=60)
+        raw, said = Path(scratch) / "samples.raw", Path(scratch) / "py-spy.err"
+        with said.open("w") as errors:  # a file, not a pipe nobody reads while it samples
+            spy = subprocess.Popen(
+                [tool, "record", "--native", "--format", "raw", "--rate", str(SAMPLES_PER_S),
+                 "--output", str(raw), "--pid", str(os.getpid())],
+                stdout=subprocess.DEVNULL, stderr=errors)
+            time.sleep(ATTACH_S)
+            try:
+                workload()
+            finally:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(timeout=60)
         if not raw.exists():
-            raise RuntimeError(f"py-spy wrote no samples: {errors.strip()[-300:]}")
+            raise RuntimeError(f"py-spy wrote no samples: {said.read_text().strip()[-300:]}")
         return read_shares(raw, within)
 
 
