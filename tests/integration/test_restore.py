@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
 from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
@@ -16,7 +15,7 @@ from rocksdict import Options, Rdict
 
 from streams.restore import Source, restore
 from streams.settings import Settings
-from tests.support.kafka import Broker
+from tests.support.kafka import Broker, free_port
 
 TOPIC = "restore-test-changelog"
 OFFSET_KEY = b"__faust\0offset__"
@@ -108,9 +107,7 @@ def test_restore_writes_what_a_replay_in_order_gives(broker: Broker, tmp_path: P
 def test_restore_without_a_broker_leaves_the_database_to_fausts_recovery(tmp_path: Path) -> None:
     """The bulk restore is a shortcut: when it cannot read, the database keeps what it
     had and its offset, and the worker goes on to Faust's recovery instead of crashing."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # nothing listens there once closed
+    port = free_port()  # nothing listens there
     db = _db(tmp_path / "p0")
     try:
         db[b"kept"] = b"value"
