@@ -75,7 +75,7 @@ class BulkRestoredTable(faust.Table):
 
     def __init__(self, *args: Any, bootstrap: list[str], fetch_bytes: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._bootstrap, self._fetch_bytes = bootstrap, fetch_bytes
+        self._bootstrap, self.fetch_bytes = bootstrap, fetch_bytes
         self._worker_options: Mapping[str, int] = kwargs["options"]
 
     async def on_rebalance(
@@ -96,7 +96,7 @@ class BulkRestoredTable(faust.Table):
         if not partitions:
             return
         dbs = {p: store._db_for_partition(p) for p in partitions}
-        source = Source(self._bootstrap, topic, self._fetch_bytes, self._worker_options)
+        source = Source(self._bootstrap, topic, self.fetch_bytes, self._worker_options)
         async with _member_kept_alive(self.app):
             await restore(source, dbs, store.offset_key, lambda: self.app.should_stop)
 

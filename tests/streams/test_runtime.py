@@ -27,7 +27,7 @@ def test_the_bulk_restore_fetches_big_and_the_streams_small(tmp_path: Path) -> N
     start, only to seek past what it got."""
     defaults = build_runtime(Settings(data_dir=tmp_path / "a", partitions=1))
     assert defaults.app.conf.consumer_max_fetch_size == 2 * 2**20
-    assert defaults.state._fetch_bytes == 16 * 2**20
+    assert defaults.state.fetch_bytes == 16 * 2**20
     rt = build_runtime(Settings(data_dir=tmp_path / "b", partitions=1, consumer_max_fetch_mb=3,
                                 restore_fetch_mb=32))
-    assert (rt.app.conf.consumer_max_fetch_size, rt.state._fetch_bytes) == (3 * 2**20, 32 * 2**20)
+    assert (rt.app.conf.consumer_max_fetch_size, rt.state.fetch_bytes) == (3 * 2**20, 32 * 2**20)
